@@ -1,0 +1,33 @@
+"""bertkit: BERT end to end on PyTorch.
+
+Public names are imported lazily, so `import bertkit` stays fast and the CLI starts quickly;
+`from bertkit import BertModel` works as usual.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "BertkitError": "bertkit.errors",
+    "data_dir": "bertkit.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bertkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,34 @@
+"""`bertkit demo`: the guided tour of the seed, a thin script over the other commands.
+
+Each step is a function taking the output folder; it prints what it shows and where its files went.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Callable
+
+DemoStep = Callable[[Path], None]
+
+
+def _steps() -> list[tuple[str, DemoStep]]:
+    return []
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("demo", help="guided tour: tokenizer, pretraining, embeddings, fine-tuning")
+    parser.add_argument("--out", default="demo-out", help="folder for everything the demo writes")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, (title, step) in enumerate(_steps(), 1):
+        print(f"\n=== {i}. {title} ===", flush=True)
+        start = time.perf_counter()
+        step(out)
+        print(f"--- step {i} done in {time.perf_counter() - start:.1f} s", flush=True)
+    print(f"\nAll demo outputs are in {out.resolve()}")
+    return 0
