@@ -15,6 +15,7 @@ from bertkit.errors import BertkitError
 
 COMMAND_MODULES = [
     "bertkit.cli.demo",
+    "bertkit.cli.viz",
 ]
 
 

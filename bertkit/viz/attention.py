@@ -94,10 +94,11 @@ class Attention:
 
         return attention_png(self.tokens, self.weights, path, layer=layer, head=head, type_ids=self.type_ids)
 
-    def to_html(self, path: str | Path, title: str | None = None) -> Path:
+    def to_html(self, path: str | Path, title: str | None = None, layer: int = 0, head: int = 0) -> Path:
         from bertkit.viz.attention_html import attention_html
 
-        return attention_html(self.tokens, self.weights, path, type_ids=self.type_ids, title=title)
+        return attention_html(self.tokens, self.weights, path, type_ids=self.type_ids, title=title,
+                              layer=layer, head=head)
 
 
 def head_summary(tokens: Sequence[str], attentions: Any) -> dict[str, np.ndarray]:

@@ -40,6 +40,14 @@ class WordSimilarity:
     static: float  # cosine of the static input embeddings: 1.0 for the same pieces
     per_layer: list[float]  # cosine at the embedding output (0) and after each layer (1..L)
 
+    @classmethod
+    def between(cls, vectors: WordVectors, i: int = 0, j: int = 1) -> "WordSimilarity":
+        """Compare the word in sentences i and j of `vectors`."""
+        layers = vectors.layers
+        per_layer = [cosine(layers[i, k], layers[j, k]) for k in range(layers.shape[1])]
+        return cls(word=vectors.word, contextual=per_layer[-1],
+                   static=cosine(vectors.static[i], vectors.static[j]), per_layer=per_layer)
+
     def report(self) -> str:
         rows = [f"cosine similarity of {self.word!r} in the two sentences:",
                 f"  static input embedding (token table): {self.static:.4f}",
@@ -124,7 +132,4 @@ def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
 
 def word_similarity(model: Any, tokenizer: Any, first: str, second: str, word: str) -> WordSimilarity:
     """How alike `word` is in two sentences: static embeddings vs the contextual vectors."""
-    vectors = word_vectors(model, tokenizer, [first, second], word)
-    per_layer = [cosine(vectors.layers[0, k], vectors.layers[1, k]) for k in range(vectors.layers.shape[1])]
-    return WordSimilarity(word=word, contextual=per_layer[-1],
-                          static=cosine(vectors.static[0], vectors.static[1]), per_layer=per_layer)
+    return WordSimilarity.between(word_vectors(model, tokenizer, [first, second], word))

@@ -66,8 +66,11 @@ def embedding_figure(vectors: np.ndarray, labels: Sequence[str], *, word: str = 
         idx = [i for i, g in enumerate(names) if g == name]
         ax.scatter(coords[idx, 0], coords[idx, 1], s=60, color=palette[k % len(palette)],
                    label=name or None, zorder=3)
+    middle = float(np.median(coords[:, 0]))
     for (x, y), label in zip(coords, labels):
-        ax.annotate(textwrap.shorten(label, 48), (x, y), xytext=(6, 4), textcoords="offset points", fontsize=8)
+        right = x > middle  # write labels inwards, so they stay inside the axes
+        ax.annotate(textwrap.shorten(label, 40), (x, y), xytext=(-6 if right else 6, 4), textcoords="offset points",
+                    ha="right" if right else "left", fontsize=8)
     ax.axhline(0, color="#ddd", zorder=1)
     ax.axvline(0, color="#ddd", zorder=1)
     ax.set_xlabel(f"PC 1 ({explained[0]:.0%} of the variance)")
