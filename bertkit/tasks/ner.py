@@ -8,9 +8,12 @@ both boundaries are).
 """
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
 
 IGNORE = -100  # label id the loss skips (cross-entropy's ignore_index)
 
@@ -46,6 +49,91 @@ def first_piece_words(offsets: Sequence[tuple[int, int] | None], spans: Sequence
 def align_labels(word_of_token: Sequence[int | None], word_label_ids: Sequence[int]) -> list[int]:
     """Token label ids: the word's label on its first piece, IGNORE elsewhere."""
     return [IGNORE if w is None else word_label_ids[w] for w in word_of_token]
+
+
+# CoNLL-like words for raw text: abbreviations (U.S.), words with inner hyphens, clitics ('s)
+# and single punctuation marks, so prediction sees words shaped like the training data's.
+_WORD = re.compile(r"(?:\w\.){2,}|\w+(?:-\w+)*|'\w+|[^\w\s]")
+
+
+def split_words(text: str) -> list[tuple[int, int]]:
+    """Character spans of the words of raw text, split roughly as CoNLL-2003 is tokenized."""
+    return [m.span() for m in _WORD.finditer(text)]
+
+
+@dataclass
+class NERWindow:
+    """Token ids of one window of one sentence, and which word each token starts (if any)."""
+
+    example: int
+    input_ids: list[int]
+    token_type_ids: list[int]
+    words: list[int | None]
+    labels: list[int] | None = None
+
+    def feature(self) -> dict:
+        f = {"input_ids": self.input_ids, "token_type_ids": self.token_type_ids}
+        if self.labels is not None:
+            f["labels"] = self.labels
+        return f
+
+
+def make_windows(
+    texts: Sequence[str],
+    spans: Sequence[Sequence[tuple[int, int]]],
+    tokenizer,
+    max_length: int,
+    stride: int | None = None,
+    word_labels: Sequence[Sequence[int]] | None = None,
+) -> list[NERWindow]:
+    """Tokenize sentences and mark first pieces; with `stride`, long ones become overlapping windows.
+
+    Training truncates (stride None), as the reference recipe does; prediction passes a stride so
+    that every word of a long text gets a tag.
+    """
+    kwargs = dict(truncation=True, max_length=max_length, return_offsets_mapping=True, padding=False)
+    if stride is not None:
+        kwargs.update(stride=stride, return_overflowing_tokens=True)
+    enc = tokenizer(list(texts), **kwargs)
+    samples = enc["overflow_to_sample_mapping"] if stride is not None else range(len(texts))
+    windows = []
+    for w, sample in enumerate(samples):
+        sample = int(sample)
+        words = first_piece_words([tuple(o) for o in enc["offset_mapping"][w]], spans[sample])
+        labels = None if word_labels is None else align_labels(words, word_labels[sample])
+        windows.append(NERWindow(sample, list(enc["input_ids"][w]), list(enc["token_type_ids"][w]), words, labels))
+    return windows
+
+
+def word_probabilities(windows: Sequence[NERWindow], probs: Sequence[np.ndarray], n_words: Sequence[int]) -> list[np.ndarray]:
+    """Per sentence, a [words, labels] array of tag probabilities read at each word's first piece.
+
+    When windows overlap, a word takes the window where it has the most context on both sides.
+    Words no window reaches (dropped by the normalizer, or cut by truncation) get all-zero rows.
+    """
+    num_labels = probs[0].shape[-1]
+    out = [np.zeros((n, num_labels), dtype=np.float32) for n in n_words]
+    best = [np.full(n, -1.0) for n in n_words]
+    for window, p in zip(windows, probs):
+        n = len(window.words)
+        for t, w in enumerate(window.words):
+            if w is None:
+                continue
+            context = min(t, n - 1 - t) + 0.01 * n
+            if context > best[window.example][w]:
+                best[window.example][w] = context
+                out[window.example][w] = p[t]
+    return out
+
+
+def tags_from_probabilities(word_probs: np.ndarray, id2label: Mapping[int, str]) -> tuple[list[str], list[float]]:
+    """Argmax tag and its probability per word; a word with no prediction is "O"."""
+    tags, scores = [], []
+    for row in word_probs:
+        i = int(row.argmax())
+        tags.append(id2label[i] if row.sum() > 0 else "O")
+        scores.append(float(row[i]))
+    return tags, scores
 
 
 # ----------------------------------------------------------------------------- tags -> entities
@@ -147,3 +235,40 @@ def word_entities(
             "words": (first, last),
         })
     return out
+
+
+class NERTask:
+    """Token classification on CoNLL files (or JSONL words + tags) for the shared fine-tuning code."""
+
+    name = "ner"
+    head = "BertForTokenClassification"
+    outputs = ("logits",)
+    per_token = True
+    metric = "f1"
+
+    def read(self, path, require_labels: bool = True):
+        from bertkit.tasks.readers import read_task_data
+
+        return read_task_data("ner", path, require_labels=require_labels)
+
+    def labels(self, examples, path) -> list[str]:
+        from bertkit.tasks.readers import label_list
+
+        return label_list((t for ex in examples for t in ex.tags), path)
+
+    def encode(self, examples, tokenizer, max_length: int, stride: int, label2id=None, train: bool = False):
+        joined = [join_words(ex.words) for ex in examples]
+        word_labels = None
+        if label2id is not None and train:
+            word_labels = [[label2id[t] for t in ex.tags] for ex in examples]
+        windows = make_windows([t for t, _ in joined], [s for _, s in joined], tokenizer, max_length,
+                               stride=None if train else min(stride, max_length // 2), word_labels=word_labels)
+        return [w.feature() for w in windows], windows
+
+    def score(self, examples, windows, outputs, label2id) -> dict:
+        from bertkit.tasks.batching import softmax
+
+        id2label = {i: label for label, i in label2id.items()}
+        word_probs = word_probabilities(windows, [softmax(o[0]) for o in outputs], [len(ex.words) for ex in examples])
+        pred = [tags_from_probabilities(p, id2label)[0] for p in word_probs]
+        return entity_scores([ex.tags for ex in examples], pred).as_dict()

@@ -211,3 +211,35 @@ def squad_scores(predictions: Mapping[str, str], references: Iterable[QAExample]
     if total == 0:
         raise ValueError("no reference questions to score")
     return {"exact_match": 100.0 * em / total, "f1": 100.0 * f / total}
+
+
+class QATask:
+    """Extractive QA on SQuAD v1.1 JSON for the shared fine-tuning code."""
+
+    name = "qa"
+    head = "BertForQuestionAnswering"
+    outputs = ("start_logits", "end_logits")
+    per_token = True
+    metric = "f1"
+
+    def read(self, path, require_labels: bool = True) -> list[QAExample]:
+        from bertkit.tasks.readers import read_squad
+
+        return read_squad(path, require_answers=require_labels)
+
+    def labels(self, examples, path) -> None:
+        return None  # spans, not classes
+
+    def encode(self, examples, tokenizer, max_length: int, stride: int, label2id=None, train: bool = False):
+        windows = make_windows(examples, tokenizer, max_length, stride, with_targets=train)
+        features = []
+        for w in windows:
+            f = {"input_ids": w.input_ids, "token_type_ids": w.token_type_ids}
+            if train:
+                f["start_positions"], f["end_positions"] = w.start_position, w.end_position
+            features.append(f)
+        return features, windows
+
+    def score(self, examples, windows, outputs, label2id=None) -> dict[str, float]:
+        answers = decode_answers(examples, windows, [o[0] for o in outputs], [o[1] for o in outputs])
+        return squad_scores({ex.id: a[0]["text"] for ex, a in zip(examples, answers)}, examples)

@@ -1,0 +1,113 @@
+"""Features -> padded batches: length-grouped for training, length-sorted for prediction.
+
+A feature is a dict of python lists/ints (input_ids, token_type_ids and the task's targets).
+Batches are padded only to their own longest row, and grouping similar lengths keeps that
+padding small, which on a CPU is most of the speed of fine-tuning on short sentences.
+"""
+from __future__ import annotations
+
+import random
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+IGNORE = -100
+
+
+def pad_batch(features: Sequence[dict], pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """Stack features into tensors, right-padding token rows to the longest one.
+
+    input_ids pad with `pad_id`, token_type_ids with 0, token-level `labels` with -100 (ignored
+    by the loss); attention_mask marks the real tokens. Scalar fields are stacked as they are.
+    """
+    width = max(len(f["input_ids"]) for f in features)
+    batch: dict[str, torch.Tensor] = {}
+    for key in features[0]:
+        values = [f[key] for f in features]
+        if isinstance(values[0], (list, tuple)):
+            fill = pad_id if key == "input_ids" else IGNORE if key == "labels" else 0
+            batch[key] = torch.tensor([list(v) + [fill] * (width - len(v)) for v in values], dtype=torch.long)
+        else:
+            batch[key] = torch.tensor(values, dtype=torch.long if isinstance(values[0], int) else torch.float)
+    batch["attention_mask"] = torch.tensor(
+        [[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"])) for f in features], dtype=torch.long)
+    return batch  # every token field [B, T]; scalar fields [B]
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, mega: int = 50, drop_last: bool = False
+) -> list[list[int]]:
+    """Shuffled batches of indices whose lengths are close (Hugging Face's LengthGroupedSampler).
+
+    Shuffle, cut into mega-batches of `mega * batch_size`, sort each by length (longest first)
+    and cut it into batches; the batch holding the longest row goes first, so running out of
+    memory shows up at step one rather than hours in.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    size = mega * batch_size
+    batches: list[list[int]] = []
+    for m in range(0, len(order), size):
+        group = sorted(order[m:m + size], key=lambda i: -lengths[i])
+        batches.extend(group[b:b + batch_size] for b in range(0, len(group), batch_size))
+    if drop_last and batches and len(batches[-1]) < batch_size:
+        batches.pop()
+    if batches:
+        longest = max(range(len(batches)), key=lambda b: lengths[batches[b][0]])
+        batches[0], batches[longest] = batches[longest], batches[0]
+    return batches
+
+
+def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Batches for prediction: sorted by length so each pads little; callers restore the order."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
+
+
+def iterate(features: Sequence[dict], batches: Sequence[Sequence[int]], pad_id: int = 0) -> Iterator[dict]:
+    for idx in batches:
+        yield pad_batch([features[i] for i in idx], pad_id)
+
+
+def forward_batches(
+    model: torch.nn.Module,
+    features: Sequence[dict],
+    batch_size: int = 64,
+    pad_id: int = 0,
+    outputs: Sequence[str] = ("logits",),
+    per_token: bool = False,
+    progress: bool = False,
+) -> list[tuple]:
+    """Run the model over features in length-sorted batches; results come back in input order.
+
+    Each result is a tuple of numpy arrays, one per name in `outputs`; with `per_token` they are
+    cut to the feature's own length (padding rows dropped).
+    """
+    lengths = [len(f["input_ids"]) for f in features]
+    results: list[tuple] = [()] * len(features)
+    was_training = model.training
+    model.eval()
+    batches = sorted_batches(lengths, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc="predict", unit="batch", leave=False)
+    try:
+        with torch.inference_mode():
+            for idx in batches:
+                rows = [{"input_ids": features[i]["input_ids"], "token_type_ids": features[i]["token_type_ids"]} for i in idx]
+                out = model(**pad_batch(rows, pad_id))
+                arrays = [getattr(out, name).float().cpu().numpy() for name in outputs]
+                for r, i in enumerate(idx):
+                    results[i] = tuple(a[r, : lengths[i]] if per_token else a[r] for a in arrays)
+    finally:
+        model.train(was_training)
+    return results
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    x = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=axis, keepdims=True)
