@@ -61,11 +61,18 @@ def load_model(folder: str) -> tuple[Any, Any]:
 
 def run_attention(args: argparse.Namespace) -> int:
     from bertkit.viz import compute_attention
+    from bertkit.viz.attention import check_index
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".html"):
         raise BertkitError(f"--out {args.out}: must end in .png or .html")
+    if args.head is not None and args.layer is None and out.suffix.lower() == ".png":
+        raise BertkitError("--head needs --layer for a PNG (e.g. --layer -1 --head 3)")
     model, tokenizer = load_model(args.model)
+    for value, count, what in ((args.layer, model.config.num_hidden_layers, "layer"),
+                               (args.head, model.config.num_attention_heads, "head")):
+        if value is not None:
+            check_index(value, count, what)  # fail before running the model
     attention = _warn_as_lines("attention", lambda: compute_attention(model, tokenizer, args.sentence, args.pair))
     if out.suffix.lower() == ".png":
         attention.to_png(out, layer=args.layer, head=args.head)
