@@ -1,0 +1,367 @@
+"""The BERT network, in the seed's order: Embeddings -> BertLayer x L -> Pooler.
+
+Parameter names are Hugging Face's state-dict keys (`encoder.layer.0.attention.self.query.weight`,
+...), so checkpoints from either library load without renaming. One deliberate difference inside:
+query, key and value are a single fused projection (`qkv`, one matmul instead of three); hooks
+split it into HF's three keys in `state_dict()` and merge them back in `load_state_dict()`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bertkit.errors import BertkitError
+from bertkit.model.config import ACTIVATIONS, BertConfig
+from bertkit.model.outputs import BaseModelOutputWithPooling
+
+
+def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    kind = ACTIVATIONS[name]
+    if kind == "gelu":
+        return F.gelu
+    if kind == "gelu_tanh":  # the seed's 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))
+        return lambda x: F.gelu(x, approximate="tanh")
+    return {"relu": F.relu, "silu": F.silu}[kind]
+
+
+class BertEmbeddings(nn.Module):
+    """Token + segment + position embeddings, summed, then LayerNorm and dropout."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        H = config.hidden_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, H)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, H)
+        self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
+        x = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds  # [B, T] -> [B, T, H]
+        T = x.shape[1]
+        # without explicit ids, segment A and positions 0..T-1 are plain broadcasts, no lookups
+        if token_type_ids is None:
+            x = x + self.token_type_embeddings.weight[0]
+        else:
+            x = x + self.token_type_embeddings(token_type_ids)
+        if position_ids is None:
+            x = x + self.position_embeddings.weight[:T]
+        else:
+            x = x + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention.
+
+    The fast path is `F.scaled_dot_product_attention` (fused kernel, no [T, T] tensor kept);
+    the explicit path computes softmax(QK^T / sqrt(d) + mask) itself and is taken only when the
+    caller wants the attention probabilities.
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.head_size
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)  # rows: query | key | value
+        self.dropout_p = config.attention_probs_dropout_prob
+        self.register_state_dict_post_hook(_split_qkv)
+        self.register_load_state_dict_pre_hook(_merge_qkv)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
+        B, T, H = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_size)  # [B, T, 3H] -> [B, T, 3, A, D]
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, A, T, D]
+        dropout_p = self.dropout_p if self.training else 0.0
+        probs = None
+        if output_attentions:
+            scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size))  # [B, A, T, T]
+            if mask is not None:
+                scores = scores + mask
+            probs = scores.softmax(dim=-1)
+            context = torch.matmul(F.dropout(probs, dropout_p, self.training), v)
+        else:
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        context = context.transpose(1, 2).reshape(B, T, H)  # [B, A, T, D] -> [B, T, H]
+        return context, probs
+
+
+def _split_qkv(module, state_dict, prefix, local_metadata) -> None:
+    """state_dict(): `qkv.*` -> Hugging Face's `query.*`, `key.*`, `value.*`."""
+    for kind in ("weight", "bias"):
+        fused = state_dict.pop(prefix + "qkv." + kind, None)
+        if fused is not None:
+            for name, part in zip(("query", "key", "value"), fused.chunk(3, dim=0)):
+                state_dict[f"{prefix}{name}.{kind}"] = part
+
+
+def _merge_qkv(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs) -> None:
+    """load_state_dict(): Hugging Face's three projections -> the fused `qkv.*`."""
+    for kind in ("weight", "bias"):
+        keys = [f"{prefix}{name}.{kind}" for name in ("query", "key", "value")]
+        if all(k in state_dict for k in keys):
+            state_dict[prefix + "qkv." + kind] = torch.cat([state_dict.pop(k) for k in keys], dim=0)
+
+
+class AddNorm(nn.Module):
+    """Project, dropout, add the residual, LayerNorm: HF's BertSelfOutput and BertOutput."""
+
+    def __init__(self, in_features: int, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertAttention(nn.Module):
+    """Self-attention followed by its output projection + residual + LayerNorm."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = AddNorm(config.hidden_size, config)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
+        context, probs = self.self(x, mask, output_attentions)
+        return self.output(context, x), probs
+
+
+class BertIntermediate(nn.Module):
+    """The feed-forward's widening half: H -> intermediate_size, then GELU."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = activation(config.hidden_act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(x))
+
+
+class BertLayer(nn.Module):
+    """One encoder block: attention sub-layer, then feed-forward sub-layer, each Add & Norm."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = AddNorm(config.intermediate_size, config)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
+        x, probs = self.attention(x, mask, output_attentions)
+        x = self.output(self.intermediate(x), x)
+        return x, probs
+
+
+class BertEncoder(nn.Module):
+    """L identical layers; optionally keeps every layer's output and attention probabilities."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+        self.gradient_checkpointing = False
+
+    def forward(self, x, mask, output_hidden_states=False, output_attentions=False):
+        hidden_states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for layer in self.layer:
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x, probs = torch.utils.checkpoint.checkpoint(layer, x, mask, output_attentions, use_reentrant=False)
+            else:
+                x, probs = layer(x, mask, output_attentions)
+            if output_hidden_states:
+                hidden_states.append(x)
+            if output_attentions:
+                attentions.append(probs)
+        return x, hidden_states, attentions
+
+
+class BertPooler(nn.Module):
+    """The [CLS] vector through dense + tanh: the sentence-level output used by NSP and classifiers."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden[:, 0]))  # [B, T, H] -> [B, H]
+
+
+class BertPreTrainedModel(nn.Module):
+    """Shared by BertModel and every head: weight init, checkpoint loading and saving."""
+
+    base_model_prefix = "bert"
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        if not isinstance(config, BertConfig):
+            raise BertkitError(f"{type(self).__name__} needs a BertConfig, got {type(config).__name__}")
+        self.config = config
+        self.name_or_path: str | None = None
+
+    def post_init(self) -> None:
+        base = getattr(self, self.base_model_prefix, None)
+        done = set(base.modules()) if isinstance(base, BertPreTrainedModel) else set()  # initialised already
+        for module in self.modules():
+            if module not in done:
+                self._init_weights(module)
+        self.tie_weights()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """BERT's init: N(0, 0.02) for weights and embeddings, zero biases, LayerNorm = identity."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def tie_weights(self) -> None:
+        """Heads that predict words share the word-embedding matrix (overridden there)."""
+
+    @property
+    def base_model(self) -> "BertModel":
+        return getattr(self, self.base_model_prefix, self)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.base_model.embeddings.word_embeddings
+
+    def gradient_checkpointing_enable(self) -> None:
+        self.base_model.encoder.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.base_model.encoder.gradient_checkpointing = False
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        params = {id(p): p for p in self.parameters()}  # tied weights counted once
+        if exclude_embeddings:
+            for m in self.modules():
+                if isinstance(m, nn.Embedding):
+                    params.pop(id(m.weight), None)
+        return sum(p.numel() for p in params.values())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, config: BertConfig | None = None, **kwargs):
+        """Load a Hugging Face folder (safetensors or pytorch_model.bin), a Google TF checkpoint
+        folder, or a hub name (needs huggingface_hub and network). See checkpoint.hf.load_pretrained."""
+        from bertkit.checkpoint.hf import load_pretrained
+
+        return load_pretrained(cls, name_or_path, config=config, **kwargs)
+
+    def save_pretrained(self, folder, safe_serialization: bool = True):
+        """Write config.json + model.safetensors in Hugging Face's layout (atomically)."""
+        from bertkit.checkpoint.hf import save_pretrained
+
+        return save_pretrained(self, folder)
+
+
+class BertModel(BertPreTrainedModel):
+    """The bare encoder: ids [B, T] -> hidden states [B, T, H] and the pooled [CLS] vector [B, H]."""
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        return_dict: bool = True,
+    ) -> BaseModelOutputWithPooling:
+        check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # [B, T, H]
+        mask = additive_mask(attention_mask, x.dtype)  # [B, 1, 1, T] or None
+        x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions)
+        out = BaseModelOutputWithPooling(
+            last_hidden_state=x,
+            pooler_output=self.pooler(x) if self.pooler is not None else None,
+            hidden_states=tuple(hidden_states) if hidden_states is not None else None,
+            attentions=tuple(attentions) if attentions is not None else None,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+def additive_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """[B, T] of 1 (token) / 0 (padding) -> [B, 1, 1, T] of 0 / most-negative, added to scores.
+
+    A batch without padding needs no mask at all, which lets SDPA take its fastest kernel.
+    """
+    if attention_mask is None:
+        return None
+    keep = attention_mask.bool()
+    if not torch.compiler.is_compiling() and bool(keep.all()):
+        return None
+    mask = torch.zeros(keep.shape, dtype=dtype, device=keep.device)
+    mask.masked_fill_(~keep, torch.finfo(dtype).min)
+    return mask[:, None, None, :]
+
+
+def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds) -> None:
+    """Refuse inputs that would index outside the embedding tables, with the value and the fix."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise BertkitError("pass exactly one of input_ids or inputs_embeds")
+    if torch.compiler.is_compiling():
+        return
+    if input_ids is not None:
+        if input_ids.dim() != 2 or input_ids.dtype.is_floating_point:
+            raise BertkitError(f"input_ids must be an integer tensor of shape [batch, seq], got {input_ids.dtype} "
+                               f"{list(input_ids.shape)}")
+        shape = input_ids.shape
+        if input_ids.numel():
+            lo, hi = torch.aminmax(input_ids)
+            if lo < 0 or hi >= config.vocab_size:
+                bad = int(hi) if hi >= config.vocab_size else int(lo)
+                raise BertkitError(
+                    f"input_ids contain id {bad}, outside the vocabulary of {config.vocab_size}; use the "
+                    f"tokenizer that belongs to this model (or a config with a larger vocab_size)"
+                )
+    else:
+        shape = inputs_embeds.shape[:2]
+    T = shape[1]
+    if T > config.max_position_embeddings and position_ids is None:
+        raise BertkitError(
+            f"sequence length {T} exceeds max_position_embeddings {config.max_position_embeddings}; "
+            f"truncate the input (tokenizer max_length={config.max_position_embeddings})"
+        )
+    if position_ids is not None and position_ids.numel():
+        if int(position_ids.max()) >= config.max_position_embeddings or int(position_ids.min()) < 0:
+            raise BertkitError(f"position_ids must lie in [0, {config.max_position_embeddings})")
+    if token_type_ids is not None:
+        if tuple(token_type_ids.shape) != tuple(shape):
+            raise BertkitError(f"token_type_ids shape {list(token_type_ids.shape)} differs from input shape {list(shape)}")
+        if token_type_ids.numel():
+            lo, hi = torch.aminmax(token_type_ids)
+            if lo < 0 or hi >= config.type_vocab_size:
+                raise BertkitError(f"token_type_ids must lie in [0, {config.type_vocab_size}), got {int(hi)}")
+    if attention_mask is not None and tuple(attention_mask.shape) != tuple(shape):
+        raise BertkitError(f"attention_mask shape {list(attention_mask.shape)} differs from input shape {list(shape)}")
