@@ -14,6 +14,17 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "BertkitError": "bertkit.errors",
     "data_dir": "bertkit.settings",
+    # model, heads, checkpoints (issue 3)
+    "BertConfig": "bertkit.model.config",
+    "BertModel": "bertkit.model.bert",
+    "BertPreTrainedModel": "bertkit.model.bert",
+    "BertForPreTraining": "bertkit.model.heads",
+    "BertForMaskedLM": "bertkit.model.heads",
+    "BertForNextSentencePrediction": "bertkit.model.heads",
+    "BertForSequenceClassification": "bertkit.model.heads",
+    "BertForTokenClassification": "bertkit.model.heads",
+    "BertForQuestionAnswering": "bertkit.model.heads",
+    "convert_google_checkpoint": "bertkit.checkpoint.google",
 }
 
 

@@ -16,6 +16,7 @@ from bertkit.errors import BertkitError
 COMMAND_MODULES = [
     "bertkit.cli.demo",
     "bertkit.cli.viz",
+    "bertkit.cli.convert",
 ]
 
 

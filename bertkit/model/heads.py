@@ -266,6 +266,9 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
+        if config.num_labels != 2:
+            raise BertkitError(f"BertForQuestionAnswering predicts a start and an end score per token: "
+                               f"num_labels must be 2, got {config.num_labels}")
         self.bert = BertModel(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)  # rows: S, E
         self.post_init()

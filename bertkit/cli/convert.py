@@ -1,0 +1,35 @@
+"""`bertkit convert --from google DIR --out DIR`: Google's TF release -> a Hugging Face folder.
+
+    bertkit convert --from google uncased_L-12_H-768_A-12 --out bert-base-uncased-hf
+
+TensorFlow is not needed: bertkit.checkpoint.tf_bundle reads the checkpoint files directly.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "convert", help="convert a Google BERT checkpoint (bert_config.json + bert_model.ckpt) to Hugging Face layout",
+        description="Read a google-research/bert release folder (bert_config.json, vocab.txt, "
+        "bert_model.ckpt.index + .data-*) without TensorFlow and write config.json, model.safetensors "
+        "and vocab.txt. Pretraining heads (cls/...) are kept when present.",
+    )
+    p.add_argument("--from", dest="source", required=True, choices=["google"], help="checkpoint format to read")
+    p.add_argument("folder", help="the release folder")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--no-verify", action="store_true", help="skip CRC-32C checks of the checkpoint")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bertkit.checkpoint.google import convert_google_checkpoint
+
+    model, report = convert_google_checkpoint(args.folder, args.out, verify=not args.no_verify)
+    c = model.config
+    print(f"{type(model).__name__}: L={c.num_hidden_layers} H={c.hidden_size} A={c.num_attention_heads} "
+          f"vocab={c.vocab_size}, {model.num_parameters():,} parameters -> {args.out}")
+    if report.newly_initialized or report.unexpected:
+        print(report.summary(type(model).__name__))
+    return 0

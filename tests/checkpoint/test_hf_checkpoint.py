@@ -1,0 +1,201 @@
+"""Hugging Face folders: round trips with transformers, prefix handling, load reports, bad files."""
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import bertkit.model as bk
+from bertkit.checkpoint.hf import load_state_into
+from bertkit.errors import BertkitError, InputFileError
+
+transformers = pytest.importorskip("transformers")
+
+TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+            max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def inputs(B=3, T=9):
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(5, 99, (B, T), generator=g)
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[1, 6:] = 0
+    types = torch.zeros(B, T, dtype=torch.long)
+    types[:, 5:] = 1
+    return dict(input_ids=ids, attention_mask=mask, token_type_ids=types)
+
+
+def randomized(model):
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name,field", [("BertForSequenceClassification", "logits"),
+                                        ("BertForPreTraining", "prediction_logits"),
+                                        ("BertForQuestionAnswering", "start_logits"),
+                                        ("BertModel", "pooler_output")])
+def test_saved_by_bertkit_loads_in_transformers(tmp_path, name, field):
+    ours = randomized(getattr(bk, name)(bk.BertConfig(**TINY, num_labels=2 if "Question" in name else 3)))
+    ours.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "config.json").is_file()
+    assert not list(tmp_path.glob("*.tmp"))
+    hf, info = getattr(transformers, name).from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    x = inputs()
+    assert (getattr(hf.eval()(**x), field) - getattr(ours(**x), field)).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("safe", [True, False])
+def test_saved_by_transformers_loads_in_bertkit(tmp_path, safe):
+    hf = randomized(transformers.BertForPreTraining(transformers.BertConfig(**TINY)))
+    hf.save_pretrained(tmp_path, safe_serialization=safe)
+    ours, report = bk.BertForPreTraining.from_pretrained(tmp_path, output_loading_info=True)
+    assert not report.missing and not report.unexpected and not report.mismatched
+    x = inputs()
+    a, b = hf(**x), ours(**x)
+    assert (a.prediction_logits - b.prediction_logits).abs().max() <= 1e-5
+    assert (a.seq_relationship_logits - b.seq_relationship_logits).abs().max() <= 1e-5
+    assert not ours.training  # loaded models start in eval mode, as in transformers
+
+
+def test_state_dict_keys_are_hugging_face_keys():
+    ours = bk.BertForPreTraining(bk.BertConfig(**TINY))
+    theirs = transformers.BertForPreTraining(transformers.BertConfig(**TINY))
+    hf_keys = {k for k in theirs.state_dict() if not k.endswith(("position_ids", "token_type_ids", "decoder.bias"))}
+    assert set(ours.state_dict()) == hf_keys
+
+
+def test_base_checkpoint_into_head_reports_new_weights_by_name(minilm_dir, caplog):
+    with caplog.at_level(logging.WARNING, logger="bertkit"):
+        model, report = bk.BertForSequenceClassification.from_pretrained(minilm_dir, num_labels=4,
+                                                                         output_loading_info=True)
+    assert report.newly_initialized == ["classifier.bias", "classifier.weight"]
+    assert not report.unexpected and not report.mismatched
+    assert "classifier.weight" in caplog.text and "newly initialised" in caplog.text
+    raw = load_file(str(Path(minilm_dir) / "model.safetensors"))
+    assert torch.equal(model.bert.embeddings.word_embeddings.weight, raw["embeddings.word_embeddings.weight"])
+    assert torch.equal(model.state_dict()["bert.encoder.layer.3.attention.self.key.weight"],
+                       raw["encoder.layer.3.attention.self.key.weight"])
+    assert model.classifier.weight.shape == (4, 384)
+
+
+def test_head_checkpoint_into_base_model_strips_prefix_and_reports_unused(tmp_path):
+    head = randomized(bk.BertForSequenceClassification(bk.BertConfig(**TINY)))
+    head.save_pretrained(tmp_path)
+    base, report = bk.BertModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert report.unexpected == ["classifier.bias", "classifier.weight"]
+    assert not report.missing
+    x = inputs()
+    assert torch.equal(base(**x).pooler_output, head.bert(**x).pooler_output)
+
+
+def test_mismatched_shapes_stop_the_load_unless_asked(tmp_path):
+    bk.BertForSequenceClassification(bk.BertConfig(**TINY, num_labels=3)).save_pretrained(tmp_path)
+    with pytest.raises(BertkitError, match=r"classifier\.weight \(checkpoint \[3, 32\] vs model \[5, 32\]\)"):
+        bk.BertForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
+    model, report = bk.BertForSequenceClassification.from_pretrained(
+        tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True)
+    assert [m[0] for m in report.mismatched] == ["classifier.bias", "classifier.weight"]
+    assert model.classifier.weight.shape == (5, 32)
+
+
+def test_old_names_and_aliases_are_understood(tmp_path):
+    ref = randomized(bk.BertForMaskedLM(bk.BertConfig(**TINY)))
+    state = {}
+    for k, v in ref.state_dict().items():
+        k = k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+        state[k.replace("cls.predictions.bias", "cls.predictions.decoder.bias")] = v.clone()
+    state["bert.embeddings.position_ids"] = torch.arange(64)[None]
+    model = bk.BertForMaskedLM(bk.BertConfig(**TINY))
+    report = load_state_into(model, state)
+    assert not report.missing and not report.unexpected
+    x = inputs()
+    assert torch.equal(model.eval()(**x).logits, ref(**x).logits)
+
+
+def test_missing_config_is_a_clear_error(tmp_path):
+    bk.BertModel(bk.BertConfig(**TINY)).save_pretrained(tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(InputFileError, match=r"config\.json: missing"):
+        bk.BertModel.from_pretrained(tmp_path)
+
+
+def test_inconsistent_config_is_a_clear_error(tmp_path):
+    bk.BertModel(bk.BertConfig(**TINY)).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["num_attention_heads"] = 5
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputFileError, match=r"config\.json: .*hidden_size 32 is not divisible by num_attention_heads 5"):
+        bk.BertModel.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(InputFileError, match="not valid JSON"):
+        bk.BertModel.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage_header"])
+def test_damaged_safetensors_is_a_clear_error(tmp_path, damage):
+    bk.BertModel(bk.BertConfig(**TINY)).save_pretrained(tmp_path)
+    path = tmp_path / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\xff" * 16 + data[16:])
+    with pytest.raises(InputFileError, match="corrupt or truncated safetensors"):
+        bk.BertModel.from_pretrained(tmp_path)
+
+
+class _Payload:
+    """Pickles into a call of open(marker, 'w'): loading it unsafely would create the marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path):
+    bk.BertModel(bk.BertConfig(**TINY)).save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    marker = tmp_path / "pwned"
+    torch.save({"embeddings.word_embeddings.weight": torch.zeros(99, 32), "x": _Payload(marker)},
+               tmp_path / "pytorch_model.bin")
+    with pytest.raises(InputFileError, match="refused: the pickle holds objects other than tensors"):
+        bk.BertModel.from_pretrained(tmp_path)
+    assert not marker.exists()
+    # a bare (non-zip) pickle stream as well
+    with open(tmp_path / "pytorch_model.bin", "wb") as f:
+        pickle.dump(_Payload(marker), f, protocol=2)
+    with pytest.raises(InputFileError):
+        bk.BertModel.from_pretrained(tmp_path)
+    assert not marker.exists()
+
+
+def test_folder_without_weights_and_missing_folder(tmp_path):
+    bk.BertConfig(**TINY).save_pretrained(tmp_path)
+    with pytest.raises(InputFileError, match="no weights found"):
+        bk.BertModel.from_pretrained(tmp_path)
+    with pytest.raises(InputFileError, match="no such checkpoint folder"):
+        bk.BertModel.from_pretrained(tmp_path / "does not exist")
+
+
+def test_hub_name_offline_is_a_clear_error(monkeypatch):
+    hub = pytest.importorskip("huggingface_hub")
+    monkeypatch.setattr(hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InputFileError, match="downloading 'no-such-user/no-such-bert' from the Hugging Face hub failed"):
+        bk.BertModel.from_pretrained("no-such-user/no-such-bert")
+
+
+def test_dtype_and_config_overrides(tmp_path):
+    bk.BertModel(bk.BertConfig(**TINY)).save_pretrained(tmp_path)
+    model = bk.BertModel.from_pretrained(tmp_path, dtype=torch.bfloat16, hidden_dropout_prob=0.2)
+    assert model.dtype == torch.bfloat16 and model.config.hidden_dropout_prob == 0.2
+    with pytest.raises(BertkitError, match="no field"):
+        bk.BertModel.from_pretrained(tmp_path, hidden_sise=3)
