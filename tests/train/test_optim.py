@@ -1,0 +1,67 @@
+import pytest
+import torch
+from torch import nn
+
+from bertkit.train.optim import build_optimizer, linear_schedule, param_groups, warmup_from_ratio
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.dense = nn.Linear(4, 4)
+        self.LayerNorm = nn.LayerNorm(4)
+        self.head = nn.Linear(4, 10, bias=False)
+        self.head.weight = self.emb.weight  # tied, as BERT's decoder
+        self.bias = nn.Parameter(torch.zeros(10))
+
+
+def test_no_decay_on_layernorm_and_biases_and_tied_weights_once():
+    net = Net()
+    decay, no_decay = param_groups(net, 0.01)
+    names = {id(p): n for n, p in net.named_parameters()}
+    assert sorted(names[id(p)] for p in decay["params"]) == ["dense.weight", "emb.weight"]
+    assert sorted(names[id(p)] for p in no_decay["params"]) == ["LayerNorm.bias", "LayerNorm.weight", "bias", "dense.bias"]
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+
+
+def test_adamw_defaults_are_the_seed_recipe():
+    opt = build_optimizer(Net())
+    group = opt.param_groups[0]
+    assert group["lr"] == 1e-4 and group["betas"] == (0.9, 0.999) and group["eps"] == 1e-6
+    assert group["fused"] is True
+
+
+def test_decay_does_not_touch_layernorm():
+    net = Net()
+    opt = build_optimizer(net, lr=0.1, weight_decay=0.5)
+    before_w, before_ln = net.dense.weight.detach().clone(), net.LayerNorm.weight.detach().clone()
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)  # no gradient: only weight decay can move a weight
+    opt.step()
+    torch.testing.assert_close(net.dense.weight, before_w * (1 - 0.1 * 0.5))
+    assert torch.equal(net.LayerNorm.weight, before_ln)
+
+
+@pytest.mark.parametrize("warmup,total", [(10, 100), (0, 50), (5, 6)])
+def test_linear_warmup_then_linear_decay_to_zero(warmup, total):
+    p = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([p], lr=2.0)
+    sched = linear_schedule(opt, warmup, total)
+    lrs = []
+    for _ in range(total + 3):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    if warmup:
+        assert lrs[0] == 0.0 and lrs[warmup // 2] == pytest.approx(2.0 * (warmup // 2) / warmup)
+    assert max(lrs) == pytest.approx(2.0)
+    assert lrs[warmup] == pytest.approx(2.0)
+    if total > warmup:
+        mid = (warmup + total) // 2
+        assert lrs[mid] == pytest.approx(2.0 * (total - mid) / (total - warmup))
+    assert lrs[total] == 0.0 and lrs[-1] == 0.0
+
+
+def test_warmup_ratio():
+    assert warmup_from_ratio(1234, 0.1) == 123
