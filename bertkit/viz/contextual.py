@@ -9,6 +9,7 @@ is represented by the mean of its pieces' vectors.
 from __future__ import annotations
 
 import textwrap
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -57,64 +58,48 @@ class WordSimilarity:
         return "\n".join(rows)
 
 
-def sentence_words(encoding: Any, text: str) -> list[tuple[str, list[int]]]:
-    """The words of `text` as its encoding splits them: [(surface text, token positions), ...]."""
-    words: dict[int, list[int]] = {}
-    for position, word_id in enumerate(encoding.word_ids):
-        if word_id is not None:
-            words.setdefault(word_id, []).append(position)
-    out = []
-    for positions in words.values():
-        start, end = encoding.offsets[positions[0]][0], encoding.offsets[positions[-1]][1]
-        out.append((text[start:end], positions))
-    return out
-
-
-def find_word(encoding: Any, text: str, word: str) -> list[int]:
-    """Token positions of the first occurrence of `word` in `text` (case-insensitive).
-
-    Raises a BertkitError listing the sentence's words when it is not there.
-    """
-    words = sentence_words(encoding, text)
+def find_word(embeddings: Any, word: str) -> int:
+    """Index in `embeddings.words` (a bertkit.inference.TokenEmbeddings) of the first `word`,
+    case-insensitive; a BertkitError listing the sentence's words when it is not there."""
     wanted = word.strip().casefold()
-    for surface, positions in words:
-        joined = "".join(encoding.tokens[p].removeprefix("##") for p in positions)
-        if surface.casefold() == wanted or joined.casefold() == wanted:
-            return positions
-    listing = ", ".join(dict.fromkeys(surface for surface, _ in words))
-    raise BertkitError(f"word {word!r} is not in the sentence {text!r}; its words are: {listing}")
+    for k, surface in enumerate(embeddings.words):
+        if surface.casefold() == wanted:
+            return k
+    listing = ", ".join(dict.fromkeys(embeddings.words))
+    raise BertkitError(f"word {word!r} is not in the sentence {embeddings.text!r}; its words are: {listing}")
 
 
 def word_vectors(model: Any, tokenizer: Any, sentences: Sequence[str], word: str) -> WordVectors:
-    """Run each sentence through `model` and collect `word`'s static and per-layer vectors."""
-    import torch
-
-    from bertkit.viz.attention import fit_to_model
+    """`word`'s static and per-layer vectors in each sentence (per-word pooling: bertkit.inference)."""
+    from bertkit.inference import token_embeddings
 
     if not sentences:
         raise BertkitError("give at least one sentence")
-    table = model.embeddings.word_embeddings.weight.detach()  # [V, H]
+    sentences = list(sentences)
     limit = int(model.config.max_position_embeddings)
-    statics, layers, pieces = [], [], []
-    model.eval()
     for text in sentences:
-        encoding = tokenizer.encode(text)
-        positions = find_word(encoding, text, word)
-        if positions[-1] >= limit - 1:
-            raise BertkitError(
-                f"{word!r} sits at token {positions[-1]} of {textwrap.shorten(text, 50)!r}, past the "
-                f"model's maximum of {limit} tokens; shorten the sentence"
-            )
-        ids, type_ids, _ = fit_to_model(encoding, limit)
-        input_ids = torch.tensor([ids])
-        with torch.no_grad():
-            out = model(input_ids, attention_mask=torch.ones_like(input_ids),
-                        token_type_ids=torch.tensor([type_ids]), output_hidden_states=True)
-        hidden = torch.stack([h[0] for h in out.hidden_states])  # [L + 1, T, H]
-        layers.append(hidden[:, positions].mean(1).float().numpy())  # [L + 1, H]
-        statics.append(table[[ids[p] for p in positions]].mean(0).float().numpy())  # [H]
-        pieces.append([encoding.tokens[p] for p in positions])
-    return WordVectors(word=word, sentences=list(sentences), pieces=pieces,
+        n = len(tokenizer.encode(text).ids)
+        if n > limit:
+            warnings.warn(f"the sentence {textwrap.shorten(text, 40)!r} has {n} tokens but the model takes at "
+                          f"most {limit}; only the first {limit} are used", stacklevel=2)
+    depth = int(model.config.num_hidden_layers) + 1  # the embedding output and each layer's output
+    per_text = token_embeddings(sentences, model=model, tokenizer=tokenizer, layers=list(range(depth)))
+    table = model.embeddings.word_embeddings.weight.detach()  # [V, H]
+    statics, layers, pieces = [], [], []
+    for text, emb in zip(sentences, per_text):
+        if word.casefold() not in [w.casefold() for w in emb.words] and word.casefold() in text.casefold() \
+                and len(tokenizer.encode(text).ids) > limit:
+            raise BertkitError(f"{word!r} lies past the model's maximum of {limit} tokens in "
+                               f"{textwrap.shorten(text, 40)!r}; shorten the sentence")
+        k = find_word(emb, word)
+        start, end = emb.word_offsets[k]
+        positions = [t for t, (s, e) in enumerate(emb.offsets) if start <= s < e <= end]  # skips specials (0, 0)
+        word_pieces = [emb.tokens[t] for t in positions]
+        ids = [tokenizer.token_to_id(p) for p in word_pieces]
+        layers.append(emb.word_vectors[k].view(depth, -1).float().numpy())  # [(L + 1) * H] -> [L + 1, H]
+        statics.append(table[ids].mean(0).float().numpy())  # [H]
+        pieces.append(word_pieces)
+    return WordVectors(word=word, sentences=sentences, pieces=pieces,
                        static=np.stack(statics), layers=np.stack(layers))
 
 
