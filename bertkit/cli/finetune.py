@@ -1,0 +1,160 @@
+"""`bertkit finetune`, `bertkit evaluate` and `bertkit predict`: thin wrappers over bertkit.tasks.
+
+The command names and flags are a contract (scripts outside the project call them):
+  bertkit finetune {classify,nli,qa,ner} --model DIR --train FILE --dev FILE --out DIR
+                   [--epochs --lr --batch-size --max-len]
+  bertkit evaluate {classify,nli,qa,ner} --model DIR --data FILE      (last line: one JSON object)
+  bertkit predict TASK --model DIR [TEXT ... | --input FILE]          (one JSON object per input)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+TASKS = ["classify", "nli", "qa", "ner"]
+PIPELINES = ["sentiment", "classify", "nli", "qa", "ner", "fill-mask", "embed"]
+
+
+def _columns(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("table columns (classify/nli TSV, CSV or JSONL; names or 0-based indexes)")
+    g.add_argument("--text-column", help="column of the sentence or premise (default: sentence / premise)")
+    g.add_argument("--pair-column", help="column of the second sentence (default for nli: hypothesis)")
+    g.add_argument("--label-column", help="column of the label (default: label)")
+    g.add_argument("--no-header", action="store_true", help="the file has no header row; columns are indexes")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("finetune", help="fine-tune a BERT checkpoint for classify / nli / qa / ner",
+                              description="Fine-tune a pretrained BERT folder on a task; the best checkpoint "
+                              "on --dev is saved in --out with its tokenizer and label set.")
+    p.add_argument("task", choices=TASKS)
+    p.add_argument("--model", required=True, help="pretrained model folder (config.json + weights + vocab)")
+    p.add_argument("--train", required=True, help="training file (TSV/CSV/JSONL, SQuAD JSON or CoNLL)")
+    p.add_argument("--dev", required=True, help="development file, evaluated after each epoch")
+    p.add_argument("--out", required=True, help="output folder (must be new or empty)")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-len", type=int, default=None, help="max tokens per input (default 128; qa 384)")
+    p.add_argument("--doc-stride", type=int, default=128, help="qa/ner: tokens of overlap between windows")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--warmup-ratio", type=float, default=0.1)
+    p.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
+    p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: each epoch only)")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after N optimizer steps (0: no limit)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (fast only on CPUs with native bf16)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    _columns(p)
+    p.set_defaults(func=run_finetune)
+
+    p = subparsers.add_parser("evaluate", help="score a fine-tuned model on a labelled file",
+                              description="Print the task's metrics as one JSON object on the last line "
+                              "and write them to --output (default: MODEL/eval_<data name>.json).")
+    p.add_argument("task", choices=TASKS)
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--output", help="where to write the metrics JSON")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-len", type=int, default=None, help="default: the length the model was trained with")
+    p.add_argument("--doc-stride", type=int, default=None)
+    _columns(p)
+    p.set_defaults(func=run_evaluate)
+
+    p = subparsers.add_parser("predict", help="run a task pipeline on text or a file",
+                              description="Prints one JSON object per input. nli takes PREMISE HYPOTHESIS "
+                              "(file: premise<TAB>hypothesis per line); qa takes QUESTION with --context "
+                              "(file: JSON lines with question and context, or SQuAD JSON).")
+    p.add_argument("task", choices=PIPELINES)
+    p.add_argument("--model", required=True)
+    p.add_argument("text", nargs="*", help="input text (or use --input)")
+    p.add_argument("--input", help="file with one input per line")
+    p.add_argument("--context", help="qa: the context text, or @FILE to read it from a file")
+    p.add_argument("--top-k", type=int, default=None, help="fill-mask: candidates; qa: answers")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=run_predict)
+    p.__class__ = _IntermixedParser  # TEXT may follow --model DIR, as the contract writes it
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Positionals may come after options (`predict TASK --model DIR TEXT`).
+
+    Plain argparse gives the `TEXT*` positional its (empty) value as soon as it reads TASK and then
+    rejects the text after --model; intermixed parsing reads options first, positionals after.
+    """
+
+    _inside = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._inside:
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
+def _column(value: str | None):
+    return int(value) if value is not None and value.lstrip("-").isdigit() else value
+
+
+def _column_options(args: argparse.Namespace) -> dict:
+    return dict(text_column=_column(args.text_column), pair_column=_column(args.pair_column),
+                label_column=_column(args.label_column), header=not args.no_header)
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from bertkit.tasks.finetune import FinetuneSettings, finetune
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    settings = FinetuneSettings(
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_len=args.max_len,
+        doc_stride=args.doc_stride, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
+        grad_accum=args.grad_accum, eval_every=args.eval_every or None, max_steps=args.max_steps or None,
+        seed=args.seed, bf16=args.bf16,
+    )
+    result = finetune(args.task, args.model, args.train, args.dev, args.out, settings, **_column_options(args))
+    print(json.dumps(result["best"]))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from bertkit.tasks.finetune import evaluate
+
+    metrics = evaluate(args.task, args.model, args.data, batch_size=args.batch_size, max_len=args.max_len,
+                       doc_stride=args.doc_stride, output=args.output, **_column_options(args))
+    print(json.dumps(metrics))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from bertkit.errors import BertkitError
+    from bertkit.pipelines import pipeline, read_inputs
+
+    if bool(args.text) == bool(args.input):
+        raise BertkitError("give the input as TEXT arguments or as --input FILE (exactly one of them)")
+    inputs = read_inputs(args.task, args.text, args.input, args.context)
+    pipe = pipeline(args.task, model=args.model)
+    options = {"batch_size": args.batch_size}
+    if args.top_k:
+        options["top_k"] = args.top_k
+    for result in pipe(inputs, **options):
+        print(json.dumps(_jsonable(result), ensure_ascii=False))
+    sys.stdout.flush()
+    return 0
+
+
+def _jsonable(value):
+    """numpy arrays (embeddings) and tuples -> lists, so every result prints as JSON."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
