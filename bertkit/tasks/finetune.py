@@ -45,6 +45,7 @@ class FinetuneSettings:
     limit_dev: int | None = None
     skip_eval: bool = False  # bench only: no dev evaluation and no checkpoint
     progress: bool = True
+    log_every: int = 10  # steps per record in log.jsonl
 
     def check(self) -> None:
         for name in ("epochs", "lr", "batch_size", "grad_accum", "eval_batch_size"):
@@ -221,7 +222,7 @@ def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) 
 
     config = TrainConfig(
         out_dir=out, max_steps=steps, epochs=settings.epochs, max_grad_norm=settings.max_grad_norm,
-        bf16=settings.bf16, log_every=10, eval_every=settings.eval_every or 0,
+        bf16=settings.bf16, log_every=settings.log_every, eval_every=settings.eval_every or 0,
         eval_each_epoch=not settings.skip_eval, best_metric=None if settings.skip_eval else prep.task.metric,
         progress=settings.progress, plot=not settings.skip_eval, save_final=False,
         desc=f"finetune {record['task']}",
