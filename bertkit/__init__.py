@@ -14,6 +14,9 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "BertkitError": "bertkit.errors",
     "data_dir": "bertkit.settings",
+    # tokenizers (issue 2)
+    "Tokenizer": "bertkit.tokenizers.tokenizer",
+    "Encoding": "bertkit.tokenizers.encoding",
     # model, heads, checkpoints (issue 3)
     "BertConfig": "bertkit.model.config",
     "BertModel": "bertkit.model.bert",

@@ -14,6 +14,7 @@ from typing import Sequence
 from bertkit.errors import BertkitError
 
 COMMAND_MODULES = [
+    "bertkit.cli.tokenizer",
     "bertkit.cli.finetune",
     "bertkit.cli.demo",
     "bertkit.cli.viz",

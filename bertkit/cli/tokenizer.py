@@ -1,0 +1,124 @@
+"""`bertkit tokenizer train|encode`: learn a vocabulary from text files; tokenize texts.
+
+    bertkit tokenizer train --model wordpiece --vocab-size 30000 --out tok/ books/*.txt
+    bertkit tokenizer encode --tokenizer tok/ "Let us start pretraining the model"
+    bertkit tokenizer encode --tokenizer tok/ --input texts.txt --output encoded.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bertkit.errors import BertkitError, InputFileError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("tokenizer", help="train a WordPiece/BPE/byte-level vocabulary; tokenize text")
+    sub = parser.add_subparsers(dest="tokenizer_command", metavar="ACTION", required=True)
+
+    train = sub.add_parser("train", help="learn a vocabulary from text files; writes tokenizer.json and vocab.txt")
+    train.add_argument("files", nargs="+", help="UTF-8 text files (or folders of .txt files)")
+    train.add_argument("--model", choices=["wordpiece", "bpe", "bytelevel"], default="wordpiece")
+    train.add_argument("--vocab-size", type=int, default=30000)
+    train.add_argument("--min-frequency", type=int, default=2, help="a pair must occur this often to be merged")
+    train.add_argument("--limit-alphabet", type=int, default=None, help="keep only the N most frequent characters")
+    case = train.add_mutually_exclusive_group()
+    case.add_argument("--cased", dest="lowercase", action="store_false", default=None, help="keep case (default for bytelevel)")
+    case.add_argument("--uncased", dest="lowercase", action="store_true", help="lowercase and strip accents (default for wordpiece, bpe)")
+    train.add_argument("--special-tokens", nargs="*", default=None, help="default: [PAD] [UNK] [CLS] [SEP] [MASK]")
+    train.add_argument("--out", required=True, help="folder to write the tokenizer to")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=run_train)
+
+    enc = sub.add_parser("encode", help="tokenize a text (prints tokens, ids, offsets) or a file of texts (to JSONL)")
+    enc.add_argument("text", nargs="?", help="the text to tokenize")
+    enc.add_argument("--tokenizer", required=True, help="folder with tokenizer.json or vocab.txt, or a tokenizer.json file")
+    enc.add_argument("--pair", help="second segment (sentence B)")
+    enc.add_argument("--input", help="file with one text per line (with --pairs: text<TAB>pair)")
+    enc.add_argument("--output", help="JSONL file to write, one encoding per input line")
+    enc.add_argument("--pairs", action="store_true", help="input lines are text<TAB>pair")
+    enc.add_argument("--no-special-tokens", dest="add_special_tokens", action="store_false")
+    enc.add_argument("--max-length", type=int, default=None, help="truncate to this many tokens (special tokens included)")
+    enc.set_defaults(func=run_encode)
+
+
+def load_tokenizer(path: str):
+    from bertkit.tokenizers import Tokenizer
+
+    p = Path(path)
+    if p.is_file() and p.suffix == ".json":
+        return Tokenizer.from_file(p)
+    if p.is_file() and p.name.endswith(".txt"):
+        return Tokenizer.from_vocab(p)
+    return Tokenizer.from_pretrained(p)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from bertkit.tokenizers import Tokenizer
+
+    files = [Path(f) for f in args.files]
+    for f in files:
+        if not f.exists():
+            raise InputFileError(f, "training file not found")
+    start = time.perf_counter()
+    tok = Tokenizer.train(
+        files if len(files) > 1 else files[0], model=args.model, vocab_size=args.vocab_size,
+        min_frequency=args.min_frequency, lowercase=args.lowercase, special_tokens=args.special_tokens,
+        limit_alphabet=args.limit_alphabet, show_progress=not args.quiet,
+    )
+    out = tok.save(args.out)
+    print(f"trained a {args.model} vocabulary of {tok.vocab_size} tokens in {time.perf_counter() - start:.1f} s -> {out}/tokenizer.json, {out}/vocab.txt")
+    return 0
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    tok = load_tokenizer(args.tokenizer)
+    if args.max_length is not None:
+        tok.truncation = {"max_length": args.max_length, "strategy": "longest_first", "stride": 0, "direction": "right"}
+    if args.input:
+        return _encode_file(tok, args)
+    if args.text is None:
+        raise BertkitError("give a TEXT to encode, or --input FILE --output FILE.jsonl")
+    enc = tok.encode(args.text, args.pair, add_special_tokens=args.add_special_tokens)
+    width = max((len(t) for t in enc.tokens), default=5)
+    print(f"{'token':<{width}}  {'id':>6}  {'type':>4}  offsets")
+    for token, idx, type_id, (s, e) in zip(enc.tokens, enc.ids, enc.type_ids, enc.offsets):
+        print(f"{token:<{width}}  {idx:>6}  {type_id:>4}  {s}-{e}")
+    print(f"{len(enc.ids)} tokens")
+    return 0
+
+
+def _encode_file(tok, args: argparse.Namespace) -> int:
+    path = Path(args.input)
+    if not path.is_file():
+        raise InputFileError(path, "input file not found")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputFileError(path, "not UTF-8 text; convert the file to UTF-8") from None
+    texts, pairs = lines, None
+    if args.pairs:
+        texts, pairs = [], []
+        for i, line in enumerate(lines, 1):
+            if "\t" not in line:
+                raise InputFileError(path, "--pairs expects text<TAB>pair on every line", i)
+            a, b = line.split("\t", 1)
+            texts.append(a)
+            pairs.append(b)
+    start = time.perf_counter()
+    encs = tok.encode_batch(texts, pairs, add_special_tokens=args.add_special_tokens)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        for enc in encs:
+            record = {"ids": enc.ids, "tokens": enc.tokens, "type_ids": enc.type_ids, "offsets": enc.offsets}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    n_tokens = sum(len(e.ids) for e in encs)
+    if args.output:
+        print(f"encoded {len(encs)} lines ({n_tokens} tokens) in {time.perf_counter() - start:.2f} s -> {args.output}")
+    return 0

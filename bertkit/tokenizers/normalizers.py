@@ -1,0 +1,184 @@
+"""Normalizers: raw text -> normalized text + where each normalized char came from.
+
+BERT's normalizer (Hugging Face's `BertNormalizer`, the rules of BERT's BasicTokenizer):
+drop control chars, NUL and U+FFFD; map whitespace to a space; pad CJK ideographs with
+spaces; when uncased, strip accents (NFD, drop the combining marks, category Mn) and lowercase.
+
+Every rule works on one character at a time, so a normalizer is a table char -> replacement
+string, filled lazily and applied with `str.translate` (C speed). When every character of a
+text maps to exactly one character -- nearly always -- the normalized text lines up with the
+original one to one and no alignment is needed; otherwise `normalize` returns `align`, the
+original index of every normalized character, from which offsets are mapped back.
+"""
+from __future__ import annotations
+
+import unicodedata
+
+# Rust's `char::is_whitespace` (the Unicode White_Space property), as Hugging Face uses it.
+WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_WHITESPACE_SET = frozenset(WHITESPACE)
+_MARKER = "\x00"  # stands for "this char does not map to exactly one char" (NUL itself is dropped)
+
+
+def is_whitespace(char: str) -> bool:
+    return char in _WHITESPACE_SET
+
+
+def is_control(char: str) -> bool:
+    """Unicode "other" (Cc, Cf, Cn, Co, Cs), except tab and newlines, which count as whitespace."""
+    if char in "\t\n\r":
+        return False
+    return unicodedata.category(char)[0] == "C"
+
+
+def is_cjk(char: str) -> bool:
+    """The CJK Unified Ideographs blocks, as in BERT (not Hangul, Hiragana or Katakana)."""
+    cp = ord(char)
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F
+        or 0x2B740 <= cp <= 0x2B81F
+        or 0x2B820 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
+
+
+class _CharTable(dict):
+    """char -> replacement, computed on first sight; usable directly by `str.translate`."""
+
+    def __init__(self, rule, single_only: bool):
+        super().__init__()
+        self.rule = rule
+        self.single_only = single_only
+
+    def __missing__(self, code: int) -> str:
+        out = self.rule(chr(code))
+        if self.single_only and len(out) != 1:
+            out = _MARKER
+        self[code] = out
+        return out
+
+
+class Normalizer:
+    """Base: a per-character rule; subclasses define `map_char`."""
+
+    def __init__(self) -> None:
+        self._single = _CharTable(self.map_char, single_only=True)
+        self._full = _CharTable(self.map_char, single_only=False)
+
+    def map_char(self, char: str) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def normalize(self, text: str) -> tuple[str, list[int] | None]:
+        """(normalized text, align); align is None when char i of the result is char i of `text`."""
+        out = text.translate(self._single)
+        if _MARKER not in out:
+            return out, None
+        return self._normalize_aligned(text)
+
+    def normalize_str(self, text: str) -> str:
+        return self.normalize(text)[0]
+
+    def _normalize_aligned(self, text: str) -> tuple[str, list[int]]:
+        table = self._full
+        pieces: list[str] = []
+        align: list[int] = []
+        for i, char in enumerate(text):
+            rep = table[ord(char)]
+            if rep:
+                pieces.append(rep)
+                align.extend([i] * len(rep))
+        return "".join(pieces), align
+
+    def to_json(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class BertNormalizer(Normalizer):
+    """Hugging Face's BertNormalizer: clean text, pad CJK, strip accents, lowercase (in that order)."""
+
+    def __init__(
+        self,
+        clean_text: bool = True,
+        handle_chinese_chars: bool = True,
+        strip_accents: bool | None = None,
+        lowercase: bool = True,
+    ) -> None:
+        self.clean_text = clean_text
+        self.handle_chinese_chars = handle_chinese_chars
+        self.strip_accents = strip_accents
+        self.lowercase = lowercase
+        self._strip = lowercase if strip_accents is None else strip_accents
+        super().__init__()
+
+    def map_char(self, char: str) -> str:
+        if self.clean_text:
+            if char == "\x00" or char == "\ufffd" or is_control(char):
+                return ""
+            if char in _WHITESPACE_SET:
+                return " "
+        if self.handle_chinese_chars and is_cjk(char):
+            return f" {char} "
+        if self._strip:
+            char = "".join(c for c in unicodedata.normalize("NFD", char) if unicodedata.category(c) != "Mn")
+        if self.lowercase:
+            char = "".join(c.lower() for c in char)  # char by char, as Rust: no final-sigma rule
+        return char
+
+    def to_json(self) -> dict:
+        return {
+            "type": "BertNormalizer",
+            "clean_text": self.clean_text,
+            "handle_chinese_chars": self.handle_chinese_chars,
+            "strip_accents": self.strip_accents,
+            "lowercase": self.lowercase,
+        }
+
+
+class Lowercase(Normalizer):
+    def map_char(self, char: str) -> str:
+        return char.lower()
+
+    def to_json(self) -> dict:
+        return {"type": "Lowercase"}
+
+
+class NFD(Normalizer):
+    def map_char(self, char: str) -> str:
+        return unicodedata.normalize("NFD", char)
+
+    def to_json(self) -> dict:
+        return {"type": "NFD"}
+
+
+class StripAccents(Normalizer):
+    """Drops combining marks (Mn); meant to follow NFD, as in Hugging Face."""
+
+    def map_char(self, char: str) -> str:
+        return "" if unicodedata.category(char) == "Mn" else char
+
+    def to_json(self) -> dict:
+        return {"type": "StripAccents"}
+
+
+class Sequence(Normalizer):
+    """Several per-char normalizers in a row (each maps a char to a string, so they compose)."""
+
+    def __init__(self, normalizers: list[Normalizer]) -> None:
+        self.normalizers = list(normalizers)
+        super().__init__()
+
+    def map_char(self, char: str) -> str:
+        out = char
+        for norm in self.normalizers:
+            out = "".join(norm.map_char(c) for c in out)
+        return out
+
+    def to_json(self) -> dict:
+        return {"type": "Sequence", "normalizers": [n.to_json() for n in self.normalizers]}

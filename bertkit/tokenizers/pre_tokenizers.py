@@ -1,0 +1,193 @@
+"""Pre-tokenizers: normalized text -> words, each with its character span.
+
+`split(text)` returns three parallel lists: words, start offsets and end offsets. The splitting
+is one `re.findall` per text; each match carries the whitespace before its word, so the end
+offsets are a running sum of match lengths (`itertools.accumulate`, C speed) and no per-word
+Python code runs.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from itertools import accumulate, repeat
+from operator import sub
+
+from bertkit.tokenizers.bytelevel import BYTES_TO_UNICODE
+from bertkit.tokenizers.normalizers import WHITESPACE
+
+_ASCII_PUNCT = "!-/:-@\\[-`{-~"  # BERT counts every non-alphanumeric printable ASCII char
+_ASCII_WS = "\\t-\\r "
+
+
+@lru_cache(maxsize=None)
+def _punctuation_class() -> str:
+    """A regex class of BERT's punctuation: ASCII punctuation plus Unicode categories P*."""
+    cps = sorted(
+        {cp for cp in range(0x110000) if unicodedata.category(chr(cp))[0] == "P"}
+        | {cp for cp in range(33, 127) if not chr(cp).isalnum()}
+    )
+    parts, start, prev = [], cps[0], cps[0]
+    for cp in cps[1:] + [-1]:
+        if cp == prev + 1:
+            prev = cp
+            continue
+        parts.append(re.escape(chr(start)) + ("-" + re.escape(chr(prev)) if prev > start else ""))
+        start = prev = cp
+    return "".join(parts)
+
+
+def is_punctuation(char: str) -> bool:
+    cp = ord(char)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(char)[0] == "P"
+
+
+class PreTokenizer:
+    def split(self, text: str) -> tuple[list[str], list[int], list[int]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def words(self, text: str) -> list[str]:
+        """Just the words (training counts them; spans are not needed)."""
+        return self.split(text)[0]
+
+    def to_json(self) -> dict:  # pragma: no cover
+        raise NotImplementedError
+
+
+_NOT_WHITESPACE_TO_RUST = re.compile("[\x1c-\x1f]")  # Python strips these as spaces, Rust does not
+
+
+class _RegexSplit(PreTokenizer):
+    """Words are the matches of `pattern`; whitespace between them is dropped."""
+
+    splits_at_whitespace = True  # no word ever spans whitespace (trainers rely on it)
+
+    ascii_pattern: re.Pattern | None = None
+    unicode_pattern: re.Pattern
+
+    def split(self, text: str) -> tuple[list[str], list[int], list[int]]:
+        pattern = self.ascii_pattern if self.ascii_pattern is not None and text.isascii() else self.unicode_pattern
+        pieces = pattern.findall(text)  # each piece: leading whitespace + word
+        if _NOT_WHITESPACE_TO_RUST.search(text) is None:
+            words = list(map(str.lstrip, pieces))
+        else:
+            words = list(map(str.lstrip, pieces, repeat(WHITESPACE)))
+        ends = list(accumulate(map(len, pieces)))
+        return words, list(map(sub, ends, map(len, words))), ends
+
+
+class BertPreTokenizer(_RegexSplit):
+    """Split on whitespace, then make every punctuation char its own word (BERT's definition)."""
+
+    def __init__(self) -> None:
+        ws = re.escape(WHITESPACE)
+        punct = _punctuation_class()
+        self.ascii_pattern = re.compile(f"[{_ASCII_WS}]*(?:[^{_ASCII_WS}{_ASCII_PUNCT}]+|[{_ASCII_PUNCT}])")
+        # ASCII letters and digits are tried first: the big punctuation class is slow in `re`
+        word = f"(?:[a-zA-Z0-9]+|[^{ws}{punct}])+"
+        self.unicode_pattern = re.compile(f"[{ws}]*(?:{word}|[{punct}])")
+        self._words_pattern = re.compile(f"{word}|[{punct}]")
+
+    def words(self, text: str) -> list[str]:
+        return self._words_pattern.findall(text)
+
+    def to_json(self) -> dict:
+        return {"type": "BertPreTokenizer"}
+
+
+class WhitespaceSplit(_RegexSplit):
+    def __init__(self) -> None:
+        ws = re.escape(WHITESPACE)
+        self.unicode_pattern = re.compile(f"[{ws}]*[^{ws}]+")
+
+    def to_json(self) -> dict:
+        return {"type": "WhitespaceSplit"}
+
+
+class Whitespace(_RegexSplit):
+    """Hugging Face's `Whitespace`: runs of word characters, or runs of other non-space characters."""
+
+    def __init__(self) -> None:
+        self.unicode_pattern = re.compile(r"\s*(?:\w+|[^\w\s]+)")
+
+    def split(self, text: str) -> tuple[list[str], list[int], list[int]]:
+        pieces = self.unicode_pattern.findall(text)
+        words = [p.lstrip() for p in pieces]
+        ends = list(accumulate(map(len, pieces)))
+        return words, list(map(sub, ends, map(len, words))), ends
+
+    def to_json(self) -> dict:
+        return {"type": "Whitespace"}
+
+
+class NoSplit(PreTokenizer):
+    """No pre-tokenization: the whole text is one word (a tokenizer.json with "pre_tokenizer": null)."""
+
+    def split(self, text: str) -> tuple[list[str], list[int], list[int]]:
+        return ([text], [0], [len(text)]) if text else ([], [], [])
+
+    def to_json(self) -> None:
+        return None
+
+
+# GPT-2's split: contractions, letters, digits, other symbols (each optionally after one space),
+# and runs of whitespace (keeping the last space for the next word).
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+class ByteLevel(PreTokenizer):
+    """GPT-2's pre-tokenizer: the regex split above, then every UTF-8 byte as one printable char.
+
+    Words come back in the byte alphabet ("Ġworld" for " world"); the spans are in characters of
+    the input text. `char_spans(word)` maps byte positions inside a word back to characters.
+    """
+
+    def __init__(self, add_prefix_space: bool = False, use_regex: bool = True, trim_offsets: bool = True) -> None:
+        import regex  # the GPT-2 pattern needs \p{L} / \p{N}
+
+        self.add_prefix_space = add_prefix_space
+        self.use_regex = use_regex
+        self.trim_offsets = trim_offsets
+        self._pattern = regex.compile(GPT2_PATTERN)
+        self._map = {b: BYTES_TO_UNICODE[b] for b in range(256)}
+
+    def split(self, text: str) -> tuple[list[str], list[int], list[int]]:
+        # add_prefix_space is applied by the tokenizer, which also shifts the offsets back
+        if self.use_regex:
+            raw = self._pattern.findall(text)
+        else:
+            raw = [text] if text else []
+        ends = list(accumulate(map(len, raw)))
+        starts = list(map(sub, ends, map(len, raw)))
+        words = [to_byte_chars(w) for w in raw]
+        return words, starts, ends
+
+    def words(self, text: str) -> list[str]:
+        """Words as written (trainers count these, then map each distinct one with `word_key`)."""
+        if self.add_prefix_space and text and not text.startswith(" "):
+            text = " " + text
+        return self._pattern.findall(text) if self.use_regex else ([text] if text else [])
+
+    @staticmethod
+    def word_key(word: str) -> str:
+        return to_byte_chars(word)
+
+    def to_json(self) -> dict:
+        return {
+            "type": "ByteLevel",
+            "add_prefix_space": self.add_prefix_space,
+            "trim_offsets": self.trim_offsets,
+            "use_regex": self.use_regex,
+        }
+
+
+_BYTE_TABLE = {i: BYTES_TO_UNICODE[i] for i in range(128)}
+
+
+def to_byte_chars(word: str) -> str:
+    """A word in GPT-2's byte alphabet: one printable char per UTF-8 byte."""
+    if word.isascii():
+        return word.translate(_BYTE_TABLE)
+    return "".join(map(BYTES_TO_UNICODE.__getitem__, word.encode("utf-8", "surrogatepass")))
