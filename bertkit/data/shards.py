@@ -1,0 +1,183 @@
+"""Sharded, memory-mapped storage of pretraining instances (plain .npy files + a JSON manifest).
+
+A data folder written by `bertkit pretrain-data` looks like
+
+    manifest.json                      format, tokenizer fingerprint, settings, counts, shard list
+    tokenizer/                         the tokenizer the ids belong to
+    train/shard-00000.ids.npy          all token ids of the shard, concatenated      [N] uint16|int32
+    train/shard-00000.starts.npy       1 where a token begins a word (whole-word masking) [N] uint8
+    train/shard-00000.index.npy        one row per instance: offset, length, len_a, notNext  [M, 4] int64
+    train/shard-00000.labels.npy       (static masking only) original id where masked, else -100 [N] int32
+    eval/...                           the same for the held-out documents
+
+Instances are stored unpadded, back to back, so a batch is padded only to its own longest row.
+Every array is a standard .npy file, opened with `np.load(..., mmap_mode="r")`: a corpus far
+larger than RAM costs only the pages a batch touches. Writers append in a streaming way
+(`NpyAppender` patches the .npy header when the file is closed), so building never holds more
+than one document's tokens in memory.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from bertkit.errors import BertkitError, InputFileError
+
+FORMAT = "bertkit-pretraining-data"
+VERSION = 1
+_HEADER = 128  # bytes reserved for the .npy header; enough for any 1-D or 2-D shape
+
+
+class NpyAppender:
+    """Append arrays to a .npy file of unknown final length; the header is written on close.
+
+    Rows are appended along the first axis; the trailing shape and dtype are fixed at creation.
+    """
+
+    def __init__(self, path: str | os.PathLike, dtype: np.dtype | type, row_shape: tuple[int, ...] = ()):
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        self.row_shape = tuple(row_shape)
+        self.rows = 0
+        self._fh = open(self.path, "wb")
+        self._fh.write(b"\0" * _HEADER)
+
+    def append(self, array: np.ndarray) -> None:
+        array = np.ascontiguousarray(array, dtype=self.dtype)
+        if array.shape[1:] != self.row_shape:
+            raise ValueError(f"{self.path}: rows of shape {array.shape[1:]} appended to rows of {self.row_shape}")
+        self._fh.write(array.tobytes())
+        self.rows += len(array)
+
+    def close(self) -> None:
+        if self._fh.closed:
+            return
+        shape = (self.rows,) + self.row_shape
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
+        text = repr(header).encode("latin1")
+        # magic (6) + version (2) + header length (2) + text + padding + newline == _HEADER
+        pad = _HEADER - 10 - len(text) - 1
+        if pad < 0:
+            raise ValueError("shape too large for the reserved .npy header")
+        self._fh.seek(0)
+        self._fh.write(b"\x93NUMPY\x01\x00" + (_HEADER - 10).to_bytes(2, "little") + text + b" " * pad + b"\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+
+    def __enter__(self) -> "NpyAppender":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def id_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.int32)
+
+
+class ShardWriter:
+    """Writes one shard of instances (ids, word starts, index rows, optional static labels)."""
+
+    def __init__(self, folder: Path, name: str, vocab_size: int, static_labels: bool = False):
+        self.name = name
+        self.ids = NpyAppender(folder / f"{name}.ids.npy", id_dtype(vocab_size))
+        self.starts = NpyAppender(folder / f"{name}.starts.npy", np.uint8)
+        self.index = NpyAppender(folder / f"{name}.index.npy", np.int64, (4,))
+        self.labels = NpyAppender(folder / f"{name}.labels.npy", np.int32) if static_labels else None
+        self.instances = 0
+        self.tokens = 0
+        self.not_next = 0
+
+    def add(self, ids: np.ndarray, starts: np.ndarray, len_a: int, not_next: bool, labels: np.ndarray | None = None) -> None:
+        self.index.append(np.array([[self.tokens, len(ids), len_a, int(not_next)]], dtype=np.int64))
+        self.ids.append(ids)
+        self.starts.append(starts)
+        if self.labels is not None:
+            self.labels.append(labels)
+        self.instances += 1
+        self.tokens += len(ids)
+        self.not_next += int(not_next)
+
+    def close(self) -> dict[str, Any]:
+        for f in (self.ids, self.starts, self.index, self.labels):
+            if f is not None:
+                f.close()
+        return {"name": self.name, "instances": self.instances, "tokens": self.tokens, "not_next": self.not_next}
+
+
+# manifest ------------------------------------------------------------------------------------------
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    tmp = folder / f".manifest.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, folder / "manifest.json")
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    folder = Path(folder)
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise InputFileError(folder, "not a pretraining data folder (no manifest.json); build one with `bertkit pretrain-data`")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputFileError(path, f"not valid JSON ({err}); rebuild the folder with `bertkit pretrain-data`") from None
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise InputFileError(path, f"not a {FORMAT} v{VERSION} manifest; rebuild the folder with `bertkit pretrain-data`")
+    return manifest
+
+
+# reading -------------------------------------------------------------------------------------------
+
+class PretrainingData:
+    """The instances of one split, memory-mapped: `data[i]` -> (ids, starts, len_a, not_next, labels)."""
+
+    def __init__(self, folder: str | os.PathLike, split: str = "train"):
+        self.folder = Path(folder)
+        self.manifest = read_manifest(self.folder)
+        info = self.manifest["splits"].get(split)
+        if info is None or not info["shards"]:
+            raise BertkitError(f"{self.folder}: the data has no {split!r} instances"
+                               + (" (build it with --heldout N to get an eval split)" if split == "eval" else ""))
+        self.split = split
+        self.static = bool(self.manifest["settings"].get("static_masking"))
+        self._shards: list[dict[str, np.ndarray]] = []
+        counts = []
+        for shard in info["shards"]:
+            arrays = {}
+            for kind in ("ids", "starts", "index") + (("labels",) if self.static else ()):
+                path = self.folder / split / f"{shard['name']}.{kind}.npy"
+                try:
+                    arrays[kind] = np.load(path, mmap_mode="r")
+                except (OSError, ValueError) as err:
+                    raise InputFileError(path, f"missing or unreadable ({err}); rebuild the data folder") from None
+            if len(arrays["index"]) != shard["instances"] or len(arrays["ids"]) != shard["tokens"]:
+                raise InputFileError(self.folder / split / shard["name"], "shard size differs from manifest.json (an interrupted build?); rebuild the data folder")
+            self._shards.append(arrays)
+            counts.append(shard["instances"])
+        self._ends = np.cumsum(counts)
+        self.lengths = np.concatenate([s["index"][:, 1] for s in self._shards]).astype(np.int64)  # [M]
+        self.labels_nsp = np.concatenate([s["index"][:, 3] for s in self._shards]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self._ends[-1])
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray | None]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        s = int(np.searchsorted(self._ends, i, side="right"))
+        shard = self._shards[s]
+        offset, length, len_a, not_next = (int(x) for x in shard["index"][i - (self._ends[s - 1] if s else 0)])
+        ids = np.asarray(shard["ids"][offset:offset + length], dtype=np.int64)
+        starts = np.asarray(shard["starts"][offset:offset + length], dtype=bool)
+        labels = np.asarray(shard["labels"][offset:offset + length], dtype=np.int64) if self.static else None
+        return ids, starts, len_a, not_next, labels
+
+    def __iter__(self) -> Iterator[tuple]:
+        for i in range(len(self)):
+            yield self[i]
