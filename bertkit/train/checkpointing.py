@@ -90,15 +90,13 @@ def save_checkpoint(
     `rng_states` holds one `capture_rng()` per rank (gathered by the caller), so a multi-process
     run restores each rank's dropout stream.
     """
-    from safetensors.torch import save_model
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"checkpoint-{step:08d}"
     tmp = folder / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_model(model, str(tmp / "model.safetensors"))
+    save_weights(model, tmp / "model.safetensors")
     torch.save({
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -133,21 +131,12 @@ def load_checkpoint(
     restore_random: bool = True,
 ) -> dict[str, Any]:
     """Load weights (and optimizer, scheduler, this rank's RNG) in place; returns trainer_state."""
-    from safetensors.torch import load_model
-
     path = Path(path)
     try:
         state = json.loads((path / "trainer_state.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise InputFileError(path / "trainer_state.json", f"unreadable checkpoint state ({err})") from None
-    try:
-        missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
-    except (OSError, RuntimeError) as err:
-        raise InputFileError(path / "model.safetensors", f"cannot load into this model ({str(err).splitlines()[0]}); "
-                             "was the checkpoint made with another --config?") from None
-    if unexpected or [m for m in missing if not _is_tied_copy(model, m)]:
-        raise InputFileError(path / "model.safetensors", f"weights do not match the model (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]}); was the checkpoint made with another --config?")
+    load_weights(model, path / "model.safetensors")
     blob = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
     if optimizer is not None:
         optimizer.load_state_dict(blob["optimizer"])
@@ -160,9 +149,34 @@ def load_checkpoint(
     return state
 
 
-def _is_tied_copy(model: torch.nn.Module, name: str) -> bool:
-    """safetensors stores a tied weight once; the other name is restored through the tie."""
-    params = dict(model.named_parameters(remove_duplicate=False))
-    if name not in params:
-        return False
-    return any(other != name and p is params[name] for other, p in params.items())
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """state_dict -> safetensors; a tensor seen under several names (tied weights) is stored once."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    for name, value in model.state_dict().items():
+        key = (value.data_ptr(), tuple(value.shape), tuple(value.stride()), value.dtype)
+        if key in seen:
+            aliases[name] = seen[key]
+            continue
+        seen[key] = name
+        tensors[name] = value.detach().to("cpu", copy=True).contiguous()  # views (fused qkv parts) become their own
+    save_file(tensors, str(path), metadata={"aliases": json.dumps(aliases)})
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), "pt") as fh:
+            aliases = json.loads((fh.metadata() or {}).get("aliases", "{}"))
+        for name, source in aliases.items():
+            tensors[name] = tensors[source]
+        model.load_state_dict(tensors, strict=True)
+    except (OSError, RuntimeError, KeyError, ValueError) as err:
+        raise InputFileError(path, f"cannot load into this model ({str(err).splitlines()[0][:200]}); "
+                             "was the checkpoint made with another --config?") from None

@@ -1,0 +1,192 @@
+"""`bertkit pretrain` end to end on a small slice of the books: outputs, bad input, SIGKILL +
+resume (bitwise), Ctrl-C, and two gloo processes against one."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bertkit.cli import main
+from bertkit.data.build import BuildSettings, build_pretraining_data
+from bertkit.train.curves import read_log
+
+SMALL = {"vocab_size": 30522, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+         "intermediate_size": 128, "max_position_embeddings": 64}
+
+
+@pytest.fixture(scope="module")
+def data(shared_data, minilm_dir, tmp_path_factory):
+    src = sorted(shared_data("corpus", "books").glob("*.txt"))[10:16]
+    books = tmp_path_factory.mktemp("books")
+    for path in src:
+        text = path.read_text()[30_000:45_000]
+        (books / path.name).write_text(text[text.index("\n\n") + 2:])
+    out = tmp_path_factory.mktemp("data") / "d"
+    build_pretraining_data([books], minilm_dir, out, BuildSettings(max_seq_len=64, heldout=2), progress=False, log=lambda s: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "small.json"
+    path.write_text(json.dumps(SMALL))
+    return path
+
+
+def _args(data, config, out, *extra):
+    return ["pretrain", "--data", str(data), "--config", str(config), "--out", str(out), "--batch-size", "8",
+            "--lr", "1e-3", "--warmup-steps", "2", "--threads", "1", "--no-progress", *map(str, extra)]
+
+
+def _cli(args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "bertkit", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _weights(folder):
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_pretrain_writes_model_tokenizer_logs_and_curves(data, tmp_path):
+    out = tmp_path / "run"
+    assert main(_args(data, "tiny", out, "--max-steps", 12, "--eval-every", 6, "--eval-instances", 32, "--log-every", 3)) == 0
+    for name in ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "log.jsonl", "curves.png", "run.json", "summary.json"):
+        assert (out / name).is_file(), name
+    records = read_log(out / "log.jsonl")
+    train = [r for r in records if "loss" in r]
+    evals = [r for r in records if "eval_mlm_acc" in r]
+    assert [r["step"] for r in train] == [3, 6, 9, 12] and [r["step"] for r in evals] == [6, 12]
+    for key in ("mlm_loss", "nsp_loss", "mlm_acc", "nsp_acc", "lr", "tokens_per_s", "grad_norm"):
+        assert key in train[-1]
+    assert train[-1]["mlm_loss"] < train[0]["mlm_loss"]
+    assert abs(train[0]["loss"] - (train[0]["mlm_loss"] + train[0]["nsp_loss"])) < 0.5
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["step"] == 12 and 0 <= summary["eval"]["mlm_acc"] <= 1
+
+    transformers = pytest.importorskip("transformers")
+    peer = transformers.BertForPreTraining.from_pretrained(out)
+    ours = _weights(out)
+    assert torch.equal(peer.bert.embeddings.word_embeddings.weight, ours["bert.embeddings.word_embeddings.weight"])
+    from bertkit.model import BertForMaskedLM
+    from bertkit.tokenizers import Tokenizer
+
+    tok = Tokenizer.from_pretrained(out)
+    mlm = BertForMaskedLM.from_pretrained(out).eval()
+    enc = tok.encode("the [MASK] was dark .")
+    logits = mlm(input_ids=torch.tensor([enc.ids])).logits
+    assert logits.shape == (1, len(enc.ids), 30522)
+
+
+def test_bad_input_gives_one_line_errors(data, small_config, tmp_path, capsys):
+    def error(*args):
+        assert main(list(map(str, args))) == 2
+        return capsys.readouterr().err.strip()
+
+    base = _args(data, small_config, tmp_path / "a", "--max-steps", 2)
+    assert "different tokenizer" in error(*base, "--tokenizer", _other_tokenizer(tmp_path))
+    assert "--seq-len 128 differs from the data's max_seq_len 64" in error(*base, "--seq-len", 128)
+    bad_cfg = tmp_path / "bad.json"
+    bad_cfg.write_text(json.dumps(dict(SMALL, vocab_size=1000)))
+    assert "vocab_size 1000 is smaller" in error(*_args(data, bad_cfg, tmp_path / "b", "--max-steps", 2))
+    short_cfg = tmp_path / "short.json"
+    short_cfg.write_text(json.dumps(dict(SMALL, max_position_embeddings=32)))
+    assert "max_position_embeddings 32" in error(*_args(data, short_cfg, tmp_path / "b", "--max-steps", 2))
+    assert "must divide" in error(*base, "--grad-accum", 3)
+    assert "not a pretraining data folder" in error(*_args(tmp_path, small_config, tmp_path / "c", "--max-steps", 2))
+    assert main(base) == 0
+    capsys.readouterr()
+    assert "holds another run" in error(*base)
+    assert "different settings (lr)" in error(*_args(data, small_config, tmp_path / "a", "--max-steps", 2, "--lr", 5e-4, "--resume"))
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("x")
+    assert "not empty" in error(*_args(data, small_config, tmp_path / "junk", "--max-steps", 2))
+    msg = error(*_args(data, small_config, tmp_path / "e", "--max-steps", 2, "--bf16"))
+    if msg:  # only on CPUs without native bf16
+        assert "--bf16" in msg and "\n" not in msg
+
+
+def _other_tokenizer(tmp_path):
+    from bertkit.tokenizers import Tokenizer
+
+    tok = Tokenizer.train(iter(["some other text to learn a vocabulary from"] * 10), model="wordpiece", vocab_size=80,
+                          min_frequency=1, show_progress=False, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok.save(tmp_path / "other_tok")
+    return tmp_path / "other_tok"
+
+
+def _wait_for(path, proc, timeout=120):
+    start = time.time()
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended before {path.name} appeared:\n{proc.stdout.read()}")
+        if time.time() - start > timeout:
+            proc.kill()
+            raise AssertionError(f"{path} did not appear in {timeout} s")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bitwise_identical(data, small_config, tmp_path):
+    steps = ["--max-steps", 16, "--save-every", 3, "--log-every", 1, "--eval-every", 8, "--eval-instances", 16]
+    full = _cli(_args(data, small_config, tmp_path / "full", *steps))
+    assert full.wait(timeout=300) == 0, full.stdout.read()
+
+    out = tmp_path / "killed"
+    proc = _cli(_args(data, small_config, out, *steps))
+    _wait_for(out / "checkpoints" / "checkpoint-00000006", proc)
+    time.sleep(0.3)  # somewhere in steps 7..9, maybe mid-save
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (out / "model.safetensors").exists()  # it really died before the end
+    resumed = _cli(_args(data, small_config, out, *steps, "--resume"))
+    assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
+
+    a, b = _weights(tmp_path / "full"), _weights(out)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    steps_logged = [r["step"] for r in read_log(out / "log.jsonl") if "loss" in r]
+    assert steps_logged == list(range(1, 17))
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(data, small_config, tmp_path):
+    out = tmp_path / "run"
+    proc = _cli(_args(data, small_config, out, "--max-steps", 100000, "--save-every", 1000, "--eval-every", 0))
+    _wait_for(out / "log.jsonl", proc)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    text = proc.stdout.read()
+    assert "--resume" in text
+    (ckpt,) = (out / "checkpoints").iterdir()
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    assert ckpt.name == f"checkpoint-{state['step']:08d}" and state["step"] > 0
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_equal_one_process(data, small_config, tmp_path):
+    common = ["--max-steps", 5, "--dropout", 0, "--eval-every", 0, "--save-every", 0, "--log-every", 1]
+    one = _cli(_args(data, small_config, tmp_path / "one", *common))
+    assert one.wait(timeout=300) == 0, one.stdout.read()
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "bertkit", *map(str, _args(data, small_config, tmp_path / "two", *common))],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "2 process(es) x 1 x 4" in two.stdout
+    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    one_log = [r for r in read_log(tmp_path / "one" / "log.jsonl") if "loss" in r]
+    two_log = [r for r in read_log(tmp_path / "two" / "log.jsonl") if "loss" in r]
+    assert len(one_log) == len(two_log) == 5 and one_log[-1]["mlm_loss"] < one_log[0]["mlm_loss"]  # it trained
+    for r1, r2 in zip(one_log, two_log):
+        assert r1["loss"] == pytest.approx(r2["loss"], rel=1e-4) and r1["tokens"] == r2["tokens"]
+        assert r1["mlm_acc"] == pytest.approx(r2["mlm_acc"])
