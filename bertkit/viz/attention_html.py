@@ -99,6 +99,7 @@ _PAGE = """<!DOCTYPE html>
   .seg1 { fill: #b3541e; background: #f8e3d6; color: #b3541e; }
   svg text { font-size: 13px; font-family: ui-monospace, monospace; cursor: default; }
   svg text.focus { font-weight: 700; }
+  svg text.value { font-size: 11px; fill: #666; }
   svg rect.tokbg { fill: transparent; }
   svg g.token:hover rect.tokbg { fill: #eee; }
   .hint { color: #666; font-size: 0.9em; }
@@ -130,7 +131,7 @@ _PAGE = """<!DOCTYPE html>
 
   const NS = "http://www.w3.org/2000/svg";
   const ROW = 20, TOP = 10, COL = 150, GAP = 260;
-  const width = 2 * COL + GAP + 20, height = TOP + ROW * T + 10;
+  const width = 2 * COL + GAP + 70, height = TOP + ROW * T + 10;
   const svg = document.getElementById("view");
   svg.setAttribute("width", width);
   svg.setAttribute("height", height);
@@ -142,7 +143,7 @@ _PAGE = """<!DOCTYPE html>
   function y(i) { return TOP + ROW * i + ROW / 2; }
 
   // the two token columns: left = attending (query), right = attended (key)
-  const labels = { left: [], right: [] };
+  const labels = { left: [], right: [] }, values = { left: [], right: [] };
   for (const side of ["left", "right"]) {
     for (let i = 0; i < T; i++) {
       const g = document.createElementNS(NS, "g");
@@ -162,8 +163,17 @@ _PAGE = """<!DOCTYPE html>
       if (side === "left") { t.setAttribute("x", COL); t.setAttribute("text-anchor", "end"); }
       else { t.setAttribute("x", COL + GAP + 20); t.setAttribute("text-anchor", "start"); }
       t.setAttribute("y", y(i));
+      // the focused token's attention, written beside the other column's tokens on hover
+      const v = document.createElementNS(NS, "text");
+      v.setAttribute("class", "value");
+      v.setAttribute("dominant-baseline", "middle");
+      v.setAttribute("y", y(i));
+      if (side === "left") { v.setAttribute("x", 10); v.setAttribute("text-anchor", "start"); }
+      else { v.setAttribute("x", width - 10); v.setAttribute("text-anchor", "end"); }
       g.appendChild(bg);
       g.appendChild(t);
+      g.appendChild(v);
+      values[side].push(v);
       g.addEventListener("mouseenter", function () { focus(side, i); });
       g.addEventListener("mouseleave", function () { focus(null, -1); });
       svg.appendChild(g);
@@ -208,6 +218,16 @@ _PAGE = """<!DOCTYPE html>
     for (const side of ["left", "right"]) {
       labels[side].forEach(function (t, i) {
         t.classList.toggle("focus", side === state.focusSide && i === state.focusIndex);
+      });
+      values[side].forEach(function (v, k) {
+        // hovering left token i shows i's attention to each right token k, and the reverse
+        let text = "";
+        if (state.focusSide !== null && state.focusSide !== side) {
+          const w = state.focusSide === "left" ? weight(state.layer, state.head, state.focusIndex, k)
+                                               : weight(state.layer, state.head, k, state.focusIndex);
+          text = w.toFixed(2);
+        }
+        v.textContent = text;
       });
     }
   }

@@ -52,12 +52,18 @@ def test_hover_focuses_one_token_and_segments_are_coloured(browser, tmp_path):
 
     tokens, type_ids = pair_tokens(4, 3)
     n = len(tokens)
-    path = attention_html(tokens, random_attention(2, 2, n, seed=6), tmp_path / "hover.html", type_ids=type_ids)
+    att = random_attention(2, 2, n, seed=6)
+    path = attention_html(tokens, att, tmp_path / "hover.html", type_ids=type_ids)
     browser.get(path.resolve().as_uri())
+    values = "return Array.from(document.querySelectorAll('text.value')).map(v => v.textContent)"
+    assert set(browser.execute_script(values)) == {""}  # no numbers until a token is focused
     left = browser.find_element(By.CSS_SELECTOR, "text[data-side='left'][data-index='3']")
     ActionChains(browser).move_to_element(left).perform()
     _, rows = drawn_matrix(browser, n)
     assert {(i, j) for i, j, _, _, visible in rows if visible} == {(3, j) for j in range(n)}
+    shown = browser.execute_script(values)  # left column's values first, then the right column's
+    assert shown[:n] == [""] * n
+    assert np.abs(np.array([float(v) for v in shown[n:]]) - att[0, 0, 3]).max() <= 0.005 + 1e-7
     right = browser.find_element(By.CSS_SELECTOR, "text[data-side='right'][data-index='5']")
     ActionChains(browser).move_to_element(right).perform()
     _, rows = drawn_matrix(browser, n)
