@@ -1,12 +1,12 @@
-"""Features -> padded batches: length-grouped for training, length-sorted for prediction.
+"""Features -> padded batches, and the model run over them in length-sorted batches.
 
 A feature is a dict of python lists/ints (input_ids, token_type_ids and the task's targets).
-Batches are padded only to their own longest row, and grouping similar lengths keeps that
-padding small, which on a CPU is most of the speed of fine-tuning on short sentences.
+Batches are padded only to their own longest row; training groups similar lengths with the
+pretraining plan (bertkit.data.batching.length_grouped_plan), prediction sorts by length, so
+little compute goes to padding, which on a CPU is most of the speed on short sentences.
 """
 from __future__ import annotations
 
-import random
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -33,31 +33,6 @@ def pad_batch(features: Sequence[dict], pad_id: int = 0) -> dict[str, torch.Tens
     batch["attention_mask"] = torch.tensor(
         [[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"])) for f in features], dtype=torch.long)
     return batch  # every token field [B, T]; scalar fields [B]
-
-
-def length_grouped_batches(
-    lengths: Sequence[int], batch_size: int, seed: int, mega: int = 50, drop_last: bool = False
-) -> list[list[int]]:
-    """Shuffled batches of indices whose lengths are close (Hugging Face's LengthGroupedSampler).
-
-    Shuffle, cut into mega-batches of `mega * batch_size`, sort each by length (longest first)
-    and cut it into batches; the batch holding the longest row goes first, so running out of
-    memory shows up at step one rather than hours in.
-    """
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    size = mega * batch_size
-    batches: list[list[int]] = []
-    for m in range(0, len(order), size):
-        group = sorted(order[m:m + size], key=lambda i: -lengths[i])
-        batches.extend(group[b:b + batch_size] for b in range(0, len(group), batch_size))
-    if drop_last and batches and len(batches[-1]) < batch_size:
-        batches.pop()
-    if batches:
-        longest = max(range(len(batches)), key=lambda b: lengths[batches[b][0]])
-        batches[0], batches[longest] = batches[longest], batches[0]
-    return batches
 
 
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

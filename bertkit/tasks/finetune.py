@@ -188,7 +188,10 @@ def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) 
 
     import torch
 
-    from bertkit.tasks.batching import length_grouped_batches, pad_batch
+    import numpy as np
+
+    from bertkit.data.batching import length_grouped_plan
+    from bertkit.tasks.batching import pad_batch
     from bertkit.train.loop import IndexBatches, TrainConfig, train
     from bertkit.train.optim import build_optimizer, linear_schedule, warmup_from_ratio
 
@@ -198,11 +201,10 @@ def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) 
     if not features:
         raise BertkitError("no training examples")
     pad_id = getattr(model.config, "pad_token_id", 0) or 0
-    lengths = [len(f["input_ids"]) for f in features]
-    batch_size = settings.batch_size
+    lengths = np.array([len(f["input_ids"]) for f in features])
 
-    def plan(epoch: int) -> list[list[int]]:  # reshuffled each epoch, similar lengths together
-        return length_grouped_batches(lengths, batch_size, seed=settings.seed + epoch)
+    def plan(epoch: int) -> list:  # reshuffled each epoch, similar lengths together (as in pretraining)
+        return length_grouped_plan(lengths, settings.batch_size, settings.seed, epoch, group=50, drop_last=False)
 
     batches = IndexBatches(plan, lambda idx, epoch: pad_batch([features[i] for i in idx], pad_id), settings.grad_accum)
     steps = math.ceil(settings.epochs * batches.steps_per_epoch())

@@ -15,19 +15,6 @@ def test_pad_batch_pads_each_field_with_its_own_filler():
     assert b["x"].tolist() == [1, 0] and b["x"].dtype == torch.long
 
 
-def test_length_grouped_batches_cover_everything_and_group_lengths():
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(3, 60, size=1000).tolist()
-    batches = batching.length_grouped_batches(lengths, 8, seed=1, mega=10)
-    flat = sorted(i for b in batches for i in b)
-    assert flat == list(range(1000))
-    assert lengths[batches[0][0]] == max(lengths)
-    spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
-    assert spread < 10  # random batches of 8 would spread ~40
-    assert batches == batching.length_grouped_batches(lengths, 8, seed=1, mega=10)
-    assert batches != batching.length_grouped_batches(lengths, 8, seed=2, mega=10)
-
-
 class Echo(torch.nn.Module):
     """Logits = input ids as floats, so results show which row went where."""
 
