@@ -28,6 +28,11 @@ _EXPORTS: dict[str, str] = {
     "BertForTokenClassification": "bertkit.model.heads",
     "BertForQuestionAnswering": "bertkit.model.heads",
     "convert_google_checkpoint": "bertkit.checkpoint.google",
+    # fine-tuning tasks and pipelines (issue 5)
+    "pipeline": "bertkit.pipelines",
+    "finetune": "bertkit.tasks.finetune",
+    "evaluate": "bertkit.tasks.finetune",
+    "FinetuneSettings": "bertkit.tasks.finetune",
 }
 
 
