@@ -107,16 +107,17 @@ class WhitespaceSplit(_RegexSplit):
 
 
 class Whitespace(_RegexSplit):
-    """Hugging Face's `Whitespace`: runs of word characters, or runs of other non-space characters."""
+    """Hugging Face's `Whitespace`: runs of word characters, or runs of other non-space characters.
+
+    "Word character" is Rust's `\\w` (letters, marks, digits, connectors, zero-width joiners),
+    which is wider than Python's, hence the `regex` module.
+    """
 
     def __init__(self) -> None:
-        self.unicode_pattern = re.compile(r"\s*(?:\w+|[^\w\s]+)")
+        import regex
 
-    def split(self, text: str) -> tuple[list[str], list[int], list[int]]:
-        pieces = self.unicode_pattern.findall(text)
-        words = [p.lstrip() for p in pieces]
-        ends = list(accumulate(map(len, pieces)))
-        return words, list(map(sub, ends, map(len, words))), ends
+        w = r"\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}"
+        self.unicode_pattern = regex.compile(rf"\p{{White_Space}}*(?:[{w}]+|[^{w}\p{{White_Space}}]+)")
 
     def to_json(self) -> dict:
         return {"type": "Whitespace"}
