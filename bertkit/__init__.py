@@ -33,6 +33,16 @@ _EXPORTS: dict[str, str] = {
     "finetune": "bertkit.tasks.finetune",
     "evaluate": "bertkit.tasks.finetune",
     "FinetuneSettings": "bertkit.tasks.finetune",
+    # pretraining data, training loop, pretraining (issue 4)
+    "Masker": "bertkit.data.masking",
+    "PairBuilder": "bertkit.data.nsp",
+    "PretrainingData": "bertkit.data.shards",
+    "build_pretraining_data": "bertkit.data.build",
+    "build_optimizer": "bertkit.train.optim",
+    "linear_schedule": "bertkit.train.optim",
+    "TrainConfig": "bertkit.train.loop",
+    "pretrain": "bertkit.train.pretrain",
+    "PretrainSettings": "bertkit.train.pretrain",
 }
 
 
