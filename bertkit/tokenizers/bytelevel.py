@@ -25,9 +25,16 @@ ALPHABET: list[str] = sorted(BYTES_TO_UNICODE.values())
 
 
 def bytes_to_text(byte_chars: str) -> str:
-    """Byte-alphabet string -> text; incomplete UTF-8 sequences become U+FFFD, as in Hugging Face."""
+    """Byte-alphabet string -> text; incomplete UTF-8 sequences become U+FFFD, as in Hugging Face.
+
+    Lone surrogates (which Python strings can hold) were encoded with "surrogatepass", so they
+    come back too: decode(encode(s)) == s for every str.
+    """
     data = bytes(UNICODE_TO_BYTES[c] for c in byte_chars if c in UNICODE_TO_BYTES)
-    return data.decode("utf-8", errors="replace")
+    try:
+        return data.decode("utf-8", errors="surrogatepass")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace")
 
 
 def byte_to_char_index(word: str) -> list[int]:

@@ -33,6 +33,9 @@ def resolve_source(source) -> tuple[list[Path] | None, Iterable[str] | None]:
     if isinstance(source, (list, tuple)):
         is_path = [isinstance(s, os.PathLike) or (isinstance(s, str) and "\n" not in s and len(s) < 4096 and Path(s).is_file()) for s in source]
         if source and all(is_path):
+            for s in source:
+                if not Path(s).is_file():
+                    raise InputFileError(s, "training file not found")
             return [Path(s) for s in source], None
         if any(is_path):
             missing = next(s for s, ok in zip(source, is_path) if not ok)
@@ -67,12 +70,23 @@ def read_chunks(files: list[Path], progress=None) -> Iterator[str]:
                         yield "".join(buf)
                         buf, size = [], 0
             except UnicodeDecodeError:
-                raise InputFileError(path, "not UTF-8 text; convert the file to UTF-8", line_no + 1) from None
+                raise InputFileError(path, "not UTF-8 text; convert the file to UTF-8", _first_bad_line(path)) from None
             if buf:
                 text = "".join(buf)
                 if progress is not None:
                     progress.update(len(text.encode("utf-8", "surrogatepass")))
                 yield text
+
+
+def _first_bad_line(path: Path) -> int | None:
+    """Line number of the first line that is not UTF-8 (the text reader decodes in blocks)."""
+    with open(path, "rb") as f:
+        for i, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return i
+    return None
 
 
 def text_chunks(texts: Iterable[str], progress=None) -> Iterator[str]:
