@@ -192,7 +192,7 @@ def train_wordpiece(
     def score(c: int, ca: int, cb: int) -> float:
         if ratio:
             return c / (ca * cb)
-        return c * log(n_symbols[0] * c / (ca * cb))
+        return c * (log(c / (ca * cb)) + log(n_symbols[0]))
 
     def entry(p: str, c: int):
         ia, ib, tb = info[p]
@@ -245,6 +245,7 @@ def train_wordpiece(
                 continue
             # count(a) and count(b) fell, so every pair holding them scores higher now: re-score
             # those pairs once the fall is more than `tolerance` since they were last scored
+            log_n = log(n_symbols[0])
             for s in (ia, ib, inew):
                 n = symbol_count[s]
                 if n and (s == inew or scored_at[s] > n * (1.0 + tolerance)):
@@ -254,7 +255,11 @@ def train_wordpiece(
                         cq = count.get(q, 0)
                         if cq >= min_frequency:
                             qa, qb, tb = info[q]
-                            push(heap, (-score(cq, symbol_count[qa], symbol_count[qb]), -cq, tb, q))
+                            if ratio:
+                                key = -cq / (symbol_count[qa] * symbol_count[qb])
+                            else:  # score() inlined: this loop is the trainer's hot spot
+                                key = -cq * (log(cq / (symbol_count[qa] * symbol_count[qb])) + log_n)
+                            push(heap, (key, -cq, tb, q))
                         else:  # pair counts only fall, so it cannot be merged any more
                             dead.append(q)
                     if dead:
