@@ -28,6 +28,11 @@ _EXPORTS: dict[str, str] = {
     "BertForTokenClassification": "bertkit.model.heads",
     "BertForQuestionAnswering": "bertkit.model.heads",
     "convert_google_checkpoint": "bertkit.checkpoint.google",
+    "embed": "bertkit.inference",
+    "token_embeddings": "bertkit.inference",
+    "TokenEmbeddings": "bertkit.inference",
+    "fill_mask": "bertkit.inference",
+    "quantize_int8": "bertkit.model.quantize",
     # fine-tuning tasks and pipelines (issue 5)
     "pipeline": "bertkit.pipelines",
     "finetune": "bertkit.tasks.finetune",

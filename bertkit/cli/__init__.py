@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "bertkit.cli.demo",
     "bertkit.cli.viz",
     "bertkit.cli.convert",
+    "bertkit.cli.embed",
     "bertkit.cli.pretrain",
 ]
 

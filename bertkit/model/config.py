@@ -77,6 +77,7 @@ class BertConfig:
                     raise BertkitError(f"BertConfig: num_labels {self.num_labels} disagrees with id2label "
                                        f"({len(self.id2label)} labels); give one of them")
                 self.num_labels = len(self.id2label)
+        self.hidden_act = ACTIVATIONS.get(self.hidden_act, self.hidden_act)  # one name per function
         self.validate()
 
     # ------------------------------------------------------------------ checks
