@@ -56,6 +56,11 @@ class Model:
         self.single.clear()
         self.multi.clear()
 
+    def __getstate__(self) -> dict:  # a pickled tokenizer travels without its word cache
+        state = dict(self.__dict__)
+        state["single"], state["multi"] = {}, {}
+        return state
+
     # vocabulary access -------------------------------------------------------------------
     @property
     def id_to_token_list(self) -> list[str]:

@@ -473,12 +473,6 @@ class Tokenizer:
     def __repr__(self) -> str:
         return f"Tokenizer(model={type(self.model).__name__}, vocab_size={self.vocab_size}, normalizer={type(self.normalizer).__name__})"
 
-    def __getstate__(self):  # caches are rebuilt lazily in worker processes
-        return self.__dict__
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
 
 def _layout(chunks: list[list[tuple[int, int]]], seq_types: list[int]):
     """Precomputed pieces of a simple template: per chunk of special tokens, its ids, type ids,
