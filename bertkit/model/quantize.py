@@ -17,6 +17,7 @@ products) stays float32. The int8 matmuls are fbgemm's dynamic kernels (`quantiz
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Iterable, Sequence
 
 import torch
@@ -37,8 +38,10 @@ class Int8Linear(nn.Module):
             weight = weight * smooth[None, :]  # [out, in] * [1, in]
         self.register_buffer("inv_smooth", None if smooth is None else (1.0 / smooth).float())
         scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0  # [out]
-        qweight = torch.quantize_per_channel(weight, scale.double(), torch.zeros_like(scale, dtype=torch.long),
-                                             axis=0, dtype=torch.qint8)
+        with warnings.catch_warnings():  # deprecated in torch 2.13 (pinned), still fbgemm's input format
+            warnings.simplefilter("ignore")
+            qweight = torch.quantize_per_channel(weight, scale.double(), torch.zeros_like(scale, dtype=torch.long),
+                                                 axis=0, dtype=torch.qint8)
         bias = linear.bias.detach().float() if linear.bias is not None else None
         self._packed = torch.ops.quantized.linear_prepack(qweight, bias)
         self.in_features, self.out_features = linear.in_features, linear.out_features

@@ -1,0 +1,185 @@
+"""Feature extraction with the packaged MiniLM: order, pooling, layers, dtypes, per-word vectors, fill-mask."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import bertkit
+from bertkit import BertModel, Tokenizer
+from bertkit.errors import BertkitError
+from bertkit.inference import fill_mask, prepare
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "google_bert_tiny"
+TEXTS = ["I love Paris", "Sam hated the movie because the ending was unbelievably bad", "It was a great day",
+         "The song is not good", "We loved the game", "a", "Paris is a beautiful city . I love Paris",
+         "the immune system protects organisms from disease"]
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_dir):
+    return BertModel.from_pretrained(minilm_dir), Tokenizer.from_pretrained(minilm_dir)
+
+
+def reference(model, tokenizer, texts, layer=-1):
+    """Plain padded forward of one batch in input order: what embed must reproduce."""
+    b = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden_states=True)
+    return out.hidden_states[layer], b["attention_mask"]
+
+
+def test_mean_cls_max_pooling_in_input_order(minilm):
+    model, tok = minilm
+    hidden, mask = reference(model, tok, TEXTS)
+    m = mask.unsqueeze(-1).float()
+    expected = {
+        "mean": (hidden * m).sum(1) / m.sum(1),
+        "cls": hidden[:, 0],
+        "max": hidden.masked_fill(m == 0, -1e9).amax(1),
+    }
+    for pooling, want in expected.items():
+        got = bertkit.embed(TEXTS, model=model, tokenizer=tok, pooling=pooling, batch_size=3)
+        assert got.shape == (8, 384) and got.dtype == torch.float32
+        assert (got - want).abs().max() <= 1e-5, pooling
+
+
+def test_batch_size_and_threads_do_not_change_results(minilm):
+    model, tok = minilm
+    a = bertkit.embed(TEXTS, model=model, tokenizer=tok, batch_size=1)
+    b = bertkit.embed(TEXTS, model=model, tokenizer=tok, batch_size=5)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        c = bertkit.embed(TEXTS, model=model, tokenizer=tok, batch_size=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads
+    assert (a - b).abs().max() <= 1e-5 and (a - c).abs().max() <= 1e-5
+    reversed_ = bertkit.embed(TEXTS[::-1], model=model, tokenizer=tok, batch_size=3)
+    assert (reversed_.flip(0) - a).abs().max() <= 1e-5
+
+
+def test_layers_concatenate_and_average(minilm):
+    model, tok = minilm
+    first, mask = reference(model, tok, TEXTS, layer=0)
+    fourth, _ = reference(model, tok, TEXTS, layer=4)
+    m = mask.unsqueeze(-1).float()
+    got = bertkit.embed(TEXTS, model=model, tokenizer=tok, layers=[0, -3], pooling="mean")
+    assert got.shape == (8, 768)
+    assert (got[:, :384] - (first * m).sum(1) / m.sum(1)).abs().max() <= 1e-5
+    assert (got[:, 384:] - (fourth * m).sum(1) / m.sum(1)).abs().max() <= 1e-5
+    averaged = bertkit.embed(TEXTS, model=model, tokenizer=tok, layers=[0, -3], combine="mean")
+    assert (averaged - (got[:, :384] + got[:, 384:]) / 2).abs().max() <= 1e-5
+    with pytest.raises(BertkitError, match="layer 7 does not exist"):
+        bertkit.embed(TEXTS, model=model, tokenizer=tok, layers=[7])
+
+
+def test_normalize_single_text_and_errors(minilm):
+    model, tok = minilm
+    vectors = bertkit.embed(TEXTS, model=model, tokenizer=tok, normalize=True)
+    torch.testing.assert_close(vectors.norm(dim=-1), torch.ones(8))
+    one = bertkit.embed("I love Paris", model=model, tokenizer=tok, normalize=True)
+    assert one.shape == (384,) and (one - vectors[0]).abs().max() <= 1e-5
+    assert bertkit.embed([], model=model, tokenizer=tok).shape == (0, 384)
+    with pytest.raises(BertkitError, match="pooling 'sum'"):
+        bertkit.embed(TEXTS, model=model, tokenizer=tok, pooling="sum")
+    with pytest.raises(BertkitError, match="texts must be a list of strings"):
+        bertkit.embed([1, 2], model=model, tokenizer=tok)
+    with pytest.raises(BertkitError, match="needs tokenizer="):
+        bertkit.embed(TEXTS, model=BertModel(model.config))
+
+
+def test_model_folder_provides_the_tokenizer(minilm_dir, minilm):
+    model, tok = minilm
+    assert (bertkit.embed(TEXTS, model=minilm_dir) - bertkit.embed(TEXTS, model=model, tokenizer=tok)).abs().max() <= 1e-6
+
+
+def test_seed_example_python_differs_by_context_but_not_statically(minilm):
+    """The seed's example: 'Python' the snake vs 'Python' the language."""
+    model, tok = minilm
+    snake, language = bertkit.token_embeddings(
+        ["He got bit by Python", "Python is my favorite programming language"], model=model, tokenizer=tok)
+    assert snake.words == ["He", "got", "bit", "by", "Python"]
+    assert snake.tokens == ["[CLS]", "he", "got", "bit", "by", "python", "[SEP]"]
+    contextual = F.cosine_similarity(snake.word_vector("python"), language.word_vector("python"), dim=0)
+    assert contextual < 0.9  # measured 0.87
+    # a static lookup (the input embedding table) gives the same vector in both sentences
+    table = model.embeddings.word_embeddings.weight
+    a = table[tok.encode("He got bit by Python").ids[5]]
+    b = table[tok.encode("Python is my favorite programming language").ids[1]]
+    assert torch.equal(a, b)
+
+
+def test_word_vectors_average_their_pieces(minilm):
+    model, tok = minilm
+    text = "Sam hated the movie because the ending was unbelievably bad"
+    te = bertkit.token_embeddings(text, model=model, tokenizer=tok)
+    enc = tok.encode(text)
+    assert te.tokens == enc.tokens and te.vectors.shape == (len(enc.ids), 384)
+    w = te.words.index("unbelievably")
+    pieces = [t for t, word in enumerate(enc.word_ids) if word == enc.word_ids[enc.tokens.index("un")]]
+    assert len(pieces) > 1  # the word is split into word pieces
+    torch.testing.assert_close(te.word_vectors[w], te.vectors[pieces].mean(0))
+    for word, (start, end) in zip(te.words, te.word_offsets):
+        assert text[start:end] == word
+    with pytest.raises(BertkitError, match="occurs 0 time"):
+        te.word_vector("python")
+
+
+def test_bfloat16_path_stays_close(minilm):
+    model, tok = minilm
+    exact = bertkit.embed(TEXTS[:4], model=model, tokenizer=tok)
+    bf16 = bertkit.embed(TEXTS[:4], model=model, tokenizer=tok, dtype=torch.bfloat16)
+    assert bf16.dtype == torch.float32
+    assert F.cosine_similarity(exact, bf16).min() >= 0.999
+    assert model.dtype == torch.float32  # the user's model is not converted in place
+
+
+def test_int8_path_keeps_cosine_above_099(minilm, shared_data):
+    model, tok = minilm
+    lines = shared_data("sst2", "validation.tsv").read_text(encoding="utf-8").splitlines()[1:101]
+    texts = [line.split("\t")[0] for line in lines]
+    exact = bertkit.embed(texts, model=model, tokenizer=tok)
+    int8 = bertkit.embed(texts, model=model, tokenizer=tok, dtype="int8")
+    cos = F.cosine_similarity(exact, int8)
+    assert cos.mean() >= 0.99 and cos.min() >= 0.97, (cos.mean(), cos.min())
+    assert not torch.equal(exact, int8)  # it really ran int8 arithmetic
+
+
+def test_prepared_copies_are_cached_and_refreshed_after_training(minilm):
+    model, _ = minilm
+    a = prepare(model, torch.bfloat16)
+    assert prepare(model, "bf16") is a and prepare(model, None) is model
+    with torch.no_grad():
+        model.pooler.dense.bias.add_(0.0)  # an in-place update, as an optimizer step makes
+    assert prepare(model, torch.bfloat16) is not a
+    with pytest.raises(BertkitError, match="dtype 'int4'"):
+        prepare(model, "int4")
+
+
+def test_fill_mask_scores_only_masks_and_matches_full_softmax():
+    from bertkit import BertForMaskedLM
+
+    model = BertForMaskedLM.from_pretrained(FIXTURE)
+    tok = Tokenizer.from_pretrained(FIXTURE)
+    texts = ["paris is a beautiful [MASK] .", "[MASK] love [MASK]"]
+    results = fill_mask(texts, model=model, tokenizer=tok, top_k=4)
+    assert len(results[0]) == 4 and len(results[1]) == 2 and len(results[1][0]) == 4
+    enc = tok(texts[0], return_tensors="pt")
+    with torch.no_grad():
+        probs = model(**enc).logits[0].softmax(-1)
+    position = enc["input_ids"][0].tolist().index(tok.token_to_id("[MASK]"))
+    top = probs[position].topk(4)
+    assert [r["token"] for r in results[0]] == top.indices.tolist()
+    assert [r["score"] for r in results[0]] == pytest.approx(top.values.tolist(), abs=1e-6)
+    assert results[0][0]["sequence"].startswith("paris is a beautiful")
+    with pytest.raises(BertkitError, match="has no \\[MASK\\]"):
+        fill_mask("no mask here", model=model, tokenizer=tok)
+
+
+def test_fill_mask_refuses_a_model_without_mlm_weights(minilm_dir):
+    with pytest.raises(BertkitError, match="no masked-LM head weights"):
+        fill_mask("paris is a beautiful [MASK] .", model=minilm_dir)
