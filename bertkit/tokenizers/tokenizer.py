@@ -332,26 +332,39 @@ class Tokenizer:
         offsets = list(zip(starts, ends))
         word_ids = list(range(len(words)))
         if None in ids:
-            self._split_words(words, ids, offsets, word_ids, norm)
+            ids, offsets, word_ids = self._split_words(words, ids, offsets, word_ids, norm)
         if shift:
             offsets = [(s - 1 if s else 0, e - 1 if e else 0) for s, e in offsets]
         if align is not None:
             offsets = [(align[s], align[e - 1] + 1) for s, e in offsets]  # tokens are never empty
         return ids, offsets, word_ids
 
-    def _split_words(self, words, ids, offsets, word_ids, norm) -> None:
-        """Replace each word that is not a single token by its pieces (in place, right to left)."""
+    def _split_words(self, words, ids, offsets, word_ids, norm) -> tuple[list, list, list]:
+        """Replace each word that is not a single token by its pieces (one linear pass)."""
         tokenize = self.model.tokenize_cached
-        positions = list(compress(count(), map(is_, ids, repeat(None))))
-        for i in reversed(positions):
+        new_ids: list[int] = []
+        new_offsets: list[tuple[int, int]] = []
+        new_words: list[int] = []
+        prev = 0
+        for i in compress(count(), map(is_, ids, repeat(None))):
+            if i > prev:
+                new_ids += ids[prev:i]
+                new_offsets += offsets[prev:i]
+                new_words += word_ids[prev:i]
+            prev = i + 1
             pids, spans = tokenize(words[i])
             start, end = offsets[i]
             if self._byte_level and not norm[start:end].isascii():
                 index = byte_to_char_index(norm[start:end])
                 spans = [(index[a], index[b - 1] + 1) for a, b in spans]
-            ids[i: i + 1] = pids
-            offsets[i: i + 1] = [(start + a, start + b) for a, b in spans]
-            word_ids[i: i + 1] = [i] * len(pids)
+            new_ids += pids
+            new_offsets += [(start + a, start + b) for a, b in spans]
+            new_words += [i] * len(pids)
+        if prev < len(ids):
+            new_ids += ids[prev:]
+            new_offsets += offsets[prev:]
+            new_words += word_ids[prev:]
+        return new_ids, new_offsets, new_words
 
     def _encode_with_added(self, text: str) -> Raw:
         """Text containing added tokens: encode the text between them piece by piece."""
