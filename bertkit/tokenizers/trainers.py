@@ -120,6 +120,14 @@ def train_bpe(
     return vocab, merges
 
 
+_LOG_TABLE = 1 << 16
+
+
+def _log_table() -> list[float]:
+    """log(n) for small counts: a list lookup beats a call in the hottest loop."""
+    return [0.0] + [log(n) for n in range(1, _LOG_TABLE)]
+
+
 def train_wordpiece(
     word_counts: Counter,
     vocab_size: int,
@@ -131,6 +139,7 @@ def train_wordpiece(
     show_progress: bool = True,
     criterion: str = "likelihood",
     tolerance: float = 1e-3,
+    park_pairs: bool = True,
 ) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Likelihood-merge WordPiece -> (vocab, merges in the order learned). Pieces inside a word
     carry `prefix`; tokenizing uses the vocabulary only (longest match first).
@@ -174,6 +183,7 @@ def train_wordpiece(
     for c, n in stats.symbol_counts().items():
         symbol_count[sym_id(c)] = n
     scored_at = list(symbol_count)  # each symbol's count when its pairs were last scored
+    log_count = [log(n) if n > 0 else 0.0 for n in symbol_count]
     n_symbols = [sum(symbol_count)]  # N, the length of the training data in symbols
     info: dict[str, tuple[int, int, int]] = {}  # pair -> (id a, id b, tie-break key)
     pairs_of: dict[int, set[str]] = {}  # symbol id -> pairs it is part of
@@ -189,14 +199,12 @@ def train_wordpiece(
         pairs_of.setdefault(ia, set()).add(p)
         pairs_of.setdefault(ib, set()).add(p)
 
-    def score(c: int, ca: int, cb: int) -> float:
-        if ratio:
-            return c / (ca * cb)
-        return c * (log(c / (ca * cb)) + log(n_symbols[0]))
-
     def entry(p: str, c: int):
+        """Heap entry of a pair: best score first, then higher count, then newest symbol."""
         ia, ib, tb = info[p]
-        return (-score(c, symbol_count[ia], symbol_count[ib]), -c, tb, p)
+        if ratio:
+            return (-c / (symbol_count[ia] * symbol_count[ib]), -c, tb, p)
+        return (-c * (log(c) - log_count[ia] - log_count[ib] + log(n_symbols[0])), -c, tb, p)
 
     for p, c in count.items():
         if c >= min_frequency:
@@ -204,6 +212,12 @@ def train_wordpiece(
     heap = [entry(p, c) for p, c in count.items() if c >= min_frequency]
     heapq.heapify(heap)
     push, pop = heapq.heappush, heapq.heappop
+    park = not ratio and park_pairs
+    parked: list[tuple[float, str]] = []  # (-bound on the gain, pair) of pairs set aside
+    park_set: set[str] = set()
+    log_n0 = log(n_symbols[0])
+    last_score = 0.0
+    logs = _log_table() if not ratio else []
     bar = _progress(vocab_size - len(vocab), show_progress, "WordPiece merges")
     cut = len(prefix)
     with bar:
@@ -220,6 +234,17 @@ def train_wordpiece(
             if fresh != top and heap and fresh > heap[0]:
                 push(heap, fresh)
                 continue
+            if parked and -parked[0][0] >= -fresh[0]:  # a parked pair might beat it: unpark those
+                while parked and -parked[0][0] >= -fresh[0]:
+                    _, q = heapq.heappop(parked)
+                    park_set.discard(q)
+                    cq = count.get(q, 0)
+                    if cq >= min_frequency:
+                        register(q)
+                        push(heap, entry(q, cq))
+                push(heap, fresh)
+                continue
+            last_score = -fresh[0]
             ia, ib, _ = info[p]
             a, b = tokens[ia], tokens[ib]
             merged = a + (b[cut:] if b.startswith(prefix) else b)
@@ -235,17 +260,23 @@ def train_wordpiece(
             symbol_count[ib] -= n_merged
             symbol_count[inew] += n_merged
             n_symbols[0] -= n_merged
+            for s in (ia, ib, inew):
+                log_count[s] = log(symbol_count[s]) if symbol_count[s] > 0 else 0.0
             for q, d in changed.items():
                 if d > 0 and new in q and count[q] >= min_frequency:
                     register(q)
             if len(heap) > 4 * len(count) + 100_000:  # too many stale entries: rebuild
-                heap = [entry(q, cq) for q, cq in count.items() if cq >= min_frequency]
+                heap = [entry(q, cq) for q, cq in count.items() if cq >= min_frequency and q not in park_set]
                 heapq.heapify(heap)
                 scored_at = list(symbol_count)
                 continue
             # count(a) and count(b) fell, so every pair holding them scores higher now: re-score
             # those pairs once the fall is more than `tolerance` since they were last scored
+            # Parking (likelihood only): a pair's gain can never exceed count * log(N0 / count)
+            # (count(a), count(b) >= count(ab), N <= N0), so a pair whose bound is below half the
+            # last merge's gain is set aside, unscored, until the best gain falls to its bound.
             log_n = log(n_symbols[0])
+            park_below = last_score - 0.5 * abs(last_score) if park else None
             for s in (ia, ib, inew):
                 n = symbol_count[s]
                 if n and (s == inew or scored_at[s] > n * (1.0 + tolerance)):
@@ -253,17 +284,25 @@ def train_wordpiece(
                     dead = []
                     for q in pairs_of.get(s, ()):
                         cq = count.get(q, 0)
-                        if cq >= min_frequency:
-                            qa, qb, tb = info[q]
-                            if ratio:
-                                key = -cq / (symbol_count[qa] * symbol_count[qb])
-                            else:  # score() inlined: this loop is the trainer's hot spot
-                                key = -cq * (log(cq / (symbol_count[qa] * symbol_count[qb])) + log_n)
-                            push(heap, (key, -cq, tb, q))
-                        else:  # pair counts only fall, so it cannot be merged any more
+                        if cq < min_frequency:  # pair counts only fall: it cannot be merged any more
                             dead.append(q)
-                    if dead:
-                        pairs_of[s].difference_update(dead)
+                            continue
+                        qa, qb, tb = info[q]
+                        if ratio:
+                            key = -cq / (symbol_count[qa] * symbol_count[qb])
+                        else:
+                            log_c = logs[cq] if cq < _LOG_TABLE else log(cq)
+                            bound = cq * (log_n0 - log_c)
+                            if park and bound < park_below:
+                                dead.append(q)
+                                park_set.add(q)
+                                heapq.heappush(parked, (-bound, q))
+                                continue
+                            key = -cq * (log_c - log_count[qa] - log_count[qb] + log_n)
+                        push(heap, (key, -cq, tb, q))
+                    for q in dead:
+                        pairs_of[sym_id(q[0])].discard(q)
+                        pairs_of[sym_id(q[1])].discard(q)
     return vocab, merges
 
 
