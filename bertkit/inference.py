@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from bertkit.errors import BertkitError
 
 POOLINGS = ("mean", "cls", "max")
-_LOADED: dict[tuple[str, str], tuple[Any, Any]] = {}  # (folder, head class) -> (model, tokenizer)
+_LOADED: dict[tuple, Any] = {}  # (kind, ..., folder) -> a loaded model or tokenizer, a few kept
 _PREPARED: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
@@ -38,24 +38,25 @@ def load_model(model: Any, tokenizer: Any = None, head: str = "BertModel") -> tu
     if model is None:
         raise BertkitError("give model= a model folder (config.json + model.safetensors) or a loaded model")
     if isinstance(model, (str, os.PathLike)):
-        key = (str(Path(model).resolve()), head)
-        if key not in _LOADED:
-            if len(_LOADED) >= 4:
-                _LOADED.pop(next(iter(_LOADED)))
-            loaded, report = getattr(models, head).from_pretrained(model, output_loading_info=True)
-            loaded.loading_info = report
-            _LOADED[key] = (loaded, None)
-        model = _LOADED[key][0]
+        model = _cached(("model", head, str(Path(model).resolve())), lambda: getattr(models, head).from_pretrained(model))
     if tokenizer is None:
-        folder = getattr(model, "name_or_path", None)
-        if folder is None:
+        tokenizer = getattr(model, "name_or_path", None)
+        if tokenizer is None:
             raise BertkitError("a model object without a folder needs tokenizer= (a Tokenizer or its folder)")
-        tokenizer = folder
     if isinstance(tokenizer, (str, os.PathLike)):
         from bertkit.tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_pretrained(tokenizer)
+        folder = tokenizer
+        tokenizer = _cached(("tokenizer", str(Path(folder).resolve())), lambda: Tokenizer.from_pretrained(folder))
     return model, tokenizer
+
+
+def _cached(key: tuple, load: Callable[[], Any]) -> Any:
+    if key not in _LOADED:
+        if len(_LOADED) >= 6:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = load()
+    return _LOADED[key]
 
 
 def prepare(model: torch.nn.Module, dtype: Any = None, calibration: list[dict] | None = None) -> torch.nn.Module:
