@@ -26,8 +26,9 @@ What a job plugs in
 * eval_fn    `eval_fn(model) -> {name: float}`, run on rank 0 in eval mode under no_grad every
              `eval_every` steps, after each epoch (epoch-based runs) and at the end; logged as
              eval_<name>. With `best_metric` set, each improvement saves `save_fn(model, out/best)`.
-* callbacks  objects with any of on_train_begin(state), on_step_end(state, record),
-             on_eval(state, metrics), on_epoch_end(state), on_train_end(state); setting
+* callbacks  objects with any of on_train_begin(state), on_step_end(state, record) (every
+             step; record is the log record on logging steps, else None), on_eval(state, metrics)
+             (metrics are {} on ranks > 0), on_epoch_end(state), on_train_end(state); setting
              `state.should_stop = True` ends the run after the current step (with a checkpoint).
 * env        a `distributed.DistEnv` (default: one process on the CPU). The loop wraps the model
              in DDP when env.world_size > 1; only rank 0 logs, plots and saves.
@@ -41,7 +42,7 @@ gradient clipping (max_grad_norm, default 1.0), optional bf16 autocast, a tqdm b
 out_dir/log.jsonl (plotted to out_dir/curves.png at each evaluation and at the end), checkpoints
 every `save_every` steps in out_dir/checkpoints (atomic, newest `keep_checkpoints` kept), exact
 resume (`resume=True`: weights, optimizer, schedule, RNG streams and the data position), and a
-clean stop with a checkpoint on Ctrl-C, on `time_limit` seconds, or when a callback asks.
+clean stop with a checkpoint on Ctrl-C / SIGTERM, on `time_limit` seconds, or when a callback asks.
 """
 from __future__ import annotations
 
@@ -189,15 +190,18 @@ def total_steps(batches: BatchSource, max_steps: int | None, epochs: float | Non
 # the loop -----------------------------------------------------------------------------------------
 
 class _Interrupt:
-    """First Ctrl-C: finish the step, save, stop. Second Ctrl-C: the usual KeyboardInterrupt."""
+    """First Ctrl-C (or SIGTERM, as schedulers send before preempting): finish the step, save,
+    stop. A second one: the usual KeyboardInterrupt."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.hit = False
-        self._old = None
+        self._old: dict = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
@@ -206,8 +210,8 @@ class _Interrupt:
         self.hit = True
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
@@ -255,6 +259,7 @@ def train(
             print(f"resumed from {resume_from} (step {state.step})", flush=True)
     ddp = wrap_model(model, env)
     model.train()
+
     def autocast():
         return torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=config.bf16)
 
@@ -323,6 +328,7 @@ def train(
                 dt = time.perf_counter() - t0
                 state.train_seconds += dt
                 window.seconds += dt
+                record = None
                 if state.step % config.log_every == 0 or state.step == state.total_steps:
                     record = window.flush(env, state, steps_per_epoch, optimizer)
                     state.tokens += record.get("tokens", 0)
@@ -330,7 +336,7 @@ def train(
                         log.write(record)
                         if bar is not None:
                             bar.set_postfix({k: f"{record[k]:.3g}" for k in record if k in ("loss", "mlm_acc", "nsp_acc", "accuracy", "lr")}, refresh=False)
-                    _call(callbacks, "on_step_end", state, record)
+                _call(callbacks, "on_step_end", state, record)
                 if bar is not None:
                     bar.update(1)
                 if config.eval_every and state.step % config.eval_every == 0:
