@@ -2,6 +2,8 @@
 word vectors behave as the seed says, and bad input gets a clear one-line error."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -182,3 +184,22 @@ def test_similarity_of_a_long_sentence(minilm_dir, capsys):
     late = f"It is {filler} Python"
     assert main(["similarity", "--model", str(minilm_dir), late, PYTHON_LANGUAGE, "--word", "python"]) == 2
     assert "'python' lies past the model's maximum of 512 tokens" in capsys.readouterr().err
+
+
+def test_demo_step_leaves_the_files_it_announces(minilm_dir, tmp_path, capsys):
+    import re
+
+    from bertkit.cli.viz import demo_step
+
+    demo_step(tmp_path)
+    printed = capsys.readouterr().out
+    announced = [Path(p) for p in re.findall(r"^wrote (\S+) ", printed, flags=re.M)]
+    assert {p.name for p in announced} == {"bank-pca.png", "attention.html", "attention-overview.png",
+                                           "attention-last-layer.png", "attention-layer2-head0.png"}
+    for path in announced:
+        assert path.parent == tmp_path / "look-inside" and path.stat().st_size > 15_000
+    assert "static input embedding (token table): 1.0000" in printed
+    assert "$ bertkit attention --model" in printed  # the tour shows the commands it runs
+    cls_row = re.search(r"cls pooling: (.+)", printed).group(1).split()
+    mean_row = re.search(r"mean pooling: (.+)", printed).group(1).split()
+    assert len(cls_row) == len(mean_row) == 3
