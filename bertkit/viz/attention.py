@@ -125,11 +125,13 @@ def compute_attention(
 
     A text longer than the model's maximum is truncated to `max_length` tokens (default: the
     model's max_position_embeddings) with a warning, rather than failing deep inside the model.
+    `tokenizer` is a bertkit Tokenizer (it must support `tokenizer(..., truncation=True)`).
     """
     import torch
 
     limit = max_length or int(model.config.max_position_embeddings)
-    ids, type_ids, tokens = fit_to_model(tokenizer.encode(text, pair), limit)
+    encoding = encode_for_model(tokenizer, text, pair, limit)
+    ids, type_ids, tokens = list(encoding.ids), list(encoding.type_ids), list(encoding.tokens)
     input_ids = torch.tensor([ids])
     token_type_ids = torch.tensor([type_ids])
     model.eval()
@@ -139,19 +141,18 @@ def compute_attention(
     return Attention(tokens=tokens, weights=as_attention_stack(out.attentions), type_ids=type_ids)
 
 
-def fit_to_model(encoding: Any, limit: int) -> tuple[list[int], list[int], list[str]]:
-    """(ids, type_ids, tokens) of `encoding`, cut to `limit` tokens with a warning when longer.
+def encode_for_model(tokenizer: Any, text: str, pair: str | None, limit: int) -> Any:
+    """The encoding of `text` (and `pair`), cut to `limit` tokens with a warning when longer.
 
-    The cut keeps the first `limit` - 1 tokens and the final [SEP], so the input stays well
-    formed and every kept token keeps its position.
+    The cut is the tokenizer's own longest-first truncation (as in transformers), so a pair keeps
+    both sentences and its [SEP]s.
     """
-    ids, type_ids, tokens = list(encoding.ids), list(encoding.type_ids), list(encoding.tokens)
-    if len(ids) <= limit:
-        return ids, type_ids, tokens
+    encoding = tokenizer.encode(text, pair)
+    if len(encoding.ids) <= limit:
+        return encoding
     warnings.warn(
-        f"the input has {len(ids)} tokens but the model takes at most {limit}; "
-        f"using the first {limit - 1} and the final {tokens[-1]} (shorten the text to see all of it)",
+        f"the input has {len(encoding.ids)} tokens but the model takes at most {limit}; "
+        f"cut to {limit} (longest sentence first; shorten the text to see all of it)",
         stacklevel=3,
     )
-    keep = list(range(limit - 1)) + [len(ids) - 1]
-    return [ids[i] for i in keep], [type_ids[i] for i in keep], [tokens[i] for i in keep]
+    return tokenizer(text, pair, truncation=True, max_length=limit).encodings[0]

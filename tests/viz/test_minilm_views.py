@@ -203,3 +203,17 @@ def test_demo_step_leaves_the_files_it_announces(minilm_dir, tmp_path, capsys):
     cls_row = re.search(r"cls pooling: (.+)", printed).group(1).split()
     mean_row = re.search(r"mean pooling: (.+)", printed).group(1).split()
     assert len(cls_row) == len(mean_row) == 3
+
+
+def test_long_pair_keeps_both_sentences(minilm, minilm_dir, tmp_path):
+    import warnings
+
+    model, tokenizer = minilm
+    long_a = " ".join(["word"] * 600)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        att = compute_attention(model, tokenizer, long_a, "I love Paris")
+    assert "the input has 606 tokens but the model takes at most 512" in str(caught[0].message)
+    assert len(att.tokens) == 512 and att.weights.shape[-1] == 512
+    assert att.tokens[-5:] == ["[SEP]", "i", "love", "paris", "[SEP]"]  # sentence B survives the cut
+    assert att.type_ids.count(1) == 4
