@@ -18,6 +18,8 @@ from bertkit.errors import BertkitError
 from bertkit.model.config import ACTIVATIONS, BertConfig
 from bertkit.model.outputs import BaseModelOutputWithPooling
 
+SHORT_SEQUENCE = 16  # at inference, attention over at most this many tokens takes the explicit path
+
 
 def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     kind = ACTIVATIONS[name]
@@ -59,8 +61,8 @@ class BertSelfAttention(nn.Module):
     """Multi-head scaled dot-product self-attention.
 
     The fast path is `F.scaled_dot_product_attention` (fused kernel, no [T, T] tensor kept);
-    the explicit path computes softmax(QK^T / sqrt(d) + mask) itself and is taken only when the
-    caller wants the attention probabilities.
+    the explicit path computes softmax(QK^T / sqrt(d) + mask) itself and is taken when the
+    caller wants the attention probabilities (and for very short inputs, where it is faster).
     """
 
     def __init__(self, config: BertConfig):
@@ -78,12 +80,14 @@ class BertSelfAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, A, T, D]
         dropout_p = self.dropout_p if self.training else 0.0
         probs = None
-        if output_attentions:
+        # short sequences (T <= 16): three small batched ops beat the fused kernel's per-block set-up
+        if output_attentions or (T <= SHORT_SEQUENCE and not self.training):
             scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size))  # [B, A, T, T]
             if mask is not None:
                 scores = scores + mask
             probs = scores.softmax(dim=-1)
             context = torch.matmul(F.dropout(probs, dropout_p, self.training), v)
+            probs = probs if output_attentions else None
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         context = context.transpose(1, 2).reshape(B, T, H)  # [B, A, T, D] -> [B, T, H]

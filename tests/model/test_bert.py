@@ -8,7 +8,7 @@ from bertkit import BertConfig, BertForMaskedLM, BertModel
 from bertkit.errors import BertkitError
 
 TINY = dict(vocab_size=50, hidden_size=24, num_hidden_layers=3, num_attention_heads=4, intermediate_size=40,
-            max_position_embeddings=16, type_vocab_size=2)
+            max_position_embeddings=40, type_vocab_size=2)
 
 
 @pytest.fixture
@@ -45,9 +45,14 @@ def test_output_shapes(model):
     assert len(as_tuple) == 2 and torch.allclose(as_tuple[0], out.last_hidden_state, atol=1e-5)
 
 
-def test_sdpa_and_explicit_paths_agree(model):
-    fast = model(**batch())
-    explicit = model(**batch(), output_attentions=True)
+@pytest.mark.parametrize("T", [7, 30])  # 7: both explicit (short input); 30: the SDPA kernel vs explicit
+def test_sdpa_and_explicit_paths_agree(model, T):
+    ids = torch.randint(1, 50, (3, T), generator=torch.Generator().manual_seed(T))
+    mask = torch.ones(3, T, dtype=torch.long)
+    mask[1, T // 2:] = 0
+    fast = model(ids, mask)
+    explicit = model(ids, mask, output_attentions=True)
+    assert explicit.attentions is not None and fast.attentions is None
     assert (fast.last_hidden_state - explicit.last_hidden_state).abs().max() <= 1e-5
     assert (fast.pooler_output - explicit.pooler_output).abs().max() <= 1e-5
 
@@ -86,7 +91,7 @@ def test_mlm_decoder_is_tied_to_word_embeddings():
 @pytest.mark.parametrize("ids,message", [
     (torch.tensor([[2, 50, 3]]), "id 50, outside the vocabulary of 50"),
     (torch.tensor([[2, -1, 3]]), "id -1, outside the vocabulary"),
-    (torch.ones(1, 17, dtype=torch.long), "sequence length 17 exceeds max_position_embeddings 16"),
+    (torch.ones(1, 41, dtype=torch.long), "sequence length 41 exceeds max_position_embeddings 40"),
     (torch.ones(3, dtype=torch.long), "shape \\[batch, seq\\]"),
     (torch.ones(1, 3), "integer tensor"),
 ])
