@@ -7,7 +7,7 @@ little compute goes to padding, which on a CPU is most of the speed on short sen
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -39,11 +39,6 @@ def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Batches for prediction: sorted by length so each pads little; callers restore the order."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     return [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
-
-
-def iterate(features: Sequence[dict], batches: Sequence[Sequence[int]], pad_id: int = 0) -> Iterator[dict]:
-    for idx in batches:
-        yield pad_batch([features[i] for i in idx], pad_id)
 
 
 def forward_batches(

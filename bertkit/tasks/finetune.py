@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -186,16 +185,14 @@ def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) 
     """Hand the prepared features to the shared loop; keep the best dev checkpoint in `out`."""
     import shutil
 
-    import torch
-
     import numpy as np
+    import torch
 
     from bertkit.data.batching import length_grouped_plan
     from bertkit.tasks.batching import pad_batch
     from bertkit.train.loop import IndexBatches, TrainConfig, train
     from bertkit.train.optim import build_optimizer, linear_schedule, warmup_from_ratio
 
-    random.seed(settings.seed)
     torch.manual_seed(settings.seed)  # dropout masks
     model, features = prep.model, prep.train_features
     if not features:
@@ -233,14 +230,18 @@ def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) 
                   save_fn=save_fn)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # resume state: not kept for fine-tuning
     best = {}
-    if not settings.skip_eval:
+    if (out / "best").is_dir():
         for f in (out / "best").iterdir():  # the best checkpoint becomes the output folder's model
             os.replace(f, out / f.name)
         (out / "best").rmdir()
         best = {**history[_best_index(history, prep.task.metric)], "step": state.best_step}
+    if state.interrupted:
+        print(f"stopped at step {state.step}: {out} holds the best model evaluated so far"
+              if best else f"stopped at step {state.step}, before the first evaluation: no model saved", flush=True)
     examples = len(prep.train_examples) * state.step / max(1, batches.steps_per_epoch())
     return {"best": headline(best), "best_full": best, "history": [headline(h) for h in history],
-            "train_seconds": state.train_seconds, "train_examples": examples, "steps": state.step}
+            "train_seconds": state.train_seconds, "train_examples": examples, "steps": state.step,
+            "interrupted": state.interrupted}
 
 
 def _best_index(history: list[dict], metric: str) -> int:

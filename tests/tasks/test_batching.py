@@ -1,5 +1,4 @@
 """Padding and length grouping: every index once, similar lengths together, order restored."""
-import numpy as np
 import torch
 
 from bertkit.tasks import batching
