@@ -24,14 +24,14 @@ HF_HEADS = {"classify": "BertForSequenceClassification", "ner": "BertForTokenCla
             "qa": "BertForQuestionAnswering"}
 
 
-def tiny_checkpoint(tmp_path, minilm_dir, task, labels):
+def tiny_checkpoint(tmp_path, minilm_dir, task, labels, dropout=0.0):
     config = transformers.BertConfig(
         vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, max_position_embeddings=512,
+        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, max_position_embeddings=512,
         num_labels=len(labels) if labels else 2, id2label=dict(enumerate(labels)) if labels else None)
     torch.manual_seed(123)
     model = getattr(transformers, HF_HEADS[task])(config)
-    folder = tmp_path / f"tiny-{task}"
+    folder = tmp_path / f"tiny-{task}-{dropout}"
     model.save_pretrained(folder)
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
         shutil.copy(minilm_dir / name, folder / name)

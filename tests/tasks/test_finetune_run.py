@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bertkit.cli import main
-from bertkit.tasks.finetune import FinetuneSettings, evaluate, finetune
+from bertkit.tasks.finetune import FinetuneSettings, evaluate, finetune, get_task
 from test_finetune_parity import slice_file, tiny_checkpoint
 
 
@@ -46,3 +46,19 @@ def test_evaluate_refuses_wrong_task_and_unknown_labels(tmp_path, shared_data, m
     bad.write_text("sentence\tlabel\nfine\t1\nodd\tpositive\n")
     assert main(["evaluate", "classify", "--model", str(out), "--data", str(bad)]) == 2
     assert f"{bad}:3: label 'positive' is not one the model was trained with" in capsys.readouterr().err
+
+
+def test_runs_are_reproducible_with_dropout(tmp_path, shared_data, minilm_dir):
+    train = slice_file(shared_data, tmp_path, "ner")
+    adapter = get_task("ner")
+    labels = adapter.labels(adapter.read(train), train)
+    folder = tiny_checkpoint(tmp_path, minilm_dir, "ner", labels, dropout=0.1)
+    logs = []
+    for run in ("a", "b", "c"):
+        settings = FinetuneSettings(epochs=1, lr=1e-3, batch_size=8, max_len=48, max_steps=4, log_every=1,
+                                    seed=1 if run == "c" else 0, progress=False)
+        finetune("ner", folder, train, train, tmp_path / run, settings)
+        logs.append([r["loss"] for r in map(json.loads, (tmp_path / run / "log.jsonl").read_text().splitlines())
+                     if "loss" in r])
+    assert logs[0] == logs[1] and len(logs[0]) == 4  # same seed: the same dropout masks and batches
+    assert logs[2] != logs[0]
