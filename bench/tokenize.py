@@ -8,8 +8,10 @@ lines. Work: BERT's uncased WordPiece with the packaged all-MiniLM-L6-v2 vocab.t
 added, and for every text the ids AND the character offsets read back into Python lists.
 
 * single: one `encode(text)` call per paragraph.
-* batch: `encode_batch(paragraphs)`; tokenizers with RAYON_NUM_THREADS=2, bertkit with 2
-  worker processes.
+* batch: `encode_batch(paragraphs)`; tokenizers with RAYON_NUM_THREADS=2; bertkit as users
+  call it (a second process only when the load average says a core is idle), and forced to 2
+  processes. The load average at each batch round is printed: on a shared machine the second
+  core is often busy, and then a second process cannot help.
 * slow: transformers' BertTokenizerLegacy `encode(text)` (ids only: it has no offsets), on every
   4th paragraph, against bertkit's single encode (with offsets) on the same paragraphs.
 
@@ -100,7 +102,12 @@ def main() -> int:
             enc.offsets
         return n
 
-    def ours_batch(ts):
+    def ours_batch(ts):  # as users call it: 2 processes when a core is idle, else 1
+        tok = fresh()
+        encs = tok.encode_batch(ts)
+        return sum(len(e.ids) + 0 * len(e.offsets) for e in encs)
+
+    def ours_batch_forked(ts):  # always 2 processes, however busy the machine is
         tok = fresh()
         encs = tok.encode_batch(ts, num_workers=2)
         return sum(len(e.ids) + 0 * len(e.offsets) for e in encs)
@@ -122,7 +129,8 @@ def main() -> int:
 
     sides = {
         "bertkit single": (ours_single, texts), "tokenizers single": (rust_single, texts),
-        "bertkit batch": (ours_batch, texts), "tokenizers batch": (rust_batch, texts),
+        "bertkit batch": (ours_batch, texts), "bertkit batch, 2 processes": (ours_batch_forked, texts),
+        "tokenizers batch": (rust_batch, texts),
         "bertkit single (slow's subset)": (ours_single, slow_texts), "BertTokenizerLegacy single": (slow_single, slow_texts),
     }
     best: dict[str, tuple[float, int]] = {}
@@ -130,12 +138,13 @@ def main() -> int:
         for name, (fn, ts) in sides.items():
             if name.startswith("BertTokenizerLegacy") and r > 0:
                 continue  # ~30x slower than the others; one round is plenty
+            load = os.getloadavg()[0]
             seconds, n = timed(fn, ts)
             if name not in best or seconds < best[name][0]:
                 best[name] = (seconds, n)
-            print(f"  round {r + 1} {name:32s} {seconds:7.3f} s  {n / seconds:12,.0f} tokens/s", flush=True)
+            print(f"  round {r + 1} {name:32s} {seconds:7.3f} s  {n / seconds:12,.0f} tokens/s   (load {load:.1f})", flush=True)
     rate = {name: n / s for name, (s, n) in best.items()}
-    assert best["bertkit single"][1] == best["tokenizers single"][1] == best["bertkit batch"][1] == best["tokenizers batch"][1]
+    assert best["bertkit single"][1] == best["tokenizers single"][1] == best["bertkit batch"][1] == best["tokenizers batch"][1] == best["bertkit batch, 2 processes"][1]
 
     print("\nbest of rounds (tokens/s, ids + offsets):")
     for name in rate:
@@ -143,6 +152,7 @@ def main() -> int:
     print("\nratios (bertkit / peer):")
     print(f"  single vs tokenizers encode         {rate['bertkit single'] / rate['tokenizers single']:.2f}x   (bar >= 0.5)")
     print(f"  batch  vs tokenizers encode_batch   {rate['bertkit batch'] / rate['tokenizers batch']:.2f}x   (bar >= 0.5)")
+    print(f"  batch, 2 processes vs encode_batch  {rate['bertkit batch, 2 processes'] / rate['tokenizers batch']:.2f}x")
     print(f"  single vs BertTokenizerLegacy       {rate['bertkit single (slow' + chr(39) + 's subset)'] / rate['BertTokenizerLegacy single']:.2f}x   (bar >= 4)")
     print(f"  batch  vs BertTokenizerLegacy       {rate['bertkit batch'] / rate['BertTokenizerLegacy single']:.2f}x   (bar >= 4)")
 
