@@ -86,7 +86,6 @@ class Pipeline:
         self.model, self.tokenizer, self.settings = load_model_and_tokenizer(self.head, model, tokenizer)
         limit = self.model.config.max_position_embeddings
         self.max_length = min(max_length or self.settings.get("max_len") or limit, limit)
-        self.pad_id = getattr(self.model.config, "pad_token_id", 0) or 0
 
     def __call__(self, inputs, **options):
         single = not isinstance(inputs, list)
@@ -123,7 +122,7 @@ class TextClassificationPipeline(Pipeline):
         if any(pairs) and not all(pairs):
             raise BertkitError(f"{self.task}: give every input as a pair, or none")
         features, _ = classification.ClassificationTask(self.task).encode(examples, self.tokenizer, self.max_length, 0)
-        logits = forward_batches(self.model, features, batch_size, self.pad_id)
+        logits = forward_batches(self.model, features, batch_size)
         return classification.predictions(softmax(np.stack([o[0] for o in logits])), self.id2label)
 
     def _pair(self, x) -> tuple[str, str | None]:
@@ -166,7 +165,7 @@ class QuestionAnsweringPipeline(Pipeline):
         max_length = min(self.settings.get("max_len", qa.MAX_LENGTH), self.max_length)
         stride = min(self.settings.get("doc_stride", qa.DOC_STRIDE), max_length // 2)
         features, windows = qa.QATask().encode(examples, self.tokenizer, max_length, stride)
-        out = forward_batches(self.model, features, batch_size, self.pad_id, qa.QATask.outputs, per_token=True)
+        out = forward_batches(self.model, features, batch_size, qa.QATask.outputs, per_token=True)
         answers = qa.decode_answers(examples, windows, [o[0] for o in out], [o[1] for o in out],
                                     max_answer_tokens, n_best=max(top_k, 1))
         results = []
@@ -193,7 +192,7 @@ class TokenClassificationPipeline(Pipeline):
         spans = [ner.split_words(text) for text in inputs]
         stride = min(self.settings.get("doc_stride", 128), self.max_length // 2)
         windows = ner.make_windows(inputs, spans, self.tokenizer, self.max_length, stride=stride)
-        out = forward_batches(self.model, [w.feature() for w in windows], batch_size, self.pad_id, per_token=True)
+        out = forward_batches(self.model, [w.feature() for w in windows], batch_size, per_token=True)
         id2label = self.model.config.id2label or {}
         probs = ner.word_probabilities(windows, [softmax(o[0]) for o in out], [len(s) for s in spans])
         results = []
@@ -212,38 +211,9 @@ class FillMaskPipeline(Pipeline):
     head = "BertForMaskedLM"
 
     def run(self, inputs: list, batch_size: int = 32, top_k: int = 5) -> list:
-        import torch
+        from bertkit.inference import fill_mask
 
-        from bertkit.tasks.batching import pad_batch, sorted_batches
-
-        mask_id = self.tokenizer.token_to_id("[MASK]")
-        encs = [self.tokenizer.encode(x) for x in inputs]
-        for i, enc in enumerate(encs):
-            if mask_id not in enc.ids:
-                raise BertkitError(f"fill-mask: input {i} has no [MASK] token: {inputs[i]!r}")
-            if len(enc.ids) > self.max_length:
-                raise BertkitError(f"fill-mask: input {i} is {len(enc.ids)} tokens, over the model's {self.max_length}")
-        results: list = [None] * len(encs)
-        with torch.inference_mode():
-            for idx in sorted_batches([len(e.ids) for e in encs], batch_size):
-                batch = pad_batch([{"input_ids": encs[i].ids, "token_type_ids": encs[i].type_ids} for i in idx], self.pad_id)
-                logits = self.model(**batch).logits  # [B, T, V]
-                for r, i in enumerate(idx):
-                    masks = [t for t, tok in enumerate(encs[i].ids) if tok == mask_id]
-                    probs = logits[r, masks].float().softmax(-1)  # [M, V]
-                    per_mask = []
-                    for m, row in zip(masks, probs):
-                        top = row.topk(top_k)
-                        per_mask.append([self._candidate(encs[i].ids, m, int(t), float(p))
-                                         for p, t in zip(top.values, top.indices)])
-                    results[i] = per_mask[0] if len(per_mask) == 1 else per_mask
-        return results
-
-    def _candidate(self, ids: list[int], position: int, token: int, prob: float) -> dict:
-        filled = list(ids)
-        filled[position] = token
-        return {"token": token, "token_str": self.tokenizer.id_to_token(token), "score": prob,
-                "sequence": self.tokenizer.decode(filled)}
+        return fill_mask(inputs, model=self.model, tokenizer=self.tokenizer, top_k=top_k, batch_size=batch_size)
 
 
 class EmbedPipeline(Pipeline):

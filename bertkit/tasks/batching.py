@@ -1,9 +1,10 @@
-"""Features -> padded batches, and the model run over them in length-sorted batches.
+"""Features -> padded training batches, and the model's outputs over features for prediction.
 
 A feature is a dict of python lists/ints (input_ids, token_type_ids and the task's targets).
 Batches are padded only to their own longest row; training groups similar lengths with the
-pretraining plan (bertkit.data.batching.length_grouped_plan), prediction sorts by length, so
-little compute goes to padding, which on a CPU is most of the speed on short sentences.
+pretraining plan (bertkit.data.batching.length_grouped_plan), prediction sorts by length
+(bertkit.inference), so little compute goes to padding, which on a CPU is most of the speed on
+short sentences.
 """
 from __future__ import annotations
 
@@ -35,45 +36,32 @@ def pad_batch(features: Sequence[dict], pad_id: int = 0) -> dict[str, torch.Tens
     return batch  # every token field [B, T]; scalar fields [B]
 
 
-def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Batches for prediction: sorted by length so each pads little; callers restore the order."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
-
-
 def forward_batches(
     model: torch.nn.Module,
     features: Sequence[dict],
     batch_size: int = 64,
-    pad_id: int = 0,
     outputs: Sequence[str] = ("logits",),
     per_token: bool = False,
-    progress: bool = False,
 ) -> list[tuple]:
     """Run the model over features in length-sorted batches; results come back in input order.
 
     Each result is a tuple of numpy arrays, one per name in `outputs`; with `per_token` they are
-    cut to the feature's own length (padding rows dropped).
+    cut to the feature's own length (padding rows dropped). The batching and threading are
+    bertkit.inference's, the same path embeddings and fill-mask take.
     """
-    lengths = [len(f["input_ids"]) for f in features]
-    results: list[tuple] = [()] * len(features)
-    was_training = model.training
-    model.eval()
-    batches = sorted_batches(lengths, batch_size)
-    if progress:
-        from tqdm.auto import tqdm
+    from bertkit.inference import for_each_batch
 
-        batches = tqdm(batches, desc="predict", unit="batch", leave=False)
-    try:
-        with torch.inference_mode():
-            for idx in batches:
-                rows = [{"input_ids": features[i]["input_ids"], "token_type_ids": features[i]["token_type_ids"]} for i in idx]
-                out = model(**pad_batch(rows, pad_id))
-                arrays = [getattr(out, name).float().cpu().numpy() for name in outputs]
-                for r, i in enumerate(idx):
-                    results[i] = tuple(a[r, : lengths[i]] if per_token else a[r] for a in arrays)
-    finally:
-        model.train(was_training)
+    encoded = {"input_ids": [f["input_ids"] for f in features], "token_type_ids": [f["token_type_ids"] for f in features]}
+    results: list[tuple] = [()] * len(features)
+
+    def consume(idx: list[int], out, mask) -> None:
+        arrays = [getattr(out, name).float().cpu().numpy() for name in outputs]
+        for r, i in enumerate(idx):
+            n = len(features[i]["input_ids"])
+            results[i] = tuple(a[r, :n] if per_token else a[r] for a in arrays)
+
+    if features:
+        for_each_batch(model, encoded, batch_size, consume)
     return results
 
 

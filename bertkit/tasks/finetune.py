@@ -146,13 +146,11 @@ def prepare(task_name: str, model_dir, train, dev, settings: FinetuneSettings, *
                     dev_examples, dev_features, dev_meta)
 
 
-def score(prep: Prepared, model, batch_size: int = 64, progress: bool = False) -> dict:
+def score(prep: Prepared, model, batch_size: int = 64) -> dict:
     """Run the model on the prepared dev features and compute the task's metric."""
     from bertkit.tasks.batching import forward_batches
 
-    pad_id = getattr(model.config, "pad_token_id", 0) or 0
-    outputs = forward_batches(model, prep.dev_features, batch_size, pad_id, prep.task.outputs,
-                              prep.task.per_token, progress=progress)
+    outputs = forward_batches(model, prep.dev_features, batch_size, prep.task.outputs, prep.task.per_token)
     return prep.task.score(prep.dev_examples, prep.dev_meta, outputs, prep.label2id)
 
 
@@ -290,7 +288,7 @@ def evaluate(task: str, model, data, *, batch_size: int = 64, max_len: int | Non
     features, meta = adapter.encode(examples, tokenizer, max_len, stride, label2id, train=False)
     prep = Prepared(adapter, net, tokenizer, label2id, max_len, stride, [], [], examples, features, meta)
     start = time.perf_counter()
-    full = score(prep, net, batch_size, progress=True)
+    full = score(prep, net, batch_size)
     _write_json(target, {**full, "examples": len(examples), "seconds": time.perf_counter() - start,
                          "model": str(folder), "data": str(data)})
     return headline(full)

@@ -17,11 +17,14 @@ def test_pad_batch_pads_each_field_with_its_own_filler():
 class Echo(torch.nn.Module):
     """Logits = input ids as floats, so results show which row went where."""
 
-    def forward(self, input_ids, token_type_ids, attention_mask):
+    config = type("Config", (), {"pad_token_id": 0})
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
         return type("Out", (), {"logits": input_ids.float() * attention_mask})
 
 
 def test_forward_batches_returns_input_order_without_padding():
     feats = [{"input_ids": list(range(1, n + 1)), "token_type_ids": [0] * n} for n in (5, 2, 9, 1)]
     out = batching.forward_batches(Echo(), feats, batch_size=2, per_token=True)
+    assert [len(o[0]) for o in out] == [5, 2, 9, 1]
     assert [o[0].tolist() for o in out] == [list(map(float, f["input_ids"])) for f in feats]
