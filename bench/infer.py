@@ -145,7 +145,7 @@ def mfu_part(args) -> dict:
     config = BertConfig.preset("base")
     torch.manual_seed(0)
     ours = BertModel(config).eval()
-    peer = transformers.BertModel(transformers.BertConfig(**config.to_dict()), attn_implementation="sdpa").eval()
+    peer = transformers.BertModel(transformers.BertConfig(**config.to_dict(), attn_implementation="sdpa")).eval()
     B, T = 8, 128
     ids = torch.randint(1000, config.vocab_size, (B, T))
     mask = torch.ones(B, T, dtype=torch.long)

@@ -119,7 +119,7 @@ def pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
     return out  # [B, T]
 
 
-def calibration_batches(encoded, n: int = 64, batch_size: int = 16) -> list[dict]:
+def calibration_batches(encoded, n: int = 256, batch_size: int = 32) -> list[dict]:
     """The first n texts as padded batches: real activations for int8 calibration."""
     ids = encoded["input_ids"][:n]
     return [{"input_ids": pad(ids[b:b + batch_size], 0), "attention_mask": pad([[1] * len(r) for r in ids[b:b + batch_size]], 0)}

@@ -9,7 +9,8 @@ to cosine ~0.93 on average (0.77 for the worst sentence), for three separable re
 3. BERT's activations have outlier channels (large LayerNorm gains, GELU tails) that set the
    per-tensor activation scale -> SmoothQuant: divide input channel j by s_j and multiply weight
    column j by s_j (the product is unchanged), s_j = amax(x_j)^a / amax(W[:, j])^(1-a), a = 0.8,
-   with amax(x_j) measured on a few calibration batches.
+   with amax(x_j) measured on calibration batches of real text (256 sentences: mean cosine 0.996,
+   worst of 2,000 SST-2 sentences 0.984; 64 sentences: 0.994 / 0.968).
 
 Everything that is not a big matmul (embeddings, LayerNorm, softmax, GELU, attention's own
 products) stays float32. The int8 matmuls are fbgemm's dynamic kernels (`quantized::linear_dynamic`).
