@@ -336,7 +336,11 @@ class Tokenizer:
         if shift:
             offsets = [(s - 1 if s else 0, e - 1 if e else 0) for s, e in offsets]
         if align is not None:
-            offsets = [(align[s], align[e - 1] + 1) for s, e in offsets]  # tokens are never empty
+            if shift:  # a piece made only of the added prefix space is empty: keep it empty
+                last = len(align) - 1
+                offsets = [(align[s], align[e - 1] + 1) if e > s else (align[min(s, last)],) * 2 for s, e in offsets]
+            else:
+                offsets = [(align[s], align[e - 1] + 1) for s, e in offsets]  # pieces are never empty
         return ids, offsets, word_ids
 
     def _split_words(self, words, ids, offsets, word_ids, norm) -> tuple[list, list, list]:
