@@ -88,6 +88,8 @@ class Pipeline:
         self.max_length = min(max_length or self.settings.get("max_len") or limit, limit)
 
     def __call__(self, inputs, **options):
+        if isinstance(inputs, list) and not inputs:
+            return []
         single = not isinstance(inputs, list)
         results = self.run([inputs] if single else inputs, **options)
         return results[0] if single else results
@@ -105,6 +107,11 @@ class TextClassificationPipeline(Pipeline):
 
     def __init__(self, task, model, tokenizer=None, **options):
         super().__init__(task, model, tokenizer, **options)
+        trained_for = self.settings.get("task")
+        wanted = {"sentiment": "classify", "nli": "nli"}.get(task)
+        if trained_for and wanted and trained_for != wanted:
+            use = "'sentiment' or 'classify'" if trained_for == "classify" else f"{trained_for!r} or 'classify'"
+            raise BertkitError(f"pipeline {task!r}: this model was fine-tuned for {trained_for}; use {use}")
         id2label = self.model.config.id2label or {i: str(i) for i in range(self.model.config.num_labels)}
         if task == "sentiment" and sorted(id2label.values()) == ["0", "1"]:
             id2label = {i: ("negative" if v == "0" else "positive") for i, v in id2label.items()}  # SST-2 ids
