@@ -145,16 +145,20 @@ def for_each_batch(model: torch.nn.Module, encoded, batch_size: int, consume: Ca
     pad_id = model.config.pad_token_id
     batches = sorted_batches([len(r) for r in ids], batch_size)
 
+    device = next(model.parameters()).device
+
     def run(idx: list[int]) -> None:
-        input_ids = pad([ids[i] for i in idx], pad_id)
-        mask = pad([[1] * len(ids[i]) for i in idx], 0)
-        token_types = pad([types[i] for i in idx], 0) if any(any(types[i]) for i in idx) else None
+        input_ids = pad([ids[i] for i in idx], pad_id).to(device)
+        mask = pad([[1] * len(ids[i]) for i in idx], 0).to(device)
+        token_types = pad([types[i] for i in idx], 0).to(device) if any(any(types[i]) for i in idx) else None
         kwargs = dict(forward)
         if mask_token_id is not None:
             kwargs["masked_positions"] = input_ids == mask_token_id
         consume(idx, model(input_ids, mask, token_types, **kwargs), mask)
 
     threads = torch.get_num_threads() if workers is None else workers
+    if device.type != "cpu":
+        threads = 1  # one stream of batches keeps an accelerator busy
     was_training = model.training
     model.eval()
     try:
@@ -253,9 +257,9 @@ def embed(texts: Sequence[str] | str, model: Any = None, tokenizer: Any = None, 
         def consume(idx, result, mask):
             if all_layers:
                 pooled = [pool(result.hidden_states[layer], mask, pooling) for layer in chosen]
-                out[idx] = torch.cat(pooled, -1) if combine == "concat" else torch.stack(pooled).mean(0)
+                out[idx] = (torch.cat(pooled, -1) if combine == "concat" else torch.stack(pooled).mean(0)).cpu()
             else:
-                out[idx] = pool(result.last_hidden_state, mask, pooling)
+                out[idx] = pool(result.last_hidden_state, mask, pooling).cpu()
 
         for_each_batch(base, encoded, batch_size, consume, output_hidden_states=all_layers)
     if normalize:
@@ -307,7 +311,7 @@ def token_embeddings(texts: Sequence[str] | str, model: Any = None, tokenizer: A
             hidden = result.last_hidden_state.float()
         for row, i in enumerate(idx):
             enc = encoded.encodings[i]
-            results[i] = _per_word(texts[i], enc, hidden[row, :len(enc.ids)].clone())
+            results[i] = _per_word(texts[i], enc, hidden[row, :len(enc.ids)].cpu().clone())
 
     for_each_batch(base, encoded, batch_size, consume, output_hidden_states=all_layers)
     return results[0] if single else results

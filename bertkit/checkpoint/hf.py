@@ -220,6 +220,11 @@ def load_pretrained(cls, name_or_path: str | os.PathLike, config: BertConfig | N
         logger.warning(text)
     model.name_or_path = str(folder)
     model.loading_info = report
+    if isinstance(dtype, str):  # "bfloat16", "float16", "float32"; "auto" keeps float32
+        names = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+        if dtype not in names:
+            raise BertkitError(f"dtype {dtype!r}: use a torch dtype or one of {', '.join(names)}")
+        dtype = names[dtype]
     if dtype is not None:
         model.to(dtype)
     model.eval()  # as in Hugging Face: loaded models start in inference mode; call .train() to fine-tune

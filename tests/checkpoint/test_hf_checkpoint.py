@@ -197,5 +197,8 @@ def test_dtype_and_config_overrides(tmp_path):
     bk.BertModel(bk.BertConfig(**TINY)).save_pretrained(tmp_path)
     model = bk.BertModel.from_pretrained(tmp_path, dtype=torch.bfloat16, hidden_dropout_prob=0.2)
     assert model.dtype == torch.bfloat16 and model.config.hidden_dropout_prob == 0.2
+    assert bk.BertModel.from_pretrained(tmp_path, torch_dtype="float16").dtype == torch.float16
+    with pytest.raises(BertkitError, match="dtype 'int3'"):
+        bk.BertModel.from_pretrained(tmp_path, dtype="int3")
     with pytest.raises(BertkitError, match="no field"):
         bk.BertModel.from_pretrained(tmp_path, hidden_sise=3)
