@@ -145,7 +145,8 @@ def for_each_batch(model: torch.nn.Module, encoded, batch_size: int, consume: Ca
     pad_id = model.config.pad_token_id
     batches = sorted_batches([len(r) for r in ids], batch_size)
 
-    device = next(model.parameters()).device
+    first = next(model.parameters(), None)  # a parameter-free model (a test double) runs on the CPU
+    device = first.device if first is not None else torch.device("cpu")
 
     def run(idx: list[int]) -> None:
         input_ids = pad([ids[i] for i in idx], pad_id).to(device)

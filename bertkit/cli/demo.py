@@ -13,11 +13,13 @@ DemoStep = Callable[[Path], None]
 
 
 def _steps() -> list[tuple[str, DemoStep]]:
-    from bertkit.cli import finetune, tokenizer, viz
+    from bertkit.cli import finetune, pretrain, tokenizer, viz
 
     return [
         # 1. subword tokenization: train a WordPiece vocabulary on the books, tokenize with it
         ("Train a WordPiece vocabulary on the books and tokenize with it", tokenizer.demo_step),
+        # 2. pretraining: MLM + NSP data from the books, a BERT-tiny trained for ~2 minutes, fill-mask
+        ("Pretrain a BERT-tiny from scratch on the books (MLM + NSP) and ask it to fill in [MASK]", pretrain.demo_step),
         # 3. the seed's three features seen in a real pretrained model (bertkit similarity / attention)
         ("Look inside a pretrained BERT (all-MiniLM-L6-v2): contextual vectors, pooling, attention", viz.demo_step),
         # 4. the seed's "BERT model usage": fine-tuning, then the sentiment, NER and QA pipelines

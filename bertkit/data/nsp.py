@@ -10,7 +10,7 @@ The pair is cut to max_seq_len - 3 by trimming the longer side, at a random end,
 time, and laid out as [CLS] A [SEP] B [SEP] with segment ids 0 for "[CLS] A [SEP]" and 1 after.
 
 One change from Google's code, so the 50/50 balance really holds: Google makes every one-sentence
-chunk notNext, which skews the labels towards notNext (by several points on books with long
+chunk notNext, which skews the labels towards notNext (by several points on text with long
 sentences). Here the label is drawn first; an isNext chunk of one sentence takes the next
 sentence of the document as B (truncation then trims the pair), and a lone last sentence of a
 document -- which could only be notNext -- is dropped before any label is drawn.

@@ -18,6 +18,7 @@ import bertkit.model as bk
 from bertkit.checkpoint import tf_bundle
 from bertkit.checkpoint.google import convert_google_checkpoint, google_to_hf_name
 from bertkit.errors import InputFileError
+from peers import peer
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "google_bert_tiny"
 
@@ -50,7 +51,7 @@ def test_outputs_equal_tensorflow(expected):
 
 
 def test_converted_folder_loads_in_transformers_with_the_same_outputs(tmp_path, expected):
-    transformers = pytest.importorskip("transformers")
+    transformers = peer("transformers")
     convert_google_checkpoint(FIXTURE, tmp_path)
     assert {p.name for p in tmp_path.iterdir()} >= {"config.json", "model.safetensors", "vocab.txt"}
     hf = transformers.BertForPreTraining.from_pretrained(tmp_path).eval()

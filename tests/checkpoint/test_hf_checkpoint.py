@@ -13,8 +13,9 @@ from safetensors.torch import load_file
 import bertkit.model as bk
 from bertkit.checkpoint.hf import load_state_into
 from bertkit.errors import BertkitError, InputFileError
+from peers import peer
 
-transformers = pytest.importorskip("transformers")
+transformers = peer("transformers")
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)

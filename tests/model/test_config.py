@@ -7,6 +7,7 @@ import pytest
 
 from bertkit import BertConfig
 from bertkit.errors import BertkitError, InputFileError
+from peers import peer
 
 
 def test_defaults_are_bert_base():
@@ -54,7 +55,7 @@ def test_inconsistent_configs_are_refused(changes, message):
 
 
 def test_hf_config_round_trip_and_transformers_reads_it(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    transformers = peer("transformers")
     c = BertConfig.preset("mini", id2label={0: "neg", 1: "pos", 2: "neutral"}, hidden_act="gelu_tanh")
     c.save_pretrained(tmp_path, architectures=["BertForSequenceClassification"])
     again = BertConfig.from_pretrained(tmp_path)
@@ -65,7 +66,7 @@ def test_hf_config_round_trip_and_transformers_reads_it(tmp_path):
 
 
 def test_reads_transformers_config_and_keeps_unknown_keys(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    transformers = peer("transformers")
     transformers.BertConfig(hidden_size=64, num_attention_heads=4, num_hidden_layers=3,
                             intermediate_size=99, num_labels=5).save_pretrained(tmp_path)
     c = BertConfig.from_pretrained(tmp_path)

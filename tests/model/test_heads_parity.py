@@ -6,8 +6,9 @@ import torch
 
 import bertkit.model as bk
 from bertkit.checkpoint.hf import load_state_into
+from peers import peer
 
-transformers = pytest.importorskip("transformers")
+transformers = peer("transformers")
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64, type_vocab_size=2, hidden_act="gelu")

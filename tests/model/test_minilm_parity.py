@@ -12,8 +12,9 @@ import torch.nn.functional as F
 
 import bertkit
 from bertkit import BertModel
+from peers import peer
 
-transformers = pytest.importorskip("transformers")
+transformers = peer("transformers")
 
 pytestmark = pytest.mark.slow
 TOL = 1e-5

@@ -5,23 +5,12 @@ The peers (transformers, tokenizers) are loaded once per session; under CI a mis
 from __future__ import annotations
 
 import csv
-import importlib
-import os
 from pathlib import Path
 
 import pytest
 
 from bertkit.tokenizers import Tokenizer
-
-
-def peer(module: str):
-    """Import a peer package; skip without it, but fail under CI (as the root conftest does)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"peer package {module} is missing; CI requires it")
-        pytest.skip(f"peer package {module} is missing (pip install -e '.[test]')")
+from peers import peer
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 
 from bertkit.tokenizers import Tokenizer
 
-from conftest import peer
+from peers import peer
 from test_tokenizer_parity import EDGE_CASES
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from bertkit.tokenizers import Tokenizer
+from peers import peer
 
 KEYS = ("input_ids", "token_type_ids", "attention_mask", "offset_mapping")
 
@@ -68,8 +69,6 @@ def test_edge_cases_as_pairs(bert_tok, hf_fast):
 
 def test_encode_matches_rust_tokenizers_encoding(bert_tok, minilm_dir):
     """The lower-level API too: `tokenizers.Tokenizer.encode` (special tokens mask, sequence ids)."""
-    from conftest import peer
-
     rust = peer("tokenizers").Tokenizer.from_file(str(minilm_dir / "tokenizer.json"))
     rust.no_truncation()
     rust.no_padding()
@@ -135,8 +134,6 @@ def test_max_length_alone_truncates_and_pad_to_multiple(bert_tok, hf_fast):
 
 
 def test_decode_matches(bert_tok, hf_fast, corpus_paragraphs):
-    from conftest import peer
-
     rust = hf_fast.backend_tokenizer
     for text in corpus_paragraphs[:200] + EDGE_CASES:
         ids = bert_tok.encode(text).ids
@@ -148,7 +145,7 @@ def test_decode_matches(bert_tok, hf_fast, corpus_paragraphs):
 def test_cased_mode(minilm_dir, hf_fast, corpus_paragraphs, tmp_path):
     """Cased: no lowercasing, no accent stripping. The uncased vocabulary still serves (capitals
     become [UNK]), and a cased vocabulary of our own gives real pieces."""
-    transformers = pytest.importorskip("transformers")
+    transformers = peer("transformers")
     texts = corpus_paragraphs[:300] + EDGE_CASES
     ours = Tokenizer.from_vocab(minilm_dir / "vocab.txt", lowercase=False)
     theirs = transformers.BertTokenizerFast.from_pretrained(str(minilm_dir), do_lower_case=False)

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from bertkit.cli import main
 from bertkit.data.build import BuildSettings, build_pretraining_data
 from bertkit.train.curves import read_log
+from peers import peer
 
 SMALL = {"vocab_size": 30522, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
          "intermediate_size": 128, "max_position_embeddings": 64}
@@ -69,7 +70,7 @@ def test_pretrain_writes_model_tokenizer_logs_and_curves(data, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["step"] == 12 and 0 <= summary["eval"]["mlm_acc"] <= 1
 
-    transformers = pytest.importorskip("transformers")
+    transformers = peer("transformers")
     peer = transformers.BertForPreTraining.from_pretrained(out)
     ours = _weights(out)
     assert torch.equal(peer.bert.embeddings.word_embeddings.weight, ours["bert.embeddings.word_embeddings.weight"])

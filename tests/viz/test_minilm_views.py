@@ -14,6 +14,7 @@ from bertkit.cli import main
 from bertkit.viz import compute_attention, head_figure, pca_2d, word_vectors
 from bertkit.viz.contextual import cosine
 from bertkit.viz.embeddings_plot import embedding_figure
+from peers import peer
 
 PYTHON_SNAKE = "He got bit by Python"
 PYTHON_LANGUAGE = "Python is my favorite programming language"
@@ -55,13 +56,13 @@ def test_compute_attention_is_the_models_attention(minilm):
 
 
 def test_attention_matches_transformers(minilm, minilm_dir):
-    transformers = pytest.importorskip("transformers")
+    transformers = peer("transformers")
     model, tokenizer = minilm
     att = compute_attention(model, tokenizer, PYTHON_SNAKE, PYTHON_LANGUAGE)
-    peer = transformers.BertModel.from_pretrained(str(minilm_dir), attn_implementation="eager").eval()
+    reference = transformers.BertModel.from_pretrained(str(minilm_dir), attn_implementation="eager").eval()
     enc = tokenizer.encode(PYTHON_SNAKE, PYTHON_LANGUAGE)
     with torch.no_grad():
-        out = peer(torch.tensor([enc.ids]), token_type_ids=torch.tensor([enc.type_ids]), output_attentions=True)
+        out = reference(torch.tensor([enc.ids]), token_type_ids=torch.tensor([enc.type_ids]), output_attentions=True)
     np.testing.assert_allclose(att.weights, stacked(out.attentions), atol=1e-5)
 
 
