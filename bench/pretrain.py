@@ -25,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# bench/ holds a tokenize.py, which would shadow the standard library's module of that name (torch imports it)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import torch
 
 

@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# bench/ holds a tokenize.py, which would shadow the standard library's module of that name (torch imports it)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 PEER = {"lr 1e-4": {"mlm_acc": 0.0675, "nsp_acc": 0.50}, "lr 5e-4": {"mlm_acc": 0.108, "nsp_acc": 0.52}}
 
 
