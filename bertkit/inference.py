@@ -3,9 +3,9 @@
 All of it runs through one batching loop: texts are tokenized once without padding, sorted by
 length so that each batch pads only to its own longest row (most of a naive batch is padding on
 real text), run under `torch.inference_mode`, and put back in input order. `dtype` picks the
-arithmetic: float32 (exact), bfloat16 (a converted copy: fast on CPUs with AVX-512 BF16/AMX,
-slow on CPUs without them) or "int8" (dynamic int8 matmuls for the big linear layers, see
-bertkit.model.quantize).
+arithmetic: float32 (exact), bfloat16 (a converted copy; on a CPU only with AVX-512 BF16/AMX,
+refused without them, where it would run ~70x slower) or "int8" (dynamic int8 matmuls for the
+big linear layers, see bertkit.model.quantize).
 """
 from __future__ import annotations
 
@@ -72,6 +72,10 @@ def prepare(model: torch.nn.Module, dtype: Any = None, calibration: list[dict] |
     cached = _PREPARED.setdefault(model, {}).get(kind)
     if cached is not None and cached[0] == fingerprint:
         return cached[1]
+    if kind in ("bfloat16", "float16") and model.device.type == "cpu" and not half_is_native(kind):
+        raise BertkitError(
+            f"dtype {kind}: this CPU has no native {kind} matrix units (AVX-512 BF16 / AMX), where {kind} "
+            f"matmuls are emulated ~70x slower than float32; use dtype='int8' for speed, or None (float32)")
     if kind == "int8":
         from bertkit.model.quantize import quantize_int8
 
@@ -82,6 +86,16 @@ def prepare(model: torch.nn.Module, dtype: Any = None, calibration: list[dict] |
     prepared.eval()
     _PREPARED[model][kind] = (fingerprint, prepared)
     return prepared
+
+
+def half_is_native(kind: str = "bfloat16") -> bool:
+    """Whether this CPU multiplies bfloat16 (or float16) matrices in hardware."""
+    try:
+        if kind == "float16":
+            return bool(torch.cpu._is_amx_fp16_supported())
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # another torch build: let the user decide
+        return True
 
 
 def _dtype_kind(dtype: Any) -> str:
