@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,41 @@ def test_dtype_and_config_overrides(tmp_path):
         bk.BertModel.from_pretrained(tmp_path, dtype="int3")
     with pytest.raises(BertkitError, match="no field"):
         bk.BertModel.from_pretrained(tmp_path, hidden_sise=3)
+
+
+@pytest.mark.parametrize("layout", ["safetensors", "pytorch_model.bin"])
+def test_hub_name_downloads_through_huggingface_hub(tmp_path, monkeypatch, layout):
+    """A hub name goes to huggingface_hub.snapshot_download (replaced here by a local copy: offline)."""
+    hub = pytest.importorskip("huggingface_hub")
+    ref = randomized(bk.BertModel(bk.BertConfig(**TINY)))
+    repo = tmp_path / "hub" / "someone--tiny-bert"
+    if layout == "safetensors":
+        ref.save_pretrained(repo)
+    else:  # an older repository: weights only as a pickle, read with weights_only=True
+        ref.config.save_pretrained(repo)
+        torch.save(ref.state_dict(), repo / "pytorch_model.bin")
+    calls = []
+
+    def fake_snapshot_download(repo_id, allow_patterns=None, **kwargs):
+        calls.append((repo_id, list(allow_patterns)))
+        local = tmp_path / "cache" / str(len(calls))
+        local.mkdir(parents=True)
+        for f in repo.iterdir():  # what the hub would send for these patterns
+            if any(Path(f.name).match(p) for p in allow_patterns):
+                (local / f.name).write_bytes(f.read_bytes())
+        return str(local)
+
+    monkeypatch.setattr(hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.chdir(tmp_path)  # no local folder of that name
+    model = bk.BertModel.from_pretrained("someone/tiny-bert")
+    assert calls[0][0] == "someone/tiny-bert" and "*.safetensors" in calls[0][1]
+    assert len(calls) == (1 if layout == "safetensors" else 2)  # falls back to pytorch_model.bin
+    x = inputs()
+    assert torch.equal(model(**x).last_hidden_state, ref(**x).last_hidden_state)
+
+
+def test_hub_name_without_huggingface_hub_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails as if not installed
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputFileError, match="install huggingface_hub"):
+        bk.BertModel.from_pretrained("bert-base-uncased")
