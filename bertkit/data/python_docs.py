@@ -17,6 +17,7 @@ import sysconfig
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
+from bertkit.errors import BertkitError
 from bertkit.settings import data_dir
 
 _DOCTEST = re.compile(r"^\s*(>>>|\.\.\.)( |$)")  # interactive examples: code, not prose
@@ -101,6 +102,9 @@ def default_corpus(fallback_folder: str | Path, every: int = 1, max_bytes: float
                 break
         return Corpus(picked, f"{len(picked)} books from {books_dir}, {size / 1e6:.1f} MB", True)
     files = write_python_docs(fallback_folder)
+    if not files:  # a Python without pydoc_data and without .py sources (some embedded builds)
+        raise BertkitError(f"no books in {books_dir} and no documentation text in this Python installation: "
+                           "set BERTKIT_DATA to the shared data folder (corpus/books/*.txt)")
     size = sum(f.stat().st_size for f in files)
     return Corpus(files, f"Python's own documentation, {len(files)} documents (pydoc topics and standard-library "
                          f"docstrings), {size / 1e6:.1f} MB, written to {fallback_folder} -- no books in {books_dir} "

@@ -1,9 +1,13 @@
 """The demo's corpus: the shared books, or -- without $BERTKIT_DATA -- Python's own documentation."""
 from __future__ import annotations
 
+import pytest
+
+from bertkit.data import python_docs
 from bertkit.data.build import BuildSettings, build_pretraining_data
 from bertkit.data.documents import read_documents
 from bertkit.data.python_docs import default_corpus, python_doc_texts
+from bertkit.errors import BertkitError
 from bertkit.tokenizers import Tokenizer
 
 
@@ -32,6 +36,13 @@ def test_the_fallback_text_is_prose_in_documents():
         assert "conditional execution" in dict(docs)["topic-if"]
     assert any(name.startswith("module-") for name in names)
     assert python_doc_texts(max_bytes=10_000) == docs[: len(python_doc_texts(max_bytes=10_000))]
+
+
+def test_a_python_without_documentation_gets_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("BERTKIT_DATA", str(tmp_path / "absent"))
+    monkeypatch.setattr(python_docs, "_documents", lambda: iter(()))
+    with pytest.raises(BertkitError, match="set BERTKIT_DATA"):
+        default_corpus(tmp_path / "docs")
 
 
 def test_with_books_the_corpus_is_the_books(tmp_path, monkeypatch):
