@@ -74,14 +74,23 @@ class BertSelfAttention(nn.Module):
         self.register_state_dict_post_hook(_split_qkv)
         self.register_load_state_dict_pre_hook(_merge_qkv)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False,
+                first_only: bool = False):
         B, T, H = x.shape
-        qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_size)  # [B, T, 3H] -> [B, T, 3, A, D]
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, A, T, D]
+        if first_only and type(self.qkv) is nn.Linear:  # the first query only; keys/values see every token
+            w, b = self.qkv.weight, self.qkv.bias
+            q = F.linear(x[:, :1], w[:H], b[:H]).view(B, 1, self.num_heads, self.head_size).transpose(1, 2)  # [B, A, 1, D]
+            kv = F.linear(x, w[H:], b[H:]).view(B, T, 2, self.num_heads, self.head_size)
+            k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # 2 x [B, A, T, D]
+        else:
+            qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_size)  # [B, T, 3H] -> [B, T, 3, A, D]
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, A, T, D]
+            q = q[:, :, :1] if first_only else q  # a replaced projection (int8): slice after it
+        rows = q.shape[2]  # T, or 1 with first_only
         dropout_p = self.dropout_p if self.training else 0.0
         probs = None
         # short sequences (T <= 16): three small batched ops beat the fused kernel's per-block set-up
-        if output_attentions or (T <= SHORT_SEQUENCE and not self.training):
+        if output_attentions or (rows <= SHORT_SEQUENCE and not self.training):
             scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size))  # [B, A, T, T]
             if mask is not None:
                 scores = scores + mask
@@ -90,7 +99,7 @@ class BertSelfAttention(nn.Module):
             probs = probs if output_attentions else None
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-        context = context.transpose(1, 2).reshape(B, T, H)  # [B, A, T, D] -> [B, T, H]
+        context = context.transpose(1, 2).reshape(B, rows, H)  # [B, A, rows, D] -> [B, rows, H]
         return context, probs
 
 
@@ -132,9 +141,10 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = AddNorm(config.hidden_size, config)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
-        context, probs = self.self(x, mask, output_attentions)
-        return self.output(context, x), probs
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False,
+                first_only: bool = False):
+        context, probs = self.self(x, mask, output_attentions, first_only)
+        return self.output(context, x[:, :1] if first_only else x), probs
 
 
 class BertIntermediate(nn.Module):
@@ -158,8 +168,9 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = AddNorm(config.intermediate_size, config)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
-        x, probs = self.attention(x, mask, output_attentions)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False,
+                first_only: bool = False):
+        x, probs = self.attention(x, mask, output_attentions, first_only)  # [B, 1, H] when first_only
         x = self.output(self.intermediate(x), x)
         return x, probs
 
@@ -172,14 +183,17 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
         self.gradient_checkpointing = False
 
-    def forward(self, x, mask, output_hidden_states=False, output_attentions=False):
+    def forward(self, x, mask, output_hidden_states=False, output_attentions=False, cls_only=False):
+        """cls_only: the last layer computes the first ([CLS]) position only, all a classifier reads."""
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
-        for layer in self.layer:
+        for i, layer in enumerate(self.layer):
+            first_only = cls_only and i == len(self.layer) - 1
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x, probs = torch.utils.checkpoint.checkpoint(layer, x, mask, output_attentions, use_reentrant=False)
+                x, probs = torch.utils.checkpoint.checkpoint(layer, x, mask, output_attentions, first_only,
+                                                             use_reentrant=False)
             else:
-                x, probs = layer(x, mask, output_attentions)
+                x, probs = layer(x, mask, output_attentions, first_only)
             if output_hidden_states:
                 hidden_states.append(x)
             if output_attentions:
@@ -301,11 +315,16 @@ class BertModel(BertPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         return_dict: bool = True,
+        cls_only: bool = False,
     ) -> BaseModelOutputWithPooling:
+        """cls_only=True (bertkit's, not Hugging Face's): the last layer computes the [CLS] row alone,
+        so last_hidden_state is [B, 1, H]; the pooled output is the same, for ~1/L less work --
+        what a sentence classifier needs (hidden states and attentions, when asked, stay whole)."""
         check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
         x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # [B, T, H]
         mask = additive_mask(attention_mask, x.dtype)  # [B, 1, 1, T] or None
-        x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions)
+        cls_only = cls_only and not (output_hidden_states or output_attentions)
+        x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions, cls_only)
         out = BaseModelOutputWithPooling(
             last_hidden_state=x,
             pooler_output=self.pooler(x) if self.pooler is not None else None,

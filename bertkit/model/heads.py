@@ -210,7 +210,8 @@ class BertForSequenceClassification(BertPreTrainedModel):
                 inputs_embeds=None, labels=None, output_hidden_states=False, output_attentions=False,
                 return_dict=True):
         out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+                        output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                        cls_only=True)  # the classifier reads the pooled [CLS] only
         logits = self.classifier(self.dropout(out.pooler_output))  # [B, num_labels]
         loss = None
         if labels is not None:

@@ -57,6 +57,28 @@ def test_sdpa_and_explicit_paths_agree(model, T):
     assert (fast.pooler_output - explicit.pooler_output).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize("T", [7, 30])
+def test_cls_only_gives_the_same_pooled_output_and_gradients(model, T):
+    """The classifier's shortcut (last layer on [CLS] alone) changes the work, not the result."""
+    torch.manual_seed(1)
+    ids = torch.randint(1, 50, (3, T))
+    mask = torch.ones_like(ids)
+    mask[1, T // 2:] = 0
+    pooled, grads = [], []
+    for cls_only in (False, True):
+        model.zero_grad()
+        out = model(ids, mask, cls_only=cls_only)
+        assert out.last_hidden_state.shape[1] == (1 if cls_only else T)
+        out.pooler_output.square().sum().backward()
+        pooled.append(out.pooler_output.detach())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert (pooled[0] - pooled[1]).abs().max() <= 1e-5
+    for full, fast in zip(*grads):
+        torch.testing.assert_close(fast, full, rtol=1e-4, atol=1e-4)
+    hidden = model(ids, mask, cls_only=True, output_hidden_states=True)  # asking for every layer keeps them whole
+    assert hidden.last_hidden_state.shape[1] == T
+
+
 def test_padding_does_not_change_real_tokens(model):
     b = batch()
     alone = model(input_ids=b["input_ids"][:1, :5], token_type_ids=b["token_type_ids"][:1, :5])

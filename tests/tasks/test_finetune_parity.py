@@ -12,13 +12,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from peers import peer
 
 transformers = peer("transformers")
 
 from bertkit.data.batching import length_grouped_plan  # noqa: E402
 from bertkit.tasks.batching import pad_batch  # noqa: E402
 from bertkit.tasks.finetune import FinetuneSettings, finetune, get_task, prepare  # noqa: E402
-from peers import peer
 
 STEPS, BATCH, LR = 5, 8, 1e-3
 HF_HEADS = {"classify": "BertForSequenceClassification", "ner": "BertForTokenClassification",
