@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--max-length", type=int, help="truncate texts to this many tokens (default: the model's limit)")
     e.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "int8"],
-                   help="arithmetic: float32 (exact), bfloat16 (CPUs with AVX-512 BF16/AMX), int8 (dynamic int8 matmuls)")
+                   help="arithmetic: float32 (exact), bfloat16 (only on CPUs with AVX-512 BF16/AMX), "
+                   "int8 (int8 matmuls, calibrated on the first 256 lines)")
     e.set_defaults(func=run_embed)
     # let "--layers -1,-2,-3,-4" through: argparse would read "-1,-2,..." as an option name
     e._negative_number_matcher = re.compile(r"^-\d+(,\s*-?\d+)*$|^-\d*\.\d+$")
