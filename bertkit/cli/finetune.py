@@ -218,6 +218,11 @@ def demo_step(out: Path) -> None:
               f"{'/'.join(train)} (1 epoch) ...", flush=True)
         settings = FinetuneSettings(**options)
         result = finetune(task, base, data_path(*train), data_path(*dev), folder, settings)
+        if result["interrupted"]:  # Ctrl-C / SIGTERM: end the tour here; the next run redoes this task
+            from bertkit.errors import BertkitError
+
+            raise BertkitError(f"demo stopped: fine-tuning {task} was interrupted (Ctrl-C or SIGTERM); "
+                               "run `make demo` again to redo it (models already fine-tuned are reused)")
         shown = ", ".join(f"{k} {v:.3f}" for k, v in result["best"].items() if k != "step")
         print(f"{task}: {result['train_examples']:.0f} examples in {result['train_seconds']:.0f} s; on the first "
               f"{options['limit_dev']} dev examples: {shown}; model in {folder}", flush=True)

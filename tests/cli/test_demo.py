@@ -12,3 +12,22 @@ def test_finetune_step_without_data_skips_each_task_and_says_why(tmp_path, monke
         assert f"{task}: SKIPPED -- no data: {tmp_path / 'absent' / train[0] / train[1]}" in printed
     assert "no fine-tuned model, so no pipelines to show" in printed
     assert not (tmp_path / "out" / "finetuned").exists()
+
+
+def test_finetune_step_stops_when_a_run_is_interrupted(tmp_path, monkeypatch, minilm_dir):
+    """Ctrl-C inside fine-tuning ends the tour with one clear line, not a crash at the pipelines."""
+    import pytest
+
+    from bertkit.errors import BertkitError
+    from bertkit.tasks import finetune as finetune_module
+
+    data = tmp_path / "data" / "sst2"
+    data.mkdir(parents=True)
+    (data / "train.tsv").write_text("sentence\tlabel\ngood\t1\n")
+    (data / "validation.tsv").write_text("sentence\tlabel\nbad\t0\n")
+    monkeypatch.setenv("BERTKIT_DATA", str(tmp_path / "data"))
+    calls = []
+    monkeypatch.setattr(finetune_module, "finetune", lambda task, *a, **k: calls.append(task) or {"interrupted": True})
+    with pytest.raises(BertkitError, match="fine-tuning classify was interrupted"):
+        demo_step(tmp_path / "out")
+    assert calls == ["classify"]
