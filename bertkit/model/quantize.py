@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -85,45 +85,45 @@ class Int8Linear(nn.Module):
                 f"smoothed={self.inv_smooth is not None}, per_token={self.per_token}")
 
 
-def input_ranges(model: nn.Module, batches: Iterable[dict]) -> dict[str, torch.Tensor]:
-    """amax over calibration batches of every Linear's input, per input channel."""
-    ranges: dict[str, torch.Tensor] = {}
-    hooks = []
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            def record(mod, args, out, name=name):
-                x = args[0].detach()
-                amax = x.abs().reshape(-1, x.shape[-1]).amax(0)
-                ranges[name] = torch.maximum(ranges[name], amax) if name in ranges else amax
-            hooks.append(module.register_forward_hook(record))
+def _forward_with_hooks(model: nn.Module, batches: Iterable[dict], hooks: dict[str, Callable]) -> None:
+    """Run the calibration batches once, with hooks[name] as a forward hook on that module."""
+    handles = [m.register_forward_hook(hooks[name]) for name, m in model.named_modules() if name in hooks]
     try:
         with torch.inference_mode():
             for batch in batches:
                 model(**batch)
     finally:
-        for hook in hooks:
-            hook.remove()
+        for handle in handles:
+            handle.remove()
+
+
+def input_ranges(model: nn.Module, batches: Iterable[dict]) -> dict[str, torch.Tensor]:
+    """amax over calibration batches of every Linear's input, per input channel."""
+    ranges: dict[str, torch.Tensor] = {}
+
+    def record(name: str) -> Callable:
+        def hook(mod, args, out) -> None:
+            amax = args[0].detach().abs().reshape(-1, args[0].shape[-1]).amax(0)
+            ranges[name] = torch.maximum(ranges[name], amax) if name in ranges else amax
+        return hook
+
+    _forward_with_hooks(model, batches, {n: record(n) for n, m in model.named_modules() if isinstance(m, nn.Linear)})
     return ranges
 
 
 def output_errors(model: nn.Module, originals: dict[str, nn.Linear], batches: Sequence[dict]) -> dict[str, float]:
     """Worst relative error (L2 per token) of each Int8Linear against its float original."""
     errors: dict[str, float] = {}
-    hooks = []
-    for name, module in model.named_modules():
-        if isinstance(module, Int8Linear) and name in originals:
-            def compare(mod, args, out, name=name):
-                ref = originals[name](args[0])
-                err = (out - ref).norm(dim=-1) / ref.norm(dim=-1).clamp(min=1e-6)
-                errors[name] = max(errors.get(name, 0.0), float(err.max()))
-            hooks.append(module.register_forward_hook(compare))
-    try:
-        with torch.inference_mode():
-            for batch in batches:
-                model(**batch)
-    finally:
-        for hook in hooks:
-            hook.remove()
+
+    def compare(name: str) -> Callable:
+        def hook(mod, args, out) -> None:
+            ref = originals[name](args[0])
+            err = (out - ref).norm(dim=-1) / ref.norm(dim=-1).clamp(min=1e-6)
+            errors[name] = max(errors.get(name, 0.0), float(err.max()))
+        return hook
+
+    _forward_with_hooks(model, batches, {n: compare(n) for n, m in model.named_modules()
+                                         if isinstance(m, Int8Linear) and n in originals})
     return errors
 
 
