@@ -71,9 +71,9 @@ def test_pretrain_writes_model_tokenizer_logs_and_curves(data, tmp_path):
     assert summary["step"] == 12 and 0 <= summary["eval"]["mlm_acc"] <= 1
 
     transformers = peer("transformers")
-    peer = transformers.BertForPreTraining.from_pretrained(out)
+    theirs = transformers.BertForPreTraining.from_pretrained(out)
     ours = _weights(out)
-    assert torch.equal(peer.bert.embeddings.word_embeddings.weight, ours["bert.embeddings.word_embeddings.weight"])
+    assert torch.equal(theirs.bert.embeddings.word_embeddings.weight, ours["bert.embeddings.word_embeddings.weight"])
     from bertkit.model import BertForMaskedLM
     from bertkit.tokenizers import Tokenizer
 
