@@ -291,7 +291,6 @@ def pretrain(s: PretrainSettings) -> TrainState:
 def _bf16_is_fast(device: str) -> bool:
     if device != "cpu" and torch.cuda.is_available():
         return True
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # an older torch: let the user decide
-        return True
+    from bertkit.inference import half_is_native
+
+    return half_is_native("bfloat16")
