@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bertkit.errors import BertkitError
-from bertkit.model.bert import BertModel, BertPreTrainedModel, activation
+from bertkit.model.bert import BertModel, BertPreTrainedModel, Dropout, activation
 from bertkit.model.config import BertConfig
 from bertkit.model.outputs import (
     BertForPreTrainingOutput,
@@ -192,7 +192,7 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
 
 def _classifier_dropout(config: BertConfig) -> nn.Dropout:
     p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-    return nn.Dropout(p)
+    return Dropout(p)
 
 
 class BertForSequenceClassification(BertPreTrainedModel):
@@ -211,7 +211,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
                 return_dict=True):
         out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                         output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                        cls_only=True)  # the classifier reads the pooled [CLS] only
+                        cls_only=True, skip_padding=self.training)  # the classifier reads the pooled [CLS] only
         logits = self.classifier(self.dropout(out.pooler_output))  # [B, num_labels]
         loss = None
         if labels is not None:
@@ -251,8 +251,13 @@ class BertForTokenClassification(BertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=False, output_attentions=False,
                 return_dict=True):
+        # training where every padded position is labelled -100 (as collators pad): nobody reads
+        # those positions, so the encoder may skip them
+        skip = (self.training and labels is not None and attention_mask is not None
+                and bool(labels[attention_mask == 0].eq(-100).all()))
         out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+                        output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                        skip_padding=skip)
         logits = self.classifier(self.dropout(out.last_hidden_state))  # [B, T, num_labels]
         loss = None
         if labels is not None:
