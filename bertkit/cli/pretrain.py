@@ -84,6 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mlm-probability", type=float, help="default: the data's --masked-lm-prob (0.15)")
     p.add_argument("--max-predictions", type=int, help="default: the data's --max-predictions-per-seq (20)")
     p.add_argument("--dropout", type=float, help="override the config's dropout (default 0.1)")
+    p.add_argument("--unigram-bias", action="store_true", help="start the MLM decoder's bias at the training data's "
+                   "log word frequencies (short budgets: the model begins at the unigram loss, not ln V)")
     p.add_argument("--no-length-grouping", dest="length_grouping", action="store_false",
                    help="plain shuffled batches instead of length-grouped ones")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint and the model) after this much wall time")

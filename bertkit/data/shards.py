@@ -181,3 +181,12 @@ class PretrainingData:
     def __iter__(self) -> Iterator[tuple]:
         for i in range(len(self)):
             yield self[i]
+
+    def token_counts(self, vocab_size: int) -> np.ndarray:
+        """How often each id occurs in this split: [vocab_size] int64, one pass over the mapped shards."""
+        counts = np.zeros(vocab_size, dtype=np.int64)
+        for shard in self._shards:
+            ids = shard["ids"]
+            for start in range(0, len(ids), 1 << 24):  # bounded memory for huge shards
+                counts += np.bincount(np.asarray(ids[start:start + (1 << 24)], dtype=np.int64), minlength=vocab_size)[:vocab_size]
+        return counts

@@ -191,3 +191,31 @@ def test_two_gloo_processes_equal_one_process(data, small_config, tmp_path):
     for r1, r2 in zip(one_log, two_log):
         assert r1["loss"] == pytest.approx(r2["loss"], rel=1e-4) and r1["tokens"] == r2["tokens"]
         assert r1["mlm_acc"] == pytest.approx(r2["mlm_acc"])
+
+
+def test_unigram_bias_starts_at_the_unigram_loss(data, tmp_path):
+    """--unigram-bias: step 1 already scores like word frequencies (far below ln V = 10.33)."""
+    import numpy as np
+
+    from bertkit.data.shards import PretrainingData
+    from bertkit.tokenizers import Tokenizer
+    from bertkit.train.pretrain import unigram_log_probs
+
+    train = PretrainingData(data, "train")
+    tok = Tokenizer.from_pretrained(data / "tokenizer")
+    logp = unigram_log_probs(train, 30522, tok)
+    assert abs(float(logp.exp().sum()) - 1.0) < 1e-4
+    ids = np.concatenate([train[i][0] for i in range(len(train))])
+    words = ids[~np.isin(ids, tok.all_special_ids)]
+    top = int(np.bincount(words).argmax())
+    assert int(logp.argmax()) == top  # the most frequent word of the data (a comma or "the")
+    assert all(float(logp[i]) == float(logp.min()) for i in tok.all_special_ids)  # never targets: add-one only
+    entropy = -float(logp[torch.from_numpy(words)].mean())  # cross-entropy of the unigram model on its data
+
+    first = {}
+    for flag in ([], ["--unigram-bias"]):
+        out = tmp_path / ("u" if flag else "plain")
+        assert main(_args(data, "tiny", out, "--max-steps", 1, "--log-every", 1, "--eval-every", 0, "--save-every", 0, *flag)) == 0
+        first[bool(flag)] = read_log(out / "log.jsonl")[0]["mlm_loss"]
+    assert first[False] > 10.0  # uniform start
+    assert abs(first[True] - entropy) < 1.0 and first[True] < first[False] - 2.5
