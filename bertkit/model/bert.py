@@ -147,11 +147,12 @@ class BertSelfAttention(nn.Module):
             q = q[:, :, :1] if first_only else q  # a replaced projection (int8): slice after it
         rows = q.shape[2]  # T, or 1 with first_only
         dropout_p = self.dropout_p if self.training else 0.0
+        own_dropout = use_own_dropout(x, dropout_p, self.training)
         probs = None
         # short sequences (T <= 16): three small batched ops beat the fused kernel's per-block set-up
-        if output_attentions or (rows <= SHORT_SEQUENCE and not self.training) or use_own_dropout(x, dropout_p, True):
+        if output_attentions or (rows <= SHORT_SEQUENCE and not self.training) or own_dropout:
             scale = 1.0 / math.sqrt(self.head_size)
-            if mask is not None and use_own_dropout(x, dropout_p, True):
+            if mask is not None and own_dropout:
                 # training: scale and mask ride in the matmul (mask + scale * QK^T), two passes fewer
                 # over [B, A, rows, T]; inference keeps Hugging Face's order, bit for bit
                 bias = mask.expand(B, self.num_heads, 1, T).reshape(B * self.num_heads, 1, T)
@@ -163,7 +164,7 @@ class BertSelfAttention(nn.Module):
                 if mask is not None:
                     scores = scores + mask
             probs = scores.softmax(dim=-1)
-            if use_own_dropout(x, dropout_p, True):
+            if own_dropout:
                 dropped = probs * dropout_mask(probs, dropout_p)
             else:
                 dropped = F.dropout(probs, dropout_p, self.training)
