@@ -60,6 +60,12 @@ class Dropout(nn.Dropout):
             return x * dropout_mask(x, self.p)
         return super().forward(x)
 
+    def add_to(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """residual + dropout(x); on CPU the mask and the add run as one addcmul pass."""
+        if use_own_dropout(x, self.p, self.training):
+            return torch.addcmul(residual, x, dropout_mask(x, self.p))
+        return self(x) + residual
+
 
 class BertEmbeddings(nn.Module):
     """Token + segment + position embeddings, summed, then LayerNorm and dropout."""
@@ -203,10 +209,7 @@ class AddNorm(nn.Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        h = self.dense(x)
-        if use_own_dropout(h, self.dropout.p, self.training):  # dropout and residual add in one pass
-            return self.LayerNorm(torch.addcmul(residual, h, dropout_mask(h, self.dropout.p)))
-        return self.LayerNorm(self.dropout(h) + residual)
+        return self.LayerNorm(self.dropout.add_to(self.dense(x), residual))
 
 
 class BertAttention(nn.Module):

@@ -188,7 +188,7 @@ def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) 
 
     from bertkit.data.batching import length_grouped_plan
     from bertkit.tasks.batching import pad_batch
-    from bertkit.train.loop import IndexBatches, TrainConfig, train
+    from bertkit.train.loop import CHECKPOINT_DIR, IndexBatches, TrainConfig, train
     from bertkit.train.optim import build_optimizer, linear_schedule, warmup_from_ratio
 
     torch.manual_seed(settings.seed)  # dropout masks
@@ -226,7 +226,7 @@ def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) 
     )
     state = train(model, optimizer, scheduler, batches, config, eval_fn=None if settings.skip_eval else eval_fn,
                   save_fn=save_fn)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # resume state: not kept for fine-tuning
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)  # resume state: not kept for fine-tuning
     best = {}
     if (out / "best").is_dir():
         for f in (out / "best").iterdir():  # the best checkpoint becomes the output folder's model

@@ -65,6 +65,8 @@ from bertkit.train.distributed import DistEnv, unwrap, wrap_model
 
 Batch = dict[str, Any]
 
+CHECKPOINT_DIR = "checkpoints"  # inside the out folder: resume state, the last K steps
+
 
 # what plugs in ------------------------------------------------------------------------------------
 
@@ -241,7 +243,7 @@ def train(
     env = env or DistEnv()
     task = task or Task()
     out = Path(config.out_dir)
-    ckpt_dir = out / "checkpoints"
+    ckpt_dir = out / CHECKPOINT_DIR
     state = TrainState(total_steps=total_steps(batches, config.max_steps, config.epochs))
     steps_per_epoch = batches.steps_per_epoch()
     if steps_per_epoch == 0:

@@ -29,7 +29,8 @@ from bertkit.data.batching import EVAL_STREAM, PretrainingCollator, length_group
 from bertkit.data.masking import Masker
 from bertkit.data.shards import PretrainingData, read_manifest
 from bertkit.errors import BertkitError, InputFileError
-from bertkit.train.loop import IndexBatches, Task, TrainConfig, TrainState, train
+from bertkit.train.checkpointing import latest_checkpoint
+from bertkit.train.loop import CHECKPOINT_DIR, IndexBatches, Task, TrainConfig, TrainState, train
 
 RUN_FILE = "run.json"
 
@@ -240,7 +241,8 @@ def pretrain(s: PretrainSettings) -> TrainState:
         train_data = PretrainingData(data_dir, "train")
         _seed_everything(s.seed)
         model = BertForPreTraining(config).to(env.device)
-        if s.unigram_bias:
+        resuming = s.resume and latest_checkpoint(out / CHECKPOINT_DIR) is not None
+        if s.unigram_bias and not resuming:  # a resumed run gets the bias from its checkpoint
             with torch.no_grad():
                 model.cls.predictions.bias.copy_(unigram_log_probs(train_data, config.vocab_size, tokenizer))
         optimizer = build_optimizer(model, lr=s.lr, weight_decay=s.weight_decay, eps=s.adam_eps)
