@@ -86,6 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dropout", type=float, help="override the config's dropout (default 0.1)")
     p.add_argument("--unigram-bias", action="store_true", help="start the MLM decoder's bias at the training data's "
                    "log word frequencies (short budgets: the model begins at the unigram loss, not ln V)")
+    p.add_argument("--sinusoidal-positions", action="store_true", help="start the learned position embeddings at "
+                   "sin/cos waves (short budgets: neighbouring positions relate from step 1)")
     p.add_argument("--no-length-grouping", dest="length_grouping", action="store_false",
                    help="plain shuffled batches instead of length-grouped ones")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint and the model) after this much wall time")

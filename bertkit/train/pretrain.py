@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import time
@@ -67,6 +68,7 @@ class PretrainSettings:
     max_predictions: int | None = None
     dropout: float | None = None         # override hidden and attention dropout
     unigram_bias: bool = False           # start the word decoder's bias at log unigram frequencies
+    sinusoidal_positions: bool = False   # start the (learned) position embeddings at scaled sinusoids
     length_grouping: bool = True
     max_minutes: float | None = None
     device: str = "auto"
@@ -245,6 +247,10 @@ def pretrain(s: PretrainSettings) -> TrainState:
         if s.unigram_bias and not resuming:  # a resumed run gets the bias from its checkpoint
             with torch.no_grad():
                 model.cls.predictions.bias.copy_(unigram_log_probs(train_data, config.vocab_size, tokenizer))
+        if s.sinusoidal_positions and not resuming:
+            with torch.no_grad():
+                table = model.bert.embeddings.position_embeddings.weight
+                table.copy_(sinusoidal_table(*table.shape, std=config.initializer_range))
         optimizer = build_optimizer(model, lr=s.lr, weight_decay=s.weight_decay, eps=s.adam_eps)
         scheduler = linear_schedule(optimizer, s.warmup_steps, s.max_steps)
         pad_id = tokenizer.token_to_id("[PAD]") or 0
@@ -306,6 +312,21 @@ def unigram_log_probs(data: PretrainingData, vocab_size: int, tokenizer) -> torc
     counts[[i for i in tokenizer.all_special_ids if i < vocab_size]] = 0.0
     counts += 1.0
     return torch.from_numpy(np.log(counts / counts.sum())).float()
+
+
+def sinusoidal_table(positions: int, dim: int, std: float = 0.02) -> torch.Tensor:
+    """The Transformer's sin/cos position table, scaled to the word embeddings' spread (std).
+
+    Why: random position vectors are unrelated to each other, so "look at the previous word" must
+    be learned for each position separately; with sinusoids it is one linear map for all of them,
+    which a short run can find. Still a learned embedding: only its starting point changes.
+    """
+    pos = torch.arange(positions, dtype=torch.float64)[:, None]
+    freq = torch.exp(-math.log(10_000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    table = torch.zeros(positions, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return (table * (std * math.sqrt(2.0))).float()  # sin/cos have RMS 1/sqrt(2)
 
 
 def _bf16_is_fast(device: str) -> bool:

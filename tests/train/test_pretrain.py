@@ -220,3 +220,24 @@ def test_unigram_bias_starts_at_the_unigram_loss(data, tmp_path):
         first[bool(flag)] = read_log(out / "log.jsonl")[0]["mlm_loss"]
     assert first[False] > 10.0  # uniform start
     assert abs(first[True] - entropy) < 1.0 and first[True] < first[False] - 2.5
+
+
+def test_sinusoidal_positions_relate_neighbours_by_one_linear_map(data, tmp_path):
+    """--sinusoidal-positions: the table at p+k is one fixed linear map of the table at p, for every p."""
+    from bertkit.train.pretrain import sinusoidal_table
+
+    table = sinusoidal_table(128, 64, std=0.02).double()
+    assert table.shape == (128, 64)
+    assert abs(float(table.pow(2).mean().sqrt()) - 0.02) < 1e-3  # the word embeddings' spread, not sin's
+    for k in (1, 5):
+        shift = torch.linalg.lstsq(table[:100], table[k:100 + k]).solution  # X @ M = X shifted by k
+        assert torch.allclose(table[:100] @ shift, table[k:100 + k], atol=1e-9)
+    assert torch.linalg.matrix_rank(table[:64]) == 64  # still 64 distinguishable positions
+
+    out = tmp_path / "sin"
+    assert main(_args(data, "tiny", out, "--max-steps", 3, "--log-every", 1, "--eval-every", 0, "--save-every", 0,
+                      "--sinusoidal-positions")) == 0
+    learned = _weights(out)["bert.embeddings.position_embeddings.weight"]
+    start = sinusoidal_table(*learned.shape)
+    assert (learned - start).abs().max() < 5e-3  # three Adam steps (lr <= 1e-3) away from the sinusoids
+    assert (learned - start).abs().max() > 0  # and still trained
