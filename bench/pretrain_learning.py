@@ -33,16 +33,20 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=20.0, help="wall-time budget of the pretraining command")
     ap.add_argument("--data", help="an existing data folder (built with --heldout); default: build one")
     ap.add_argument("--out", help="output folder (default: a temporary one)")
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup-steps", type=int, default=100)
-    ap.add_argument("--seq-len", type=int, default=64, help="max tokens per instance when building the data (not with --data)")
+    from bertkit.train.pretrain import SHORT_BUDGET as R  # the recipe's settings, named once
+
+    ap.add_argument("--batch-size", type=int, default=R["batch_size"])
+    ap.add_argument("--lr", type=float, default=R["lr"])
+    ap.add_argument("--warmup-steps", type=int, default=R["warmup_steps"])
+    ap.add_argument("--seq-len", type=int, default=R["seq_len"], help="max tokens per instance when building the data (not with --data)")
     ap.add_argument("--seconds-per-step", type=float, default=0.41, help="expected step time incl. the evaluations and "
                     "checkpoints (BERT-mini, batch 16 x 64, 25%% masking, 2 cores: 0.39-0.40 s; batch 16 x 128, 15%%: 0.70 s); "
                     "sets --max-steps so the lr reaches 0 in time")
-    ap.add_argument("--no-unigram-bias", dest="unigram_bias", action="store_false",
+    ap.add_argument("--no-unigram-bias", dest="unigram_bias", action="store_false", default=R["unigram_bias"],
                     help="start the decoder bias at 0 instead of the data's log word frequencies")
-    ap.add_argument("--train-args", default="--sinusoidal-positions --mlm-probability 0.25 --max-predictions 32",
+    recipe = (["--sinusoidal-positions"] if R["sinusoidal_positions"] else []) + [
+        "--mlm-probability", str(R["mlm_probability"]), "--max-predictions", str(R["max_predictions"])]
+    ap.add_argument("--train-args", default=" ".join(recipe),
                     help="more `bertkit pretrain` options (default: the short-budget recipe's; \"\" for none). Masking here is "
                     "training only: the final score always masks 15%%, at most 20 per instance")
     ap.add_argument("--eval-every", type=int, default=400, help="steps between held-out evaluations (512 instances) for the curve")
@@ -70,7 +74,7 @@ def main(argv=None) -> int:
     steps = int((args.minutes - margin) * 60 / args.seconds_per_step)
     cmd = [sys.executable, "-m", "bertkit", "pretrain", "--data", str(data), "--config", "mini", "--out", str(run),
            "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--warmup-steps", str(args.warmup_steps),
-           "--dropout", "0", "--max-steps", str(steps), "--max-minutes", str(args.minutes - margin),
+           "--dropout", str(R["dropout"]), "--max-steps", str(steps), "--max-minutes", str(args.minutes - margin),
            "--eval-every", str(args.eval_every), "--eval-instances", "512", "--save-every", str(args.eval_every), "--threads", "2", "--no-progress", *(["--unigram-bias"] if args.unigram_bias else []), *args.train_args.split()]
     print("$ " + " ".join(cmd), flush=True)
     start = time.time()

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import threading
 import time
@@ -66,6 +67,11 @@ from bertkit.train.distributed import DistEnv, unwrap, wrap_model
 Batch = dict[str, Any]
 
 CHECKPOINT_DIR = "checkpoints"  # inside the out folder: resume state, the last K steps
+
+
+def resume_point(out_dir: str | os.PathLike, resume: bool) -> Path | None:
+    """The checkpoint a run in out_dir continues from: the newest one with resume, else none."""
+    return latest_checkpoint(Path(out_dir) / CHECKPOINT_DIR) if resume else None
 
 
 # what plugs in ------------------------------------------------------------------------------------
@@ -249,7 +255,7 @@ def train(
     if steps_per_epoch == 0:
         raise BertkitError("the training data yields no batch; add data or lower the batch size")
 
-    resume_from = latest_checkpoint(ckpt_dir) if config.resume else None
+    resume_from = resume_point(out, config.resume)
     if resume_from is not None:
         saved = load_checkpoint(resume_from, model, optimizer, scheduler, rank=env.rank)
         for key in ("step", "epoch", "batch_in_epoch", "tokens", "train_seconds", "best_value", "best_step"):

@@ -31,14 +31,13 @@ from bertkit.data.batching import EVAL_STREAM, PretrainingCollator, length_group
 from bertkit.data.masking import Masker
 from bertkit.data.shards import PretrainingData, read_manifest
 from bertkit.errors import BertkitError, InputFileError
-from bertkit.train.checkpointing import latest_checkpoint
-from bertkit.train.loop import CHECKPOINT_DIR, IndexBatches, Task, TrainConfig, TrainState, train
+from bertkit.train.loop import IndexBatches, Task, TrainConfig, TrainState, resume_point, train
 
 RUN_FILE = "run.json"
 
 # What we found to learn fastest in ~20 minutes on 2 CPU cores (BERT-mini); see docs/pretraining.md.
-# The data for it is built with `pretrain-data --max-seq-len 64`.
-SHORT_BUDGET = {"lr": 1e-3, "warmup_steps": 100, "batch_size": 16, "dropout": 0.0, "unigram_bias": True,
+# PretrainSettings fields; seq_len is the data's (`pretrain-data --max-seq-len 64`).
+SHORT_BUDGET = {"seq_len": 64, "lr": 1e-3, "warmup_steps": 100, "batch_size": 16, "dropout": 0.0, "unigram_bias": True,
                 "sinusoidal_positions": True, "mlm_probability": 0.25, "max_predictions": 32}
 
 
@@ -246,7 +245,7 @@ def pretrain(s: PretrainSettings) -> TrainState:
         train_data = PretrainingData(data_dir, "train")
         _seed_everything(s.seed)
         model = BertForPreTraining(config).to(env.device)
-        resuming = s.resume and latest_checkpoint(out / CHECKPOINT_DIR) is not None
+        resuming = resume_point(out, s.resume) is not None
         if s.unigram_bias and not resuming:  # a resumed run gets the bias from its checkpoint
             with torch.no_grad():
                 model.cls.predictions.bias.copy_(unigram_log_probs(train_data, config.vocab_size, tokenizer))
