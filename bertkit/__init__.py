@@ -3,6 +3,7 @@
 Public names are imported lazily, so `import bertkit` stays fast and the CLI starts quickly;
 `from bertkit import BertModel` works as usual.
 """
+
 from __future__ import annotations
 
 import importlib

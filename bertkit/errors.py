@@ -3,6 +3,7 @@
 Library code raises `BertkitError` (or a subclass) for bad input instead of letting a traceback
 escape from deep inside; the CLI prints its message on one line and exits with status 2.
 """
+
 from __future__ import annotations
 
 

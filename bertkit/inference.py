@@ -7,15 +7,17 @@ arithmetic: float32 (exact), bfloat16 (a converted copy; on a CPU only with AVX-
 refused without them, where it would run ~70x slower) or "int8" (dynamic int8 matmuls for the
 big linear layers, see bertkit.model.quantize).
 """
+
 from __future__ import annotations
 
 import copy
 import os
 import threading
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +26,7 @@ from bertkit.errors import BertkitError
 
 POOLINGS = ("mean", "cls", "max")
 _LOADED: dict[tuple, Any] = {}  # (kind, ..., folder) -> a loaded model or tokenizer, a few kept
-_PREPARED: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+_PREPARED: weakref.WeakKeyDictionary[torch.nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
 # ---------------------------------------------------------------------- models and tokenizers
@@ -38,7 +40,9 @@ def load_model(model: Any, tokenizer: Any = None, head: str = "BertModel") -> tu
     if model is None:
         raise BertkitError("give model= a model folder (config.json + model.safetensors) or a loaded model")
     if isinstance(model, (str, os.PathLike)):
-        model = _cached(("model", head, str(Path(model).resolve())), lambda: getattr(models, head).from_pretrained(model))
+        model = _cached(
+            ("model", head, str(Path(model).resolve())), lambda: getattr(models, head).from_pretrained(model)
+        )
     if tokenizer is None:
         tokenizer = getattr(model, "name_or_path", None)
         if tokenizer is None:
@@ -75,14 +79,16 @@ def prepare(model: torch.nn.Module, dtype: Any = None, calibration: list[dict] |
     if kind in ("bfloat16", "float16") and model.device.type == "cpu" and not half_is_native(kind):
         raise BertkitError(
             f"dtype {kind}: this CPU has no native {kind} matrix units (AVX-512 BF16 / AMX), where {kind} "
-            f"matmuls are emulated ~70x slower than float32; use dtype='int8' for speed, or None (float32)")
+            f"matmuls are emulated ~70x slower than float32; use dtype='int8' for speed, or None (float32)"
+        )
     if kind == "int8":
         from bertkit.model.quantize import quantize_int8
 
         prepared = quantize_int8(copy.deepcopy(model).float(), calibration=calibration)
     else:
-        prepared = copy.deepcopy(model).to({"float32": torch.float32, "bfloat16": torch.bfloat16,
-                                            "float16": torch.float16}[kind])
+        prepared = copy.deepcopy(model).to(
+            {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[kind]
+        )
     prepared.eval()
     _PREPARED[model][kind] = (fingerprint, prepared)
     return prepared
@@ -115,14 +121,13 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int, offsets: boo
     """Unpadded, truncated encodings: the lists the length sort works on."""
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise BertkitError("texts must be a list of strings")
-    return tokenizer(list(texts), padding=False, truncation=True, max_length=max_length,
-                     return_offsets_mapping=offsets)
+    return tokenizer(list(texts), padding=False, truncation=True, max_length=max_length, return_offsets_mapping=offsets)
 
 
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped by similar length (longest batch first, so memory peaks at once)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
+    return [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
 
 
 def pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
@@ -136,16 +141,28 @@ def pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
 def calibration_batches(encoded, n: int = 256, batch_size: int = 32) -> list[dict]:
     """The first n texts as padded batches: real activations for int8 calibration."""
     ids = encoded["input_ids"][:n]
-    return [{"input_ids": pad(ids[b:b + batch_size], 0), "attention_mask": pad([[1] * len(r) for r in ids[b:b + batch_size]], 0)}
-            for b in range(0, len(ids), batch_size)]
+    return [
+        {
+            "input_ids": pad(ids[b : b + batch_size], 0),
+            "attention_mask": pad([[1] * len(r) for r in ids[b : b + batch_size]], 0),
+        }
+        for b in range(0, len(ids), batch_size)
+    ]
 
 
 def _calibration(encoded, dtype: Any) -> list[dict] | None:
     return calibration_batches(encoded) if _dtype_kind(dtype) == "int8" else None
 
 
-def for_each_batch(model: torch.nn.Module, encoded, batch_size: int, consume: Callable, workers: int | None = None,
-                   mask_token_id: int | None = None, **forward: Any) -> None:
+def for_each_batch(
+    model: torch.nn.Module,
+    encoded,
+    batch_size: int,
+    consume: Callable,
+    workers: int | None = None,
+    mask_token_id: int | None = None,
+    **forward: Any,
+) -> None:
     """Run the model over length-sorted batches, calling consume(indices, output, mask [B, T]).
 
     With several CPU threads, batches go to that many worker threads with one intra-op thread
@@ -238,15 +255,25 @@ def _layer_list(layers: int | Sequence[int], num_layers: int) -> list[int]:
         raise BertkitError("layers must name at least one layer")
     for layer in chosen:
         if not -(num_layers + 1) <= layer <= num_layers:
-            raise BertkitError(f"layer {layer} does not exist: hidden states are 0 (embeddings) .. {num_layers} "
-                               f"(or -1 for the last)")
+            raise BertkitError(
+                f"layer {layer} does not exist: hidden states are 0 (embeddings) .. {num_layers} (or -1 for the last)"
+            )
     return chosen
 
 
 # ---------------------------------------------------------------------- public functions
-def embed(texts: Sequence[str] | str, model: Any = None, tokenizer: Any = None, pooling: str = "mean",
-          layers: int | Sequence[int] = -1, normalize: bool = False, batch_size: int = 32, dtype: Any = None,
-          max_length: int | None = None, combine: str = "concat") -> torch.Tensor:
+def embed(
+    texts: Sequence[str] | str,
+    model: Any = None,
+    tokenizer: Any = None,
+    pooling: str = "mean",
+    layers: int | Sequence[int] = -1,
+    normalize: bool = False,
+    batch_size: int = 32,
+    dtype: Any = None,
+    max_length: int | None = None,
+    combine: str = "concat",
+) -> torch.Tensor:
     """Sentence vectors [N, H] (float32) in input order; one text gives [H].
 
     pooling: "mean" over real tokens (what sentence-embedding models such as MiniLM are trained
@@ -288,11 +315,11 @@ class TokenEmbeddings:
 
     text: str
     tokens: list[str]
-    offsets: list[tuple[int, int]]      # character span of each token in `text` ((0, 0) for specials)
-    vectors: torch.Tensor               # [T, H]
-    words: list[str]                    # each word as it appears in `text`
+    offsets: list[tuple[int, int]]  # character span of each token in `text` ((0, 0) for specials)
+    vectors: torch.Tensor  # [T, H]
+    words: list[str]  # each word as it appears in `text`
     word_offsets: list[tuple[int, int]]
-    word_vectors: torch.Tensor          # [W, H]
+    word_vectors: torch.Tensor  # [W, H]
 
     def word_vector(self, word: str, occurrence: int = 0) -> torch.Tensor:
         """The vector of `word` (case-insensitive), e.g. "python" in "He got bit by Python"."""
@@ -302,9 +329,16 @@ class TokenEmbeddings:
         return self.word_vectors[hits[occurrence]]
 
 
-def token_embeddings(texts: Sequence[str] | str, model: Any = None, tokenizer: Any = None,
-                     layers: int | Sequence[int] = -1, batch_size: int = 32, dtype: Any = None,
-                     max_length: int | None = None, combine: str = "concat") -> list[TokenEmbeddings] | TokenEmbeddings:
+def token_embeddings(
+    texts: Sequence[str] | str,
+    model: Any = None,
+    tokenizer: Any = None,
+    layers: int | Sequence[int] = -1,
+    batch_size: int = 32,
+    dtype: Any = None,
+    max_length: int | None = None,
+    combine: str = "concat",
+) -> list[TokenEmbeddings] | TokenEmbeddings:
     """Per-token and per-word contextual vectors for each text (one text gives one object)."""
     single = isinstance(texts, str)
     texts = [texts] if single else list(texts)
@@ -326,7 +360,7 @@ def token_embeddings(texts: Sequence[str] | str, model: Any = None, tokenizer: A
             hidden = result.last_hidden_state.float()
         for row, i in enumerate(idx):
             enc = encoded.encodings[i]
-            results[i] = _per_word(texts[i], enc, hidden[row, :len(enc.ids)].cpu().clone())
+            results[i] = _per_word(texts[i], enc, hidden[row, : len(enc.ids)].cpu().clone())
 
     for_each_batch(base, encoded, batch_size, consume, output_hidden_states=all_layers)
     return results[0] if single else results
@@ -345,12 +379,25 @@ def _per_word(text: str, enc: Any, vectors: torch.Tensor) -> TokenEmbeddings:
         spans.append((start, end))
         rows.append(vectors[pieces].mean(0))
     word_vectors = torch.stack(rows) if rows else vectors.new_zeros(0, vectors.shape[-1])
-    return TokenEmbeddings(text=text, tokens=list(enc.tokens), offsets=[tuple(o) for o in enc.offsets],
-                           vectors=vectors, words=words, word_offsets=spans, word_vectors=word_vectors)
+    return TokenEmbeddings(
+        text=text,
+        tokens=list(enc.tokens),
+        offsets=[tuple(o) for o in enc.offsets],
+        vectors=vectors,
+        words=words,
+        word_offsets=spans,
+        word_vectors=word_vectors,
+    )
 
 
-def fill_mask(texts: Sequence[str] | str, model: Any = None, tokenizer: Any = None, top_k: int = 5,
-              batch_size: int = 32, dtype: Any = None) -> list:
+def fill_mask(
+    texts: Sequence[str] | str,
+    model: Any = None,
+    tokenizer: Any = None,
+    top_k: int = 5,
+    batch_size: int = 32,
+    dtype: Any = None,
+) -> list:
     """The top_k words for each [MASK] with their probabilities, best first.
 
     One [MASK] gives a list of {"token", "token_str", "score", "sequence"}; several give one such
@@ -361,8 +408,10 @@ def fill_mask(texts: Sequence[str] | str, model: Any = None, tokenizer: Any = No
     model, tokenizer = load_model(model, tokenizer, head="BertForMaskedLM")
     info = getattr(model, "loading_info", None)
     if info is not None and any(k.startswith("cls.predictions") for k in info.newly_initialized):
-        raise BertkitError(f"{getattr(model, 'name_or_path', 'model')} has no masked-LM head weights "
-                           "(cls.predictions.*); fill-mask needs a model pretrained with MLM")
+        raise BertkitError(
+            f"{getattr(model, 'name_or_path', 'model')} has no masked-LM head weights "
+            "(cls.predictions.*); fill-mask needs a model pretrained with MLM"
+        )
     if not hasattr(model, "cls") or not hasattr(model.cls, "predictions"):
         raise BertkitError("fill-mask needs a BertForMaskedLM or BertForPreTraining model")
     if top_k < 1:
@@ -390,12 +439,17 @@ def fill_mask(texts: Sequence[str] | str, model: Any = None, tokenizer: Any = No
                 for score, token in zip(top.values[k].tolist(), top.indices[k].tolist()):
                     filled = list(ids_all[i])
                     filled[position] = token
-                    candidates.append({"token": token, "token_str": tokenizer.id_to_token(token), "score": score,
-                                       "sequence": tokenizer.decode(filled)})
+                    candidates.append(
+                        {
+                            "token": token,
+                            "token_str": tokenizer.id_to_token(token),
+                            "score": score,
+                            "sequence": tokenizer.decode(filled),
+                        }
+                    )
                 per_mask.append(candidates)
                 k += 1
             results[i] = per_mask[0] if len(per_mask) == 1 else per_mask
 
     for_each_batch(runner, encoded, batch_size, consume, mask_token_id=mask_id)
     return results[0] if single else results
-

@@ -11,11 +11,13 @@ Each call takes one input or a list; lists run in length-sorted batches and come
 order. The pipelines reuse the task modules' feature and decoding code, so what `evaluate`
 scores is exactly what a pipeline returns.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from bertkit.errors import BertkitError, InputFileError
 
@@ -23,11 +25,17 @@ TASKS = ("sentiment", "classify", "nli", "qa", "ner", "fill-mask", "embed")
 SETTINGS_FILE = "finetune.json"  # written by bertkit.tasks.finetune next to the weights
 
 
-def pipeline(task: str, model: str | Path | Any = None, tokenizer: Any = None, **options: Any) -> "Pipeline":
+def pipeline(task: str, model: str | Path | Any = None, tokenizer: Any = None, **options: Any) -> Pipeline:
     """Build the pipeline for `task` from a model folder (or a loaded model plus its tokenizer)."""
-    classes = {"sentiment": TextClassificationPipeline, "classify": TextClassificationPipeline,
-               "nli": TextClassificationPipeline, "qa": QuestionAnsweringPipeline,
-               "ner": TokenClassificationPipeline, "fill-mask": FillMaskPipeline, "embed": EmbedPipeline}
+    classes = {
+        "sentiment": TextClassificationPipeline,
+        "classify": TextClassificationPipeline,
+        "nli": TextClassificationPipeline,
+        "qa": QuestionAnsweringPipeline,
+        "ner": TokenClassificationPipeline,
+        "fill-mask": FillMaskPipeline,
+        "embed": EmbedPipeline,
+    }
     if task not in classes:
         raise BertkitError(f"pipeline: unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if model is None:
@@ -43,7 +51,7 @@ def load_settings(folder: str | Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise InputFileError(path, f"not valid JSON ({err.msg})", err.lineno)
+        raise InputFileError(path, f"not valid JSON ({err.msg})", err.lineno) from None
 
 
 def load_model_and_tokenizer(head: str, model: Any, tokenizer: Any = None):
@@ -73,9 +81,12 @@ def check_trained_head(model, folder) -> None:
     """Refuse a folder whose checkpoint lacks this head: its fresh random weights would answer noise."""
     new = list(getattr(getattr(model, "loading_info", None), "newly_initialized", []) or [])
     if new:
-        raise InputFileError(folder, f"this checkpoint has no trained weights for {type(model).__name__} "
-                             f"({', '.join(new[:4])}{', ...' if len(new) > 4 else ''}); give a folder made by "
-                             "bertkit finetune for this task (or a checkpoint that has this head)")
+        raise InputFileError(
+            folder,
+            f"this checkpoint has no trained weights for {type(model).__name__} "
+            f"({', '.join(new[:4])}{', ...' if len(new) > 4 else ''}); give a folder made by "
+            "bertkit finetune for this task (or a checkpoint that has this head)",
+        )
 
 
 class Pipeline:
@@ -99,6 +110,7 @@ class Pipeline:
 
 
 # ----------------------------------------------------------------------------- classification
+
 
 class TextClassificationPipeline(Pipeline):
     """sentiment / classify: a text; nli: (premise, hypothesis) or {"premise", "hypothesis"}."""
@@ -147,6 +159,7 @@ class TextClassificationPipeline(Pipeline):
 
 # ----------------------------------------------------------------------------- question answering
 
+
 class QuestionAnsweringPipeline(Pipeline):
     """{"question", "context"} -> {"answer", "start", "end", "score"}; contexts of any length."""
 
@@ -166,15 +179,20 @@ class QuestionAnsweringPipeline(Pipeline):
 
         examples = []
         for i, x in enumerate(inputs):
-            if not isinstance(x, dict) or not str(x.get("question", "")).strip() or not str(x.get("context", "")).strip():
+            if (
+                not isinstance(x, dict)
+                or not str(x.get("question", "")).strip()
+                or not str(x.get("context", "")).strip()
+            ):
                 raise BertkitError(f"qa: input {i} needs a non-empty 'question' and 'context'")
             examples.append(QAExample(str(i), x["question"], x["context"]))
         max_length = min(self.settings.get("max_len", qa.MAX_LENGTH), self.max_length)
         stride = min(self.settings.get("doc_stride", qa.DOC_STRIDE), max_length // 2)
         features, windows = qa.QATask().encode(examples, self.tokenizer, max_length, stride)
         out = forward_batches(self.model, features, batch_size, qa.QATask.outputs, per_token=True)
-        answers = qa.decode_answers(examples, windows, [o[0] for o in out], [o[1] for o in out],
-                                    max_answer_tokens, n_best=max(top_k, 1))
+        answers = qa.decode_answers(
+            examples, windows, [o[0] for o in out], [o[1] for o in out], max_answer_tokens, n_best=max(top_k, 1)
+        )
         results = []
         for cands in answers:
             found = [{"answer": c["text"], "start": c["start"], "end": c["end"], "score": c["score"]} for c in cands]
@@ -183,6 +201,7 @@ class QuestionAnsweringPipeline(Pipeline):
 
 
 # ----------------------------------------------------------------------------- named entities
+
 
 class TokenClassificationPipeline(Pipeline):
     """text -> entities [{"type", "text", "start", "end", "score"}], pieces merged into words."""
@@ -212,8 +231,9 @@ class TokenClassificationPipeline(Pipeline):
 
 # ----------------------------------------------------------------------------- pretrained uses
 
+
 class FillMaskPipeline(Pipeline):
-    """"Paris is a beautiful [MASK]." -> the top_k words for each [MASK] with probabilities."""
+    """ "Paris is a beautiful [MASK]." -> the top_k words for each [MASK] with probabilities."""
 
     head = "BertForMaskedLM"
 
@@ -231,12 +251,19 @@ class EmbedPipeline(Pipeline):
     def run(self, inputs: list, batch_size: int = 32, pooling: str = "mean", normalize: bool = False) -> list:
         from bertkit import embed
 
-        vectors = embed(inputs, model=self.model, tokenizer=self.tokenizer, pooling=pooling,
-                        normalize=normalize, batch_size=batch_size)
+        vectors = embed(
+            inputs,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            pooling=pooling,
+            normalize=normalize,
+            batch_size=batch_size,
+        )
         return list(vectors)
 
 
 # ----------------------------------------------------------------------------- CLI inputs
+
 
 def read_inputs(task: str, texts: Sequence[str], path: str | None, context: str | None) -> list:
     """What `bertkit predict TASK` reads: arguments or a file, shaped for the task's pipeline."""

@@ -3,6 +3,7 @@
 The default is relative to the project checkout (the folder holding `bertkit/`), so it works
 from any working directory.
 """
+
 from __future__ import annotations
 
 import os

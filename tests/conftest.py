@@ -2,6 +2,7 @@
 
 Under CI (`CI=true`) a missing data set or peer package is a failure, never a silent skip.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Outside CI a missing peer skips the test; under CI (`CI=true`) it fails, never a silent skip.
 A plain module, not a conftest: several conftest.py files would shadow each other on import.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """docs/concepts.md stays true: every file, name and command it points to exists."""
+
 from __future__ import annotations
 
 import importlib

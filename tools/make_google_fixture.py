@@ -13,6 +13,7 @@ swapped gamma/beta shows up in the outputs), saves `bert_model.ckpt` with tf.com
 and stores the TF-computed outputs for fixed inputs in expected_outputs.npz. Adam slots and
 global_step are saved too, as in Google's pretraining checkpoints, so the reader must skip them.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,16 +41,69 @@ CONFIG = {
     "type_vocab_size": 2,
     "vocab_size": 60,
 }
-WORDS = ["the", "cat", "sat", "on", "mat", "paris", "is", "a", "beautiful", "city", "i", "love", "he", "got",
-         "bit", "by", "python", "my", "favorite", "programming", "language", "dog", "ran", "to", "park", "and",
-         "we", "enjoyed", "game", "turn", "radio", "play", "##s", "##ed", "##ing", "un", "##like", "good", "bad",
-         "movie", "song", "not", "was", "it", "day", "great", "sam", "hated", "##ly", ".", ",", "?", "!", "'"]
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "mat",
+    "paris",
+    "is",
+    "a",
+    "beautiful",
+    "city",
+    "i",
+    "love",
+    "he",
+    "got",
+    "bit",
+    "by",
+    "python",
+    "my",
+    "favorite",
+    "programming",
+    "language",
+    "dog",
+    "ran",
+    "to",
+    "park",
+    "and",
+    "we",
+    "enjoyed",
+    "game",
+    "turn",
+    "radio",
+    "play",
+    "##s",
+    "##ed",
+    "##ing",
+    "un",
+    "##like",
+    "good",
+    "bad",
+    "movie",
+    "song",
+    "not",
+    "was",
+    "it",
+    "day",
+    "great",
+    "sam",
+    "hated",
+    "##ly",
+    ".",
+    ",",
+    "?",
+    "!",
+    "'",
+]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS[: CONFIG["vocab_size"] - 5]
 
 
 def rand(name, shape, std, mean=0.0):
-    return tf1.get_variable(name, shape=shape, dtype=tf.float32,
-                            initializer=tf1.random_normal_initializer(mean=mean, stddev=std))
+    return tf1.get_variable(
+        name, shape=shape, dtype=tf.float32, initializer=tf1.random_normal_initializer(mean=mean, stddev=std)
+    )
 
 
 def layer_norm(x, scope):
@@ -94,8 +148,10 @@ def build(input_ids, input_mask, segment_ids):
                 with tf1.variable_scope(f"layer_{i}"):
                     with tf1.variable_scope("attention"):
                         with tf1.variable_scope("self"):
+
                             def heads(t):
                                 return tf.transpose(tf.reshape(t, [B, T, A, D]), [0, 2, 1, 3])
+
                             q = heads(dense(x, H, "query"))
                             k = heads(dense(x, H, "key"))
                             v = heads(dense(x, H, "value"))
@@ -140,7 +196,7 @@ def main() -> None:
         input_mask[b, :n] = 1
         input_ids[b, n - 1] = 3  # [SEP]
         input_ids[b, n:] = 0  # [PAD]
-        segment_ids[b, n // 2:n] = 1
+        segment_ids[b, n // 2 : n] = 1
     graph_outputs = build(tf.constant(input_ids), tf.constant(input_mask), tf.constant(segment_ids))
     weights = tf1.trainable_variables()
     # optimizer state as in a pretraining checkpoint: global_step and Adam moments per weight
@@ -160,8 +216,13 @@ def main() -> None:
             os.unlink(OUT / leftover)
     (OUT / "bert_config.json").write_text(json.dumps(CONFIG, indent=2) + "\n")
     (OUT / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    np.savez(OUT / "expected_outputs.npz", input_ids=input_ids, input_mask=input_mask, segment_ids=segment_ids,
-             **{k: v.astype(np.float32) for k, v in values.items()})
+    np.savez(
+        OUT / "expected_outputs.npz",
+        input_ids=input_ids,
+        input_mask=input_mask,
+        segment_ids=segment_ids,
+        **{k: v.astype(np.float32) for k, v in values.items()},
+    )
     total = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"wrote {OUT} ({total / 1024:.0f} KiB): {sorted(p.name for p in OUT.iterdir())}")
     print(f"TensorFlow {tf.__version__}")

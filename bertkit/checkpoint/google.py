@@ -6,6 +6,7 @@ rule: `/` -> `.`, `layer_N` -> `layer.N`, LayerNorm `gamma`/`beta` -> `weight`/`
 `kernel` -> `weight` *transposed* (TF stores [in, out], torch.nn.Linear [out, in]).
 `cls/seq_relationship/output_weights` is already [2, H] and is not transposed.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,9 @@ def read_google_state_dict(folder: str | os.PathLike, verify: bool = True) -> di
         array = ckpt.read(name)
         if transpose:
             if array.ndim != 2:
-                raise InputFileError(ckpt.index_path, f"variable {name!r} is a kernel but has shape {list(array.shape)}")
+                raise InputFileError(
+                    ckpt.index_path, f"variable {name!r} is a kernel but has shape {list(array.shape)}"
+                )
             array = array.T
         state[key] = torch.from_numpy(np.ascontiguousarray(array))
     return state
@@ -107,8 +110,9 @@ def convert_google_checkpoint(folder: str | os.PathLike, out: str | os.PathLike,
 
     folder, out = Path(folder), Path(out)
     if not folder.is_dir():
-        raise InputFileError(folder, "no such folder; give the unpacked release folder (bert_config.json, "
-                             "vocab.txt, bert_model.ckpt.*)")
+        raise InputFileError(
+            folder, "no such folder; give the unpacked release folder (bert_config.json, vocab.txt, bert_model.ckpt.*)"
+        )
     ckpt_names = TFCheckpoint(folder, verify=False).names()
     cls = BertForPreTraining if any(n.startswith("cls/predictions") for n in ckpt_names) else BertModel
     model, report = load_pretrained(cls, folder, output_loading_info=True, verify=verify)
@@ -118,7 +122,10 @@ def convert_google_checkpoint(folder: str | os.PathLike, out: str | os.PathLike,
         shutil.copyfile(vocab, out / "vocab.txt")
         lower = guess_lowercase(vocab)
         if lower is not None:
-            tok_config = {"do_lower_case": lower, "model_max_length": model.config.max_position_embeddings,
-                          "tokenizer_class": "BertTokenizer"}
+            tok_config = {
+                "do_lower_case": lower,
+                "model_max_length": model.config.max_position_embeddings,
+                "tokenizer_class": "BertTokenizer",
+            }
             (out / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2) + "\n", encoding="utf-8")
     return model, report

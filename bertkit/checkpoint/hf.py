@@ -9,6 +9,7 @@ Loading is forgiving about names and strict about meaning:
 pytorch_model.bin is read only with `torch.load(weights_only=True)`: a pickle that tries to run
 code is refused, never executed. Writing always produces safetensors, atomically.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,8 @@ _TIED = {"cls.predictions.decoder.weight"}  # shares storage with the word embed
 class LoadReport:
     """What happened to each weight name when a checkpoint met a model."""
 
-    missing: list[str] = field(default_factory=list)        # model wants it, checkpoint lacks it -> initialised
-    unexpected: list[str] = field(default_factory=list)     # checkpoint has it, model has no place for it
+    missing: list[str] = field(default_factory=list)  # model wants it, checkpoint lacks it -> initialised
+    unexpected: list[str] = field(default_factory=list)  # checkpoint has it, model has no place for it
     mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (name, checkpoint, model shape)
 
     @property
@@ -52,11 +53,15 @@ class LoadReport:
     def summary(self, model_name: str = "model") -> str:
         lines = []
         if self.newly_initialized:
-            lines.append(f"{model_name}: newly initialised (not in the checkpoint; train before use): "
-                         + ", ".join(self.newly_initialized))
+            lines.append(
+                f"{model_name}: newly initialised (not in the checkpoint; train before use): "
+                + ", ".join(self.newly_initialized)
+            )
         if self.mismatched:
-            lines.append(f"{model_name}: re-initialised because shapes differ: " + ", ".join(
-                f"{n} (checkpoint {list(a)} vs model {list(b)})" for n, a, b in self.mismatched))
+            lines.append(
+                f"{model_name}: re-initialised because shapes differ: "
+                + ", ".join(f"{n} (checkpoint {list(a)} vs model {list(b)})" for n, a, b in self.mismatched)
+            )
         if self.unexpected:
             lines.append(f"{model_name}: unused checkpoint weights: " + ", ".join(self.unexpected))
         return "\n".join(lines)
@@ -75,8 +80,10 @@ def read_state_dict(folder: Path, verify: bool = True) -> dict[str, torch.Tensor
 
     if is_google_folder(folder):
         return read_google_state_dict(folder, verify=verify)
-    raise InputFileError(folder, f"no weights found; expected {SAFE_WEIGHTS}, {PT_WEIGHTS} or a TensorFlow "
-                         "checkpoint (bert_model.ckpt.index)")
+    raise InputFileError(
+        folder,
+        f"no weights found; expected {SAFE_WEIGHTS}, {PT_WEIGHTS} or a TensorFlow checkpoint (bert_model.ckpt.index)",
+    )
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -85,7 +92,9 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as err:  # safetensors raises its own error types for every kind of damage
-        raise InputFileError(path, f"corrupt or truncated safetensors file ({err}); download or save it again") from None
+        raise InputFileError(
+            path, f"corrupt or truncated safetensors file ({err}); download or save it again"
+        ) from None
 
 
 def _read_sharded(index_path: Path) -> dict[str, torch.Tensor]:
@@ -107,8 +116,11 @@ def read_torch_bin(path: Path) -> dict[str, torch.Tensor]:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputFileError(path, f"refused: the pickle holds objects other than tensors ({first}); "
-                             "nothing was executed. Load only trusted files, or convert them to safetensors") from None
+        raise InputFileError(
+            path,
+            f"refused: the pickle holds objects other than tensors ({first}); "
+            "nothing was executed. Load only trusted files, or convert them to safetensors",
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise InputFileError(path, f"corrupt or truncated PyTorch file ({err}); download or save it again") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -135,7 +147,7 @@ def normalize_keys(state: dict[str, torch.Tensor], model: torch.nn.Module) -> di
     if has_base and not ckpt_prefixed:  # bare encoder checkpoint -> head model
         out = {(prefix + k if prefix + k in expected else k): v for k, v in out.items()}
     elif not has_base and ckpt_prefixed:  # head checkpoint -> bare encoder
-        out = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in out.items()}
+        out = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in out.items()}
     # the decoder bias is an alias of cls.predictions.bias in Hugging Face's BertLMPredictionHead
     alias = "cls.predictions.decoder.bias"
     if alias in out:
@@ -151,16 +163,20 @@ def model_keys(model: torch.nn.Module) -> dict[str, torch.Size]:
     return {k: v.shape for k, v in model.state_dict().items() if k not in _TIED}
 
 
-def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor],
-                    ignore_mismatched_sizes: bool = False) -> LoadReport:
+def load_state_into(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], ignore_mismatched_sizes: bool = False
+) -> LoadReport:
     """Copy matching weights into `model`; returns what was missing, unused or mis-shaped."""
     state = normalize_keys(state, model)
     expected = model_keys(model)
     report = LoadReport()
     report.missing = sorted(k for k in expected if k not in state)
     report.unexpected = sorted(k for k in state if k not in expected)
-    mismatched = [(k, tuple(state[k].shape), tuple(expected[k])) for k in sorted(state)
-                  if k in expected and tuple(state[k].shape) != tuple(expected[k])]
+    mismatched = [
+        (k, tuple(state[k].shape), tuple(expected[k]))
+        for k in sorted(state)
+        if k in expected and tuple(state[k].shape) != tuple(expected[k])
+    ]
     if mismatched and not ignore_mismatched_sizes:
         detail = ", ".join(f"{k} (checkpoint {list(a)} vs model {list(b)})" for k, a, b in mismatched)
         raise BertkitError(
@@ -169,8 +185,10 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor],
         )
     report.mismatched = mismatched
     current = model.state_dict()
-    merged = {k: (state[k] if k in state and (k, tuple(state[k].shape), tuple(expected[k])) not in mismatched
-                  else current[k]) for k in expected}
+    merged = {
+        k: (state[k] if k in state and (k, tuple(state[k].shape), tuple(expected[k])) not in mismatched else current[k])
+        for k in expected
+    }
     with torch.no_grad():
         model.load_state_dict(merged, strict=False)
     return report
@@ -190,21 +208,33 @@ def resolve_folder(name_or_path: str | os.PathLike) -> Path:
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
-        raise InputFileError(path, "no such folder; to download hub model names install huggingface_hub "
-                             "(pip install huggingface_hub)") from None
+        raise InputFileError(
+            path, "no such folder; to download hub model names install huggingface_hub (pip install huggingface_hub)"
+        ) from None
     try:
         local = Path(snapshot_download(name, allow_patterns=["*.json", "*.txt", "*.safetensors"]))
         if not any(local.glob("*.safetensors")):
             local = Path(snapshot_download(name, allow_patterns=["*.json", "*.txt", PT_WEIGHTS]))
     except Exception as err:  # offline, unknown repo, gated model ...
-        raise InputFileError(path, f"no such folder, and downloading {name!r} from the Hugging Face hub "
-                             f"failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+        raise InputFileError(
+            path,
+            f"no such folder, and downloading {name!r} from the Hugging Face hub "
+            f"failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})",
+        ) from None
     return local
 
 
-def load_pretrained(cls, name_or_path: str | os.PathLike, config: BertConfig | None = None, *,
-                    dtype: torch.dtype | None = None, ignore_mismatched_sizes: bool = False,
-                    output_loading_info: bool = False, verify: bool = True, **config_overrides: Any):
+def load_pretrained(
+    cls,
+    name_or_path: str | os.PathLike,
+    config: BertConfig | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+    ignore_mismatched_sizes: bool = False,
+    output_loading_info: bool = False,
+    verify: bool = True,
+    **config_overrides: Any,
+):
     """Build `cls` from a checkpoint folder; config_overrides (e.g. num_labels=3) change the config."""
     dtype = config_overrides.pop("torch_dtype", dtype)  # Hugging Face's older spelling
     folder = resolve_folder(name_or_path)

@@ -9,13 +9,14 @@ A checkpoint `PREFIX` is two kinds of files:
 So reading one needs three small decoders, all below: LevelDB blocks, protobuf wire format, and
 CRC-32C (Castagnoli) to check what we read.
 """
+
 from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -27,14 +28,14 @@ BLOCK_TRAILER_SIZE = 5  # 1 byte compression type + 4 bytes masked crc32c
 
 # tensorflow/core/framework/types.proto -> numpy little-endian dtype
 TF_DTYPES = {
-    1: np.dtype("<f4"),   # DT_FLOAT
-    2: np.dtype("<f8"),   # DT_DOUBLE
-    3: np.dtype("<i4"),   # DT_INT32
-    4: np.dtype("u1"),    # DT_UINT8
-    5: np.dtype("<i2"),   # DT_INT16
-    6: np.dtype("i1"),    # DT_INT8
-    9: np.dtype("<i8"),   # DT_INT64
-    10: np.dtype("?"),    # DT_BOOL
+    1: np.dtype("<f4"),  # DT_FLOAT
+    2: np.dtype("<f8"),  # DT_DOUBLE
+    3: np.dtype("<i4"),  # DT_INT32
+    4: np.dtype("u1"),  # DT_UINT8
+    5: np.dtype("<i2"),  # DT_INT16
+    6: np.dtype("i1"),  # DT_INT8
+    9: np.dtype("<i8"),  # DT_INT64
+    10: np.dtype("?"),  # DT_BOOL
     14: np.dtype("<u2"),  # DT_BFLOAT16 (raw bits; widened to float32 on read)
     17: np.dtype("<u2"),  # DT_UINT16
     19: np.dtype("<f2"),  # DT_HALF
@@ -102,7 +103,7 @@ def parse_proto(buf: bytes) -> dict[int, list]:
             pos += 8
         elif wire == 2:
             length, pos = read_varint(buf, pos)
-            value = bytes(buf[pos:pos + length])
+            value = bytes(buf[pos : pos + length])
             if len(value) != length:
                 raise ValueError("truncated length-delimited field")
             pos += length
@@ -135,8 +136,14 @@ def parse_entry(name: str, buf: bytes) -> BundleEntry:
             size = parse_proto(dim).get(1, [0])[0]
             shape.append(size - (1 << 64) if size >= 1 << 63 else size)
     return BundleEntry(
-        name=name, dtype=f.get(1, [0])[0], shape=tuple(shape), shard_id=f.get(3, [0])[0],
-        offset=f.get(4, [0])[0], size=f.get(5, [0])[0], crc32c=f.get(6, [None])[0], sliced=7 in f,
+        name=name,
+        dtype=f.get(1, [0])[0],
+        shape=tuple(shape),
+        shard_id=f.get(3, [0])[0],
+        offset=f.get(4, [0])[0],
+        size=f.get(5, [0])[0],
+        crc32c=f.get(6, [None])[0],
+        sliced=7 in f,
     )
 
 
@@ -155,7 +162,7 @@ def _read_block(data: bytes, offset: int, size: int, verify: bool) -> bytes:
     kind = data[end]
     if verify:
         stored = struct.unpack_from("<I", data, end + 1)[0]
-        if crc32c(data[offset:end + 1]) != unmask_crc(stored):
+        if crc32c(data[offset : end + 1]) != unmask_crc(stored):
             raise ValueError(f"checksum mismatch in block at byte {offset}")
     if kind == 1:
         return snappy_decompress(contents)
@@ -176,9 +183,9 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
         shared, pos = read_varint(block, pos)
         non_shared, pos = read_varint(block, pos)
         value_len, pos = read_varint(block, pos)
-        key = key[:shared] + block[pos:pos + non_shared]
+        key = key[:shared] + block[pos : pos + non_shared]
         pos += non_shared
-        yield key, block[pos:pos + value_len]
+        yield key, block[pos : pos + value_len]
         pos += value_len
 
 
@@ -209,10 +216,10 @@ def snappy_decompress(buf: bytes) -> bytes:
             n = tag >> 2
             if n >= 60:
                 extra = n - 59
-                n = int.from_bytes(buf[pos:pos + extra], "little")
+                n = int.from_bytes(buf[pos : pos + extra], "little")
                 pos += extra
             n += 1
-            out += buf[pos:pos + n]
+            out += buf[pos : pos + n]
             pos += n
             continue
         if kind == 1:
@@ -221,11 +228,11 @@ def snappy_decompress(buf: bytes) -> bytes:
             pos += 1
         elif kind == 2:
             n = (tag >> 2) + 1
-            dist = int.from_bytes(buf[pos:pos + 2], "little")
+            dist = int.from_bytes(buf[pos : pos + 2], "little")
             pos += 2
         else:
             n = (tag >> 2) + 1
-            dist = int.from_bytes(buf[pos:pos + 4], "little")
+            dist = int.from_bytes(buf[pos : pos + 4], "little")
             pos += 4
         if dist == 0 or dist > len(out):
             raise ValueError("bad snappy back-reference")
@@ -245,8 +252,11 @@ class TFCheckpoint:
         self.index_path = Path(str(self.prefix) + ".index")
         self.verify = verify
         if not self.index_path.is_file():
-            raise InputFileError(self.index_path, "missing; a TensorFlow checkpoint is PREFIX.index plus "
-                                 "PREFIX.data-* files (e.g. bert_model.ckpt.index)")
+            raise InputFileError(
+                self.index_path,
+                "missing; a TensorFlow checkpoint is PREFIX.index plus "
+                "PREFIX.data-* files (e.g. bert_model.ckpt.index)",
+            )
         try:
             data = self.index_path.read_bytes()
         except OSError as err:
@@ -264,8 +274,9 @@ class TFCheckpoint:
                 name = key.decode("utf-8")
                 self.entries[name] = parse_entry(name, value)
         except (ValueError, UnicodeDecodeError, struct.error, IndexError) as err:
-            raise InputFileError(self.index_path, f"not a readable TensorFlow checkpoint index ({err}); "
-                                 f"download the checkpoint again") from None
+            raise InputFileError(
+                self.index_path, f"not a readable TensorFlow checkpoint index ({err}); download the checkpoint again"
+            ) from None
         self._shards: dict[int, np.memmap] = {}
 
     def names(self) -> list[str]:
@@ -281,8 +292,11 @@ class TFCheckpoint:
         if shard not in self._shards:
             path = self.data_path(shard)
             if not path.is_file():
-                raise InputFileError(path, "missing data shard of the checkpoint; copy all "
-                                     f"{self.num_shards} .data-* files next to the .index")
+                raise InputFileError(
+                    path,
+                    "missing data shard of the checkpoint; copy all "
+                    f"{self.num_shards} .data-* files next to the .index",
+                )
             self._shards[shard] = np.memmap(path, dtype=np.uint8, mode="r")
         return self._shards[shard]
 
@@ -290,25 +304,35 @@ class TFCheckpoint:
         """The named variable as a numpy array (bfloat16 widened to float32)."""
         entry = self.entries[name]
         if entry.sliced:
-            raise InputFileError(self.index_path, f"variable {name!r} is stored in slices (partitioned); "
-                                 "re-save the checkpoint without partitioning")
+            raise InputFileError(
+                self.index_path,
+                f"variable {name!r} is stored in slices (partitioned); re-save the checkpoint without partitioning",
+            )
         if entry.dtype not in TF_DTYPES:
-            raise InputFileError(self.index_path, f"variable {name!r} has TensorFlow dtype {entry.dtype}, "
-                                 "which bertkit does not read (strings/resources are not weights)")
+            raise InputFileError(
+                self.index_path,
+                f"variable {name!r} has TensorFlow dtype {entry.dtype}, "
+                "which bertkit does not read (strings/resources are not weights)",
+            )
         dtype = TF_DTYPES[entry.dtype]
         count = int(np.prod(entry.shape)) if entry.shape else 1
         if count * dtype.itemsize != entry.size:
-            raise InputFileError(self.index_path, f"variable {name!r}: {entry.size} bytes do not hold shape "
-                                 f"{list(entry.shape)}")
+            raise InputFileError(
+                self.index_path, f"variable {name!r}: {entry.size} bytes do not hold shape {list(entry.shape)}"
+            )
         shard = self._shard(entry.shard_id)
         if entry.offset + entry.size > len(shard):
-            raise InputFileError(self.data_path(entry.shard_id), f"truncated: variable {name!r} needs bytes "
-                                 f"up to {entry.offset + entry.size}, file has {len(shard)}")
-        raw = shard[entry.offset:entry.offset + entry.size]
+            raise InputFileError(
+                self.data_path(entry.shard_id),
+                f"truncated: variable {name!r} needs bytes up to {entry.offset + entry.size}, file has {len(shard)}",
+            )
+        raw = shard[entry.offset : entry.offset + entry.size]
         if self.verify and entry.crc32c is not None and entry.size <= 1 << 20:  # pure-Python CRC: small tensors only
             if crc32c(raw.tobytes()) != unmask_crc(entry.crc32c):
-                raise InputFileError(self.data_path(entry.shard_id), f"checksum mismatch for variable "
-                                     f"{name!r}; the file is corrupt, download it again")
+                raise InputFileError(
+                    self.data_path(entry.shard_id),
+                    f"checksum mismatch for variable {name!r}; the file is corrupt, download it again",
+                )
         array = np.array(raw).view(dtype).reshape(entry.shape)  # a writable copy
         if entry.dtype == DT_BFLOAT16:
             array = (array.astype(np.uint32) << 16).view(np.float32)
@@ -323,11 +347,16 @@ def _find_prefix(path: Path) -> Path:
     if path.is_dir():
         found = sorted(path.glob("*.index"))
         if not found:
-            raise InputFileError(path, "no TensorFlow checkpoint here (expected bert_model.ckpt.index and "
-                                 "bert_model.ckpt.data-00000-of-00001)")
+            raise InputFileError(
+                path,
+                "no TensorFlow checkpoint here (expected bert_model.ckpt.index and "
+                "bert_model.ckpt.data-00000-of-00001)",
+            )
         preferred = [p for p in found if p.name == "bert_model.ckpt.index"]
         if len(found) > 1 and not preferred:
-            raise InputFileError(path, f"several checkpoints here ({', '.join(p.name for p in found)}); "
-                                 "pass the prefix of the one to read")
+            raise InputFileError(
+                path,
+                f"several checkpoints here ({', '.join(p.name for p in found)}); pass the prefix of the one to read",
+            )
         return Path(str((preferred or found)[0])[: -len(".index")])
     return path

@@ -4,12 +4,13 @@ Each module in COMMAND_MODULES defines `register(subparsers)`, which adds its su
 sets `func` on each parser; `func(args)` returns an exit status. Command modules import heavy
 libraries (torch) inside their functions, so `bertkit --help` stays fast.
 """
+
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from bertkit.errors import BertkitError
 

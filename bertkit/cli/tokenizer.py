@@ -1,9 +1,10 @@
 """`bertkit tokenizer train|encode`: learn a vocabulary from text files; tokenize texts.
 
-    bertkit tokenizer train --model wordpiece --vocab-size 30000 --out tok/ books/*.txt
-    bertkit tokenizer encode --tokenizer tok/ "Let us start pretraining the model"
-    bertkit tokenizer encode --tokenizer tok/ --input texts.txt --output encoded.jsonl
+bertkit tokenizer train --model wordpiece --vocab-size 30000 --out tok/ books/*.txt
+bertkit tokenizer encode --tokenizer tok/ "Let us start pretraining the model"
+bertkit tokenizer encode --tokenizer tok/ --input texts.txt --output encoded.jsonl
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--min-frequency", type=int, default=2, help="a pair must occur this often to be merged")
     train.add_argument("--limit-alphabet", type=int, default=None, help="keep only the N most frequent characters")
     case = train.add_mutually_exclusive_group()
-    case.add_argument("--cased", dest="lowercase", action="store_false", default=None, help="keep case (default for bytelevel)")
-    case.add_argument("--uncased", dest="lowercase", action="store_true", help="lowercase and strip accents (default for wordpiece, bpe)")
+    case.add_argument(
+        "--cased", dest="lowercase", action="store_false", default=None, help="keep case (default for bytelevel)"
+    )
+    case.add_argument(
+        "--uncased",
+        dest="lowercase",
+        action="store_true",
+        help="lowercase and strip accents (default for wordpiece, bpe)",
+    )
     train.add_argument("--special-tokens", nargs="*", default=None, help="default: [PAD] [UNK] [CLS] [SEP] [MASK]")
     train.add_argument("--out", required=True, help="folder to write the tokenizer to")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -35,13 +43,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     enc = sub.add_parser("encode", help="tokenize a text (prints tokens, ids, offsets) or a file of texts (to JSONL)")
     enc.add_argument("text", nargs="?", help="the text to tokenize")
-    enc.add_argument("--tokenizer", required=True, help="folder with tokenizer.json or vocab.txt, or a tokenizer.json file")
+    enc.add_argument(
+        "--tokenizer", required=True, help="folder with tokenizer.json or vocab.txt, or a tokenizer.json file"
+    )
     enc.add_argument("--pair", help="second segment (sentence B)")
     enc.add_argument("--input", help="file with one text per line (with --pairs: text<TAB>pair)")
     enc.add_argument("--output", help="JSONL file to write, one encoding per input line")
     enc.add_argument("--pairs", action="store_true", help="input lines are text<TAB>pair")
     enc.add_argument("--no-special-tokens", dest="add_special_tokens", action="store_false")
-    enc.add_argument("--max-length", type=int, default=None, help="truncate to this many tokens (special tokens included)")
+    enc.add_argument(
+        "--max-length", type=int, default=None, help="truncate to this many tokens (special tokens included)"
+    )
     enc.set_defaults(func=run_encode)
 
 
@@ -65,12 +77,20 @@ def run_train(args: argparse.Namespace) -> int:
             raise InputFileError(f, "training file not found")
     start = time.perf_counter()
     tok = Tokenizer.train(
-        files if len(files) > 1 else files[0], model=args.model, vocab_size=args.vocab_size,
-        min_frequency=args.min_frequency, lowercase=args.lowercase, special_tokens=args.special_tokens,
-        limit_alphabet=args.limit_alphabet, show_progress=not args.quiet,
+        files if len(files) > 1 else files[0],
+        model=args.model,
+        vocab_size=args.vocab_size,
+        min_frequency=args.min_frequency,
+        lowercase=args.lowercase,
+        special_tokens=args.special_tokens,
+        limit_alphabet=args.limit_alphabet,
+        show_progress=not args.quiet,
     )
     out = tok.save(args.out)
-    print(f"trained a {args.model} vocabulary of {tok.vocab_size} tokens in {time.perf_counter() - start:.1f} s -> {out}/tokenizer.json, {out}/vocab.txt")
+    print(
+        f"trained a {args.model} vocabulary of {tok.vocab_size} tokens in "
+        f"{time.perf_counter() - start:.1f} s -> {out}/tokenizer.json, {out}/vocab.txt"
+    )
     return 0
 
 

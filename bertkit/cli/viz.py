@@ -6,21 +6,24 @@
 
 Thin wrappers over bertkit.viz; the library does the work.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 import textwrap
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bertkit.errors import BertkitError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "attention", help="draw a model's attention for a sentence (PNG heatmaps or an HTML head view)",
+        "attention",
+        help="draw a model's attention for a sentence (PNG heatmaps or an HTML head view)",
         description="Draw attention for one sentence or a pair. --out x.png: --layer and --head give one "
         "head's heatmap, --layer alone a grid of the layer's heads, neither a layers x heads overview. "
         "--out x.html: an interactive, self-contained head view (--layer/--head choose the first view). "
@@ -35,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_attention)
 
     s = subparsers.add_parser(
-        "similarity", help="how much context changes a word's vector (contextual vs static embeddings)",
+        "similarity",
+        help="how much context changes a word's vector (contextual vs static embeddings)",
         description="Cosine similarity of WORD's vectors in the given sentences: after the last layer "
         "(contextual) and in the token-embedding table (static, identical for the same word). With "
         "--plot, a 2-D PCA map of the word's contextual vectors.",
@@ -104,8 +108,10 @@ def run_similarity(args: argparse.Namespace) -> int:
     if len(args.sentences) == 2:
         print(WordSimilarity.between(vectors).report())
     else:
-        for name, matrix in (("contextual (last layer)", cosine_matrix(vectors.contextual)),
-                             ("static input embedding", cosine_matrix(vectors.static))):
+        for name, matrix in (
+            ("contextual (last layer)", cosine_matrix(vectors.contextual)),
+            ("static input embedding", cosine_matrix(vectors.static)),
+        ):
             print(f"cosine similarity of {args.word!r}, {name}:")
             print("      " + "".join(f"[{k}]".rjust(8) for k in range(1, len(matrix) + 1)))
             for k, row in enumerate(matrix, 1):
@@ -157,8 +163,9 @@ def demo_step(out: Path) -> None:
     print(f"model: all-MiniLM-L6-v2 (L=6, H=384, A=12) from {model}\n")
     print("1) One word, two meanings: the input embedding is the same row of the table, the output is not.")
     _command(["similarity", "--model", model, *PYTHON_SENTENCES, "--word", "python"])
-    _command(["similarity", "--model", model, *BANK_SENTENCES, "--word", "bank",
-              "--plot", str(folder / "bank-pca.png")])
+    _command(
+        ["similarity", "--model", model, *BANK_SENTENCES, "--word", "bank", "--plot", str(folder / "bank-pca.png")]
+    )
     print("\n2) Sentence vectors: the [CLS] vector vs the mean of all token vectors (cosine).")
     firsts, seconds = [a for a, _ in POOLING_PAIRS], [b for _, b in POOLING_PAIRS]
     for pooling in ("cls", "mean"):
@@ -167,15 +174,29 @@ def demo_step(out: Path) -> None:
         print(f"  {pooling:>4} pooling: " + "   ".join(f"{c:.3f}" for c in cosines.tolist()))
     for k, (x, y) in enumerate(POOLING_PAIRS, 1):
         print(f"  pair {k}: {x!r} vs {y!r}")
-    print("  MiniLM was trained on mean-pooled vectors: see how far the unrelated pair 2 falls under each\n"
-          "  pooling -- the seed's caveat that the [CLS] vector is not always a good sentence vector.")
+    print(
+        "  MiniLM was trained on mean-pooled vectors: see how far the unrelated pair 2 falls under each\n"
+        "  pooling -- the seed's caveat that the [CLS] vector is not always a good sentence vector."
+    )
     print("\n3) Attention: who looks at whom, in every layer and head.")
     pair = ["Paris is a beautiful city", "--pair", "I love Paris"]
     _command(["attention", "--model", model, *pair, "--out", str(folder / "attention.html")])
     _command(["attention", "--model", model, *pair, "--out", str(folder / "attention-overview.png")])
     _command(["attention", "--model", model, *pair, "--layer", "-1", "--out", str(folder / "attention-last-layer.png")])
-    _command(["attention", "--model", model, *pair, "--layer", "2", "--head", "0",
-              "--out", str(folder / "attention-layer2-head0.png")])
+    _command(
+        [
+            "attention",
+            "--model",
+            model,
+            *pair,
+            "--layer",
+            "2",
+            "--head",
+            "0",
+            "--out",
+            str(folder / "attention-layer2-head0.png"),
+        ]
+    )
     print(f"\nopen {folder / 'attention.html'} in a browser: pick a layer and head, hover a token.")
 
 

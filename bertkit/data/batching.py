@@ -10,9 +10,10 @@ Collate: pad to the batch's longest row, and apply dynamic masking with a random
 (seed, epoch, instance), so each instance is masked differently each epoch but identically
 whichever process, micro-batch or resume point handles it.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -23,17 +24,18 @@ from bertkit.data.shards import PretrainingData
 EVAL_STREAM = 1 << 41  # masking stream of the evaluation instances, apart from every epoch's
 
 
-def length_grouped_plan(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group: int = 64,
-                        drop_last: bool = True) -> list[np.ndarray]:
+def length_grouped_plan(
+    lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group: int = 64, drop_last: bool = True
+) -> list[np.ndarray]:
     """Shuffled global batches of instance indices with similar lengths inside each batch."""
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
     batches: list[np.ndarray] = []
     span = batch_size * max(1, group)
     for m in range(0, len(order), span):
-        block = order[m:m + span]
+        block = order[m : m + span]
         block = block[np.argsort(lengths[block], kind="stable")]
-        batches.extend(block[b:b + batch_size] for b in range(0, len(block), batch_size))
+        batches.extend(block[b : b + batch_size] for b in range(0, len(block), batch_size))
     if drop_last and batches and len(batches[-1]) < batch_size:
         batches.pop()
     return [batches[i] for i in rng.permutation(len(batches))]
@@ -42,7 +44,7 @@ def length_grouped_plan(lengths: np.ndarray, batch_size: int, seed: int, epoch: 
 def random_plan(n: int, batch_size: int, seed: int, epoch: int, drop_last: bool = True) -> list[np.ndarray]:
     """Plain shuffled batches (no length grouping)."""
     order = np.random.default_rng([seed, epoch]).permutation(n)
-    batches = [order[b:b + batch_size] for b in range(0, n, batch_size)]
+    batches = [order[b : b + batch_size] for b in range(0, n, batch_size)]
     if drop_last and batches and len(batches[-1]) < batch_size:
         batches.pop()
     return batches
@@ -55,8 +57,15 @@ class PretrainingCollator:
     predicted positions, -100 elsewhere); next_sentence_label [B] (0 isNext, 1 notNext).
     """
 
-    def __init__(self, data: PretrainingData, masker: Masker | None, seed: int, pad_id: int = 0,
-                 stream: int | None = None, pad_to_multiple_of: int = 1):
+    def __init__(
+        self,
+        data: PretrainingData,
+        masker: Masker | None,
+        seed: int,
+        pad_id: int = 0,
+        stream: int | None = None,
+        pad_to_multiple_of: int = 1,
+    ):
         self.data, self.masker, self.seed, self.pad_id = data, masker, seed, pad_id
         self.stream = stream  # a fixed masking stream (evaluation) instead of the epoch's
         self.multiple = max(1, pad_to_multiple_of)

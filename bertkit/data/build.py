@@ -13,6 +13,7 @@ is byte-identical for any number of workers.
 Held-out split: `heldout` whole documents (books) chosen with the seed go to eval/, and draw
 their notNext spans only from each other, so no text of them leaks into train/.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,11 +22,12 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,10 +100,12 @@ def _tokenize_file(task: tuple[int, str, str, str, int]) -> dict[str, int]:
     tok = _TOKENIZER
     stem = Path(work) / f"part-{index:05d}"
     counts = {"documents": 0, "sentences": 0, "tokens": 0, "single_sentence_documents": 0}
-    with NpyAppender(f"{stem}.ids.npy", id_dtype(vocab_size)) as ids, \
-            NpyAppender(f"{stem}.starts.npy", np.uint8) as starts, \
-            NpyAppender(f"{stem}.sents.npy", np.int64) as sents, \
-            NpyAppender(f"{stem}.docs.npy", np.int64) as docs:
+    with (
+        NpyAppender(f"{stem}.ids.npy", id_dtype(vocab_size)) as ids,
+        NpyAppender(f"{stem}.starts.npy", np.uint8) as starts,
+        NpyAppender(f"{stem}.sents.npy", np.int64) as sents,
+        NpyAppender(f"{stem}.docs.npy", np.int64) as docs,
+    ):
         sents.append(np.zeros(1, np.int64))
         docs.append(np.zeros(1, np.int64))
         n_tokens = n_sents = 0
@@ -149,7 +153,7 @@ class TokenizedCorpus:
         part = self._part(p)
         local = d - int(self._first[p])
         s0, s1 = int(part["docs"][local]), int(part["docs"][local + 1])
-        bounds = np.asarray(part["sents"][s0:s1 + 1], dtype=np.int64)
+        bounds = np.asarray(part["sents"][s0 : s1 + 1], dtype=np.int64)
         t0, t1 = int(bounds[0]), int(bounds[-1])
         return Document(part["ids"][t0:t1], part["starts"][t0:t1], bounds - t0)
 
@@ -190,15 +194,25 @@ def _instances_task(task: dict[str, Any]) -> dict[str, Any]:
         for j, inst in enumerate(builder.instances(corpus, int(d), rng, random_pool=pool)):
             ids, labels = inst.ids, None
             if masker is not None:
-                ids, labels = masker.mask_labels(inst.ids, inst.starts, sequence_rng(s.seed, STATIC_MASK_STREAM + task["dupe"], int(d), j))
-            writer.add(ids.astype(dtype), inst.starts.astype(np.uint8), inst.len_a, inst.is_random_next,
-                       None if labels is None else labels.astype(np.int32))
+                ids, labels = masker.mask_labels(
+                    inst.ids, inst.starts, sequence_rng(s.seed, STATIC_MASK_STREAM + task["dupe"], int(d), j)
+                )
+            writer.add(
+                ids.astype(dtype),
+                inst.starts.astype(np.uint8),
+                inst.len_a,
+                inst.is_random_next,
+                None if labels is None else labels.astype(np.int32),
+            )
     return writer.close()
 
 
 # the whole build ---------------------------------------------------------------------------------------
 
-def _run(fn: Callable, tasks: Sequence, workers: int, init: Callable, init_args: tuple, desc: str, progress: bool) -> list:
+
+def _run(
+    fn: Callable, tasks: Sequence, workers: int, init: Callable, init_args: tuple, desc: str, progress: bool
+) -> list:
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -213,7 +227,9 @@ def _run(fn: Callable, tasks: Sequence, workers: int, init: Callable, init_args:
                 if bar is not None:
                     bar.update(1)
         else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init, initargs=init_args) as pool:
+            with ProcessPoolExecutor(
+                workers, mp_context=get_context("spawn"), initializer=init, initargs=init_args
+            ) as pool:
                 for r in pool.map(fn, tasks):
                     results.append(r)
                     if bar is not None:
@@ -251,14 +267,18 @@ def build_pretraining_data(
     s.check()
     files = expand_inputs(inputs)
     out = Path(out)
-    if (out / "manifest.json").exists() or (out.is_dir() and any(p for p in out.iterdir() if not p.name.startswith("."))):
+    if (out / "manifest.json").exists() or (
+        out.is_dir() and any(p for p in out.iterdir() if not p.name.startswith("."))
+    ):
         raise BertkitError(f"{out}: the output folder is not empty; choose a new --out or delete it")
     tokenizer = Tokenizer.from_pretrained(tokenizer_dir)
     specials = {name: tokenizer.token_to_id(name) for name in ("[CLS]", "[SEP]", "[MASK]", "[PAD]")}
     missing = [k for k, v in specials.items() if v is None]
     if missing:
-        raise BertkitError(f"{tokenizer_dir}: the tokenizer lacks {', '.join(missing)}; BERT pretraining needs "
-                           "[CLS] [SEP] [MASK] [PAD] (train it with BERT's special tokens)")
+        raise BertkitError(
+            f"{tokenizer_dir}: the tokenizer lacks {', '.join(missing)}; BERT pretraining needs "
+            "[CLS] [SEP] [MASK] [PAD] (train it with BERT's special tokens)"
+        )
     vocab_size = len(tokenizer)
     workers = max(1, int(workers))
     started = time.time()
@@ -274,24 +294,35 @@ def build_pretraining_data(
         corpus = TokenizedCorpus(work, len(files))
         totals = {k: sum(c[k] for c in counts) for k in counts[0]}
         if totals["documents"] == 0:
-            raise BertkitError(f"the corpus is empty: no text in {len(files)} input file(s) "
-                               f"({', '.join(str(f) for f in files[:3])}{', ...' if len(files) > 3 else ''})")
+            raise BertkitError(
+                f"the corpus is empty: no text in {len(files)} input file(s) "
+                f"({', '.join(str(f) for f in files[:3])}{', ...' if len(files) > 3 else ''})"
+            )
         n_sent = corpus.num_sentences()
         usable = np.flatnonzero(n_sent >= 2)
         if len(usable) < 2:
             raise BertkitError(
                 f"only {len(usable)} of {totals['documents']} document(s) have two or more sentences; NSP pairs "
                 "need at least 2 such documents (with one sentence per line and documents separated by "
-                "blank lines, use --doc-boundary blank_line)")
+                "blank lines, use --doc-boundary blank_line)"
+            )
         if s.heldout and (s.heldout < 2 or len(usable) - s.heldout < 2):
-            raise BertkitError(f"--heldout {s.heldout}: each split needs at least 2 documents of 2+ sentences "
-                               f"and the corpus has {len(usable)}")
+            raise BertkitError(
+                f"--heldout {s.heldout}: each split needs at least 2 documents of 2+ sentences "
+                f"and the corpus has {len(usable)}"
+            )
         rng = np.random.default_rng(s.seed)
         heldout = np.sort(rng.choice(usable, size=s.heldout, replace=False)) if s.heldout else np.zeros(0, np.int64)
         train_docs = np.setdiff1d(usable, heldout)
         doc_tokens = corpus.num_tokens()
-        masker_opts = dict(vocab_size=vocab_size, mask_id=specials["[MASK]"], special_ids=list(tokenizer.all_special_ids),
-                           mlm_probability=s.masked_lm_prob, max_predictions=s.max_predictions_per_seq, whole_word=s.whole_word_mask)
+        masker_opts = dict(
+            vocab_size=vocab_size,
+            mask_id=specials["[MASK]"],
+            special_ids=list(tokenizer.all_special_ids),
+            mlm_probability=s.masked_lm_prob,
+            max_predictions=s.max_predictions_per_seq,
+            whole_word=s.whole_word_mask,
+        )
         # pass 2
         tasks2, splits = [], {}
         for split, docs in (("train", train_docs), ("eval", heldout)):
@@ -303,11 +334,25 @@ def build_pretraining_data(
             n = 0
             for dupe in range(s.dupe_factor):
                 for run in _ranges(docs, doc_tokens, s.shard_tokens):
-                    tasks2.append(dict(settings=s, name=f"shard-{n:05d}", folder=str(out / split), docs=run.tolist(),
-                                       dupe=dupe, pool=str(pool_path), cls_id=specials["[CLS]"], sep_id=specials["[SEP]"],
-                                       vocab_size=vocab_size, masker=masker_opts, split=split))
+                    tasks2.append(
+                        dict(
+                            settings=s,
+                            name=f"shard-{n:05d}",
+                            folder=str(out / split),
+                            docs=run.tolist(),
+                            dupe=dupe,
+                            pool=str(pool_path),
+                            cls_id=specials["[CLS]"],
+                            sep_id=specials["[SEP]"],
+                            vocab_size=vocab_size,
+                            masker=masker_opts,
+                            split=split,
+                        )
+                    )
                     n += 1
-        results = _run(_instances_task, tasks2, workers, _init_instances_worker, (str(work), len(files)), "instances", progress)
+        results = _run(
+            _instances_task, tasks2, workers, _init_instances_worker, (str(work), len(files)), "instances", progress
+        )
         for task, res in zip(tasks2, results):
             splits.setdefault(task["split"], {"shards": []})["shards"].append(res)
         for split, info in splits.items():
@@ -320,8 +365,13 @@ def build_pretraining_data(
         manifest = {
             "format": FORMAT,
             "version": VERSION,
-            "tokenizer": {"fingerprint": tokenizer_fingerprint(tokenizer), "vocab_size": vocab_size,
-                          "special_ids": specials, "all_special_ids": list(tokenizer.all_special_ids), "source": str(tokenizer_dir)},
+            "tokenizer": {
+                "fingerprint": tokenizer_fingerprint(tokenizer),
+                "vocab_size": vocab_size,
+                "special_ids": specials,
+                "all_special_ids": list(tokenizer.all_special_ids),
+                "source": str(tokenizer_dir),
+            },
             "settings": {k: v for k, v in asdict(s).items() if k != "extra"} | s.extra,
             "inputs": {"files": len(files), **totals, "documents_used": int(len(usable))},
             "heldout_documents": [int(d) for d in heldout],
@@ -331,7 +381,15 @@ def build_pretraining_data(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     train = splits["train"]
-    log(f"{train['instances']:,} training instances ({train['tokens']:,} tokens, notNext {train['not_next'] / train['instances']:.3f}) "
-        f"from {len(train_docs)} documents" + (f"; {splits['eval']['instances']:,} held-out instances from {len(heldout)} documents" if "eval" in splits else "")
-        + f"; written to {out} in {time.time() - started:.1f} s")
+    log(
+        f"{train['instances']:,} training instances ({train['tokens']:,} "
+        f"tokens, notNext {train['not_next'] / train['instances']:.3f}) "
+        f"from {len(train_docs)} documents"
+        + (
+            f"; {splits['eval']['instances']:,} held-out instances from {len(heldout)} documents"
+            if "eval" in splits
+            else ""
+        )
+        + f"; written to {out} in {time.time() - started:.1f} s"
+    )
     return manifest

@@ -12,11 +12,12 @@ sentence ends at . ! ? or an ellipsis (plus closing quotes/brackets) followed by
 upper-case letter, digit or opening quote -- unless the word before the period is a known
 abbreviation ("Mr.", "Dr.", "St.", "i.e.") or a single initial ("J. K. Rowling", "U. P.").
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import regex
 

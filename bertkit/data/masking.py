@@ -13,10 +13,11 @@ Masking is a pure function of (tokens, rng). Pretraining derives the rng of each
 (seed, epoch, sequence index), which makes dynamic masking reproducible, independent of batch
 size, process count and resume point.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -62,13 +63,15 @@ class Masker:
             raise BertkitError("the vocabulary holds only special tokens; nothing to mask")
 
     @classmethod
-    def from_tokenizer(cls, tokenizer, **options) -> "Masker":
+    def from_tokenizer(cls, tokenizer, **options) -> Masker:
         mask_id = tokenizer.token_to_id("[MASK]")
         if mask_id is None:
             mask_id = tokenizer.token_to_id("<mask>")
         if mask_id is None:
-            raise BertkitError("the tokenizer has no [MASK] token; masked-LM pretraining needs one "
-                               "(train the tokenizer with the BERT special tokens)")
+            raise BertkitError(
+                "the tokenizer has no [MASK] token; masked-LM pretraining needs one "
+                "(train the tokenizer with the BERT special tokens)"
+            )
         return cls(vocab_size=len(tokenizer), mask_id=mask_id, special_ids=list(tokenizer.all_special_ids), **options)
 
     def num_to_predict(self, num_candidates: int) -> int:
@@ -100,11 +103,13 @@ class Masker:
             size = bounds[w + 1] - bounds[w]
             if count + size > k:
                 continue
-            chosen.append(candidates[bounds[w]:bounds[w + 1]])
+            chosen.append(candidates[bounds[w] : bounds[w + 1]])
             count += size
         return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
 
-    def __call__(self, ids: np.ndarray, word_starts: np.ndarray | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(
+        self, ids: np.ndarray, word_starts: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """ids [T] -> (corrupted ids [T], positions [K], original ids at those positions [K])."""
         ids = np.asarray(ids)
         positions = self.choose(ids, word_starts, rng)
@@ -117,7 +122,9 @@ class Masker:
         corrupted[positions[to_random]] = rng.choice(self._replacements, size=int(to_random.sum()))
         return corrupted, positions, labels
 
-    def mask_labels(self, ids: np.ndarray, word_starts: np.ndarray | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def mask_labels(
+        self, ids: np.ndarray, word_starts: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         """ids [T] -> (corrupted ids [T], labels [T] with -100 where nothing is predicted)."""
         corrupted, positions, originals = self(ids, word_starts, rng)
         labels = np.full(len(ids), IGNORE, dtype=np.int64)

@@ -18,10 +18,12 @@ document -- which could only be notNext -- is dropped before any label is drawn.
 Documents are token-id arrays with sentence boundaries; everything here is index arithmetic on
 them, so the caller can keep the corpus memory-mapped.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -41,7 +43,9 @@ class Document:
         return len(self.bounds) - 1
 
     @classmethod
-    def from_sentences(cls, sentences: Sequence[Sequence[int]], starts: Sequence[Sequence[bool]] | None = None) -> "Document":
+    def from_sentences(
+        cls, sentences: Sequence[Sequence[int]], starts: Sequence[Sequence[bool]] | None = None
+    ) -> Document:
         lengths = [len(s) for s in sentences]
         ids = np.fromiter((t for s in sentences for t in s), dtype=np.int64, count=sum(lengths))
         if starts is None:
@@ -68,7 +72,7 @@ class Instance:
     @property
     def token_type_ids(self) -> np.ndarray:
         types = np.zeros(len(self.ids), dtype=np.int64)
-        types[self.len_a:] = 1
+        types[self.len_a :] = 1
         return types
 
 
@@ -87,8 +91,9 @@ class PairBuilder:
         if not 0.0 <= self.short_seq_prob <= 1.0:
             raise BertkitError(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
 
-    def instances(self, docs: DocumentSource, index: int, rng: np.random.Generator,
-                  random_pool: Sequence[int] | None = None) -> list[Instance]:
+    def instances(
+        self, docs: DocumentSource, index: int, rng: np.random.Generator, random_pool: Sequence[int] | None = None
+    ) -> list[Instance]:
         """All instances of document `index`; notNext spans come from `random_pool` (default: all)."""
         doc = docs[index]
         pool = range(len(docs)) if random_pool is None else random_pool
@@ -129,8 +134,9 @@ class PairBuilder:
             i += 1
         return out
 
-    def _random_span(self, docs: DocumentSource, index: int, pool: Sequence[int], target: int,
-                     rng: np.random.Generator) -> tuple[Document, tuple[int, int]]:
+    def _random_span(
+        self, docs: DocumentSource, index: int, pool: Sequence[int], target: int, rng: np.random.Generator
+    ) -> tuple[Document, tuple[int, int]]:
         for _ in range(10):  # as Google: ten tries to land on another document
             other = int(pool[int(rng.integers(len(pool)))])
             if other != index:
@@ -147,9 +153,13 @@ class PairBuilder:
                 break
         return rdoc, (start, end)
 
-    def _assemble(self, doc_a: Document, a: tuple[int, int], doc_b: Document, b: tuple[int, int], random_next: bool) -> Instance:
-        ids = np.concatenate([[self.cls_id], doc_a.ids[a[0]:a[1]], [self.sep_id], doc_b.ids[b[0]:b[1]], [self.sep_id]])
-        starts = np.concatenate([[True], doc_a.starts[a[0]:a[1]], [True], doc_b.starts[b[0]:b[1]], [True]])
+    def _assemble(
+        self, doc_a: Document, a: tuple[int, int], doc_b: Document, b: tuple[int, int], random_next: bool
+    ) -> Instance:
+        ids = np.concatenate(
+            [[self.cls_id], doc_a.ids[a[0] : a[1]], [self.sep_id], doc_b.ids[b[0] : b[1]], [self.sep_id]]
+        )
+        starts = np.concatenate([[True], doc_a.starts[a[0] : a[1]], [True], doc_b.starts[b[0] : b[1]], [True]])
         starts[1] = starts[a[1] - a[0] + 2] = True  # a trimmed front may start mid-word
         return Instance(ids.astype(np.int64), starts.astype(bool), a[1] - a[0] + 2, random_next)
 

@@ -8,14 +8,16 @@ library's modules (~0.9 MB): real prose about one subject, a little over a megab
 Each topic and each module becomes one file (one document, blank lines between paragraphs), the
 layout `Tokenizer.train` and `build_pretraining_data` read.
 """
+
 from __future__ import annotations
 
 import ast
 import functools
 import re
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from bertkit.errors import BertkitError
 from bertkit.settings import data_dir
@@ -51,7 +53,7 @@ def _documents() -> Iterator[tuple[str, str]]:
             yield f"module-{path.stem}", text
 
 
-@functools.lru_cache(maxsize=None)  # parsing the standard library takes seconds; the demo reads it twice
+@functools.cache  # parsing the standard library takes seconds; the demo reads it twice
 def _module_docstrings(path: Path) -> str:
     """The module's, its classes' and its functions' docstrings, one paragraph group each."""
     try:
@@ -103,9 +105,15 @@ def default_corpus(fallback_folder: str | Path, every: int = 1, max_bytes: float
         return Corpus(picked, f"{len(picked)} books from {books_dir}, {size / 1e6:.1f} MB", True)
     files = write_python_docs(fallback_folder)
     if not files:  # a Python without pydoc_data and without .py sources (some embedded builds)
-        raise BertkitError(f"no books in {books_dir} and no documentation text in this Python installation: "
-                           "set BERTKIT_DATA to the shared data folder (corpus/books/*.txt)")
+        raise BertkitError(
+            f"no books in {books_dir} and no documentation text in this Python installation: "
+            "set BERTKIT_DATA to the shared data folder (corpus/books/*.txt)"
+        )
     size = sum(f.stat().st_size for f in files)
-    return Corpus(files, f"Python's own documentation, {len(files)} documents (pydoc topics and standard-library "
-                         f"docstrings), {size / 1e6:.1f} MB, written to {fallback_folder} -- no books in {books_dir} "
-                         "(set BERTKIT_DATA to the shared data folder to use them)", False)
+    return Corpus(
+        files,
+        f"Python's own documentation, {len(files)} documents (pydoc topics and standard-library "
+        f"docstrings), {size / 1e6:.1f} MB, written to {fallback_folder} -- no books in {books_dir} "
+        "(set BERTKIT_DATA to the shared data folder to use them)",
+        False,
+    )

@@ -16,12 +16,14 @@ larger than RAM costs only the pages a batch touches. Writers append in a stream
 (`NpyAppender` patches the .npy header when the file is closed), so building never holds more
 than one document's tokens in memory.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +71,7 @@ class NpyAppender:
         os.fsync(self._fh.fileno())
         self._fh.close()
 
-    def __enter__(self) -> "NpyAppender":
+    def __enter__(self) -> NpyAppender:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -93,7 +95,9 @@ class ShardWriter:
         self.tokens = 0
         self.not_next = 0
 
-    def add(self, ids: np.ndarray, starts: np.ndarray, len_a: int, not_next: bool, labels: np.ndarray | None = None) -> None:
+    def add(
+        self, ids: np.ndarray, starts: np.ndarray, len_a: int, not_next: bool, labels: np.ndarray | None = None
+    ) -> None:
         self.index.append(np.array([[self.tokens, len(ids), len_a, int(not_next)]], dtype=np.int64))
         self.ids.append(ids)
         self.starts.append(starts)
@@ -112,6 +116,7 @@ class ShardWriter:
 
 # manifest ------------------------------------------------------------------------------------------
 
+
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     tmp = folder / f".manifest.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -122,17 +127,22 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     folder = Path(folder)
     path = folder / "manifest.json"
     if not path.is_file():
-        raise InputFileError(folder, "not a pretraining data folder (no manifest.json); build one with `bertkit pretrain-data`")
+        raise InputFileError(
+            folder, "not a pretraining data folder (no manifest.json); build one with `bertkit pretrain-data`"
+        )
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputFileError(path, f"not valid JSON ({err}); rebuild the folder with `bertkit pretrain-data`") from None
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise InputFileError(path, f"not a {FORMAT} v{VERSION} manifest; rebuild the folder with `bertkit pretrain-data`")
+        raise InputFileError(
+            path, f"not a {FORMAT} v{VERSION} manifest; rebuild the folder with `bertkit pretrain-data`"
+        )
     return manifest
 
 
 # reading -------------------------------------------------------------------------------------------
+
 
 class PretrainingData:
     """The instances of one split, memory-mapped: `data[i]` -> (ids, starts, len_a, not_next, labels)."""
@@ -142,8 +152,10 @@ class PretrainingData:
         self.manifest = read_manifest(self.folder)
         info = self.manifest["splits"].get(split)
         if info is None or not info["shards"]:
-            raise BertkitError(f"{self.folder}: the data has no {split!r} instances"
-                               + (" (build it with --heldout N to get an eval split)" if split == "eval" else ""))
+            raise BertkitError(
+                f"{self.folder}: the data has no {split!r} instances"
+                + (" (build it with --heldout N to get an eval split)" if split == "eval" else "")
+            )
         self.split = split
         self.static = bool(self.manifest["settings"].get("static_masking"))
         self._shards: list[dict[str, np.ndarray]] = []
@@ -157,7 +169,10 @@ class PretrainingData:
                 except (OSError, ValueError) as err:
                     raise InputFileError(path, f"missing or unreadable ({err}); rebuild the data folder") from None
             if len(arrays["index"]) != shard["instances"] or len(arrays["ids"]) != shard["tokens"]:
-                raise InputFileError(self.folder / split / shard["name"], "shard size differs from manifest.json (an interrupted build?); rebuild the data folder")
+                raise InputFileError(
+                    self.folder / split / shard["name"],
+                    "shard size differs from manifest.json (an interrupted build?); rebuild the data folder",
+                )
             self._shards.append(arrays)
             counts.append(shard["instances"])
         self._ends = np.cumsum(counts)
@@ -173,9 +188,9 @@ class PretrainingData:
         s = int(np.searchsorted(self._ends, i, side="right"))
         shard = self._shards[s]
         offset, length, len_a, not_next = (int(x) for x in shard["index"][i - (self._ends[s - 1] if s else 0)])
-        ids = np.asarray(shard["ids"][offset:offset + length], dtype=np.int64)
-        starts = np.asarray(shard["starts"][offset:offset + length], dtype=bool)
-        labels = np.asarray(shard["labels"][offset:offset + length], dtype=np.int64) if self.static else None
+        ids = np.asarray(shard["ids"][offset : offset + length], dtype=np.int64)
+        starts = np.asarray(shard["starts"][offset : offset + length], dtype=bool)
+        labels = np.asarray(shard["labels"][offset : offset + length], dtype=np.int64) if self.static else None
         return ids, starts, len_a, not_next, labels
 
     def __iter__(self) -> Iterator[tuple]:
@@ -188,5 +203,7 @@ class PretrainingData:
         for shard in self._shards:
             ids = shard["ids"]
             for start in range(0, len(ids), 1 << 24):  # bounded memory for huge shards
-                counts += np.bincount(np.asarray(ids[start:start + (1 << 24)], dtype=np.int64), minlength=vocab_size)[:vocab_size]
+                counts += np.bincount(np.asarray(ids[start : start + (1 << 24)], dtype=np.int64), minlength=vocab_size)[
+                    :vocab_size
+                ]
         return counts

@@ -1,6 +1,7 @@
 """The BERT network (config, encoder, task heads) with Hugging Face's names."""
-from bertkit.model.config import BertConfig
+
 from bertkit.model.bert import BertModel, BertPreTrainedModel
+from bertkit.model.config import BertConfig
 from bertkit.model.heads import (
     BertForMaskedLM,
     BertForNextSentencePrediction,

@@ -5,11 +5,12 @@ Parameter names are Hugging Face's state-dict keys (`encoder.layer.0.attention.s
 query, key and value are a single fused projection (`qkv`, one matmul instead of three); hooks
 split it into HF's three keys in `state_dict()` and merge them back in `load_state_dict()`.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,7 @@ def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     stay reproducible and resumable.
     """
     n = like.numel()
-    words = torch.randint(-(2 ** 63), 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=like.device)
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=like.device)
     bits = words.view(torch.int16)[:n].view(like.shape)  # uniform over [-32768, 32767]
     keep = bits >= -32768 + round(p * 65536)
     return torch.where(keep, 1.0 / (1.0 - p), 0.0).to(like.dtype)
@@ -108,7 +109,7 @@ class Packing:
     length: int
 
     @classmethod
-    def of(cls, attention_mask: torch.Tensor) -> "Packing":
+    def of(cls, attention_mask: torch.Tensor) -> Packing:
         return cls(attention_mask.flatten().nonzero().squeeze(1), *attention_mask.shape)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, F] -> [N, F]
@@ -138,17 +139,27 @@ class BertSelfAttention(nn.Module):
         self.register_state_dict_post_hook(_split_qkv)
         self.register_load_state_dict_pre_hook(_merge_qkv)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False,
-                first_only: bool = False, packing: Packing | None = None):
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        output_attentions: bool = False,
+        first_only: bool = False,
+        packing: Packing | None = None,
+    ):
         B, T, H = (packing.batch, packing.length, x.shape[-1]) if packing is not None else x.shape
         if first_only and type(self.qkv) is nn.Linear:  # the first query only; keys/values see every token
             w, b = self.qkv.weight, self.qkv.bias
-            q = F.linear(x[:, :1], w[:H], b[:H]).view(B, 1, self.num_heads, self.head_size).transpose(1, 2)  # [B, A, 1, D]
+            q = (
+                F.linear(x[:, :1], w[:H], b[:H]).view(B, 1, self.num_heads, self.head_size).transpose(1, 2)
+            )  # [B, A, 1, D]
             kv = F.linear(x, w[H:], b[H:]).view(B, T, 2, self.num_heads, self.head_size)
             k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # 2 x [B, A, T, D]
         else:
             qkv = self.qkv(x)
-            qkv = (packing.pad(qkv) if packing is not None else qkv).view(B, T, 3, self.num_heads, self.head_size)  # [B, T, 3, A, D]
+            qkv = (packing.pad(qkv) if packing is not None else qkv).view(
+                B, T, 3, self.num_heads, self.head_size
+            )  # [B, T, 3, A, D]
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, A, T, D]
             q = q[:, :, :1] if first_only else q  # a replaced projection (int8): slice after it
         rows = q.shape[2]  # T, or 1 with first_only
@@ -162,8 +173,12 @@ class BertSelfAttention(nn.Module):
                 # training: scale and mask ride in the matmul (mask + scale * QK^T), two passes fewer
                 # over [B, A, rows, T]; inference keeps Hugging Face's order, bit for bit
                 bias = mask.expand(B, self.num_heads, 1, T).reshape(B * self.num_heads, 1, T)
-                scores = torch.baddbmm(bias, q.reshape(B * self.num_heads, rows, self.head_size),
-                                       k.reshape(B * self.num_heads, T, self.head_size).transpose(1, 2), alpha=scale)
+                scores = torch.baddbmm(
+                    bias,
+                    q.reshape(B * self.num_heads, rows, self.head_size),
+                    k.reshape(B * self.num_heads, T, self.head_size).transpose(1, 2),
+                    alpha=scale,
+                )
                 scores = scores.view(B, self.num_heads, rows, T)
             else:
                 scores = torch.matmul(q, k.transpose(-1, -2)) * scale  # [B, A, rows, T]
@@ -220,8 +235,14 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = AddNorm(config.hidden_size, config)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False,
-                first_only: bool = False, packing: Packing | None = None):
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        output_attentions: bool = False,
+        first_only: bool = False,
+        packing: Packing | None = None,
+    ):
         context, probs = self.self(x, mask, output_attentions, first_only, packing)
         return self.output(context, x[:, :1] if first_only else x), probs
 
@@ -247,8 +268,14 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = AddNorm(config.intermediate_size, config)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False,
-                first_only: bool = False, packing: Packing | None = None):
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        output_attentions: bool = False,
+        first_only: bool = False,
+        packing: Packing | None = None,
+    ):
         x, probs = self.attention(x, mask, output_attentions, first_only, packing)  # [B, 1, H] when first_only
         x = self.output(self.intermediate(x), x)
         return x, probs
@@ -262,8 +289,15 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
         self.gradient_checkpointing = False
 
-    def forward(self, x, mask, output_hidden_states=False, output_attentions=False, cls_only=False,
-                packing: Packing | None = None):
+    def forward(
+        self,
+        x,
+        mask,
+        output_hidden_states=False,
+        output_attentions=False,
+        cls_only=False,
+        packing: Packing | None = None,
+    ):
         """cls_only: the last layer computes the first ([CLS]) position only, all a classifier reads.
         packing: x holds the real tokens only ([N, H]); the result is padded back to [B, T, H]."""
         hidden_states = [x] if output_hidden_states else None
@@ -273,8 +307,9 @@ class BertEncoder(nn.Module):
             if first_only and packing is not None:  # the [CLS]-only layer works on the padded layout
                 x, packing = packing.pad(x), None
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x, probs = torch.utils.checkpoint.checkpoint(layer, x, mask, output_attentions, first_only, packing,
-                                                             use_reentrant=False)
+                x, probs = torch.utils.checkpoint.checkpoint(
+                    layer, x, mask, output_attentions, first_only, packing, use_reentrant=False
+                )
             else:
                 x, probs = layer(x, mask, output_attentions, first_only, packing)
             if output_hidden_states:
@@ -337,7 +372,7 @@ class BertPreTrainedModel(nn.Module):
         """Heads that predict words share the word-embedding matrix (overridden there)."""
 
     @property
-    def base_model(self) -> "BertModel":
+    def base_model(self) -> BertModel:
         return getattr(self, self.base_model_prefix, self)
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -450,8 +485,10 @@ def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, 
         return
     if input_ids is not None:
         if input_ids.dim() != 2 or input_ids.dtype.is_floating_point:
-            raise BertkitError(f"input_ids must be an integer tensor of shape [batch, seq], got {input_ids.dtype} "
-                               f"{list(input_ids.shape)}")
+            raise BertkitError(
+                f"input_ids must be an integer tensor of shape [batch, seq], got {input_ids.dtype} "
+                f"{list(input_ids.shape)}"
+            )
         shape = input_ids.shape
         if input_ids.numel():
             lo, hi = torch.aminmax(input_ids)
@@ -474,7 +511,9 @@ def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, 
             raise BertkitError(f"position_ids must lie in [0, {config.max_position_embeddings})")
     if token_type_ids is not None:
         if tuple(token_type_ids.shape) != tuple(shape):
-            raise BertkitError(f"token_type_ids shape {list(token_type_ids.shape)} differs from input shape {list(shape)}")
+            raise BertkitError(
+                f"token_type_ids shape {list(token_type_ids.shape)} differs from input shape {list(shape)}"
+            )
         if token_type_ids.numel():
             lo, hi = torch.aminmax(token_type_ids)
             if lo < 0 or hi >= config.type_vocab_size:

@@ -4,6 +4,7 @@ The same object reads and writes Hugging Face `config.json` and Google's `bert_c
 checkpoint from either world describes itself. Inconsistent sizes are refused here, with the fix,
 instead of surfacing later as a shape error deep inside a matmul.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -74,8 +75,10 @@ class BertConfig:
             self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
             if len(self.id2label) != self.num_labels:
                 if self.num_labels != 2:  # 2 is the default: id2label then says how many labels there are
-                    raise BertkitError(f"BertConfig: num_labels {self.num_labels} disagrees with id2label "
-                                       f"({len(self.id2label)} labels); give one of them")
+                    raise BertkitError(
+                        f"BertConfig: num_labels {self.num_labels} disagrees with id2label "
+                        f"({len(self.id2label)} labels); give one of them"
+                    )
                 self.num_labels = len(self.id2label)
         self.hidden_act = ACTIVATIONS.get(self.hidden_act, self.hidden_act)  # one name per function
         self.validate()
@@ -83,8 +86,16 @@ class BertConfig:
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Refuse sizes that cannot make a network, naming the field and the fix."""
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size", "num_labels"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+            "num_labels",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise BertkitError(f"BertConfig.{name} must be a positive integer, got {value!r}")
@@ -103,7 +114,9 @@ class BertConfig:
             if not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
                 raise BertkitError(f"BertConfig.{name} must be in [0, 1), got {p!r}")
         if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout < 1.0:
-            raise BertkitError(f"BertConfig.classifier_dropout must be in [0, 1) or None, got {self.classifier_dropout!r}")
+            raise BertkitError(
+                f"BertConfig.classifier_dropout must be in [0, 1) or None, got {self.classifier_dropout!r}"
+            )
         if not self.layer_norm_eps > 0:
             raise BertkitError(f"BertConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
         if self.position_embedding_type != "absolute":
@@ -112,10 +125,14 @@ class BertConfig:
                 f"bertkit implements BERT's learned absolute positions ('absolute')"
             )
         if not 0 <= self.pad_token_id < self.vocab_size:
-            raise BertkitError(f"BertConfig.pad_token_id {self.pad_token_id} is outside the vocabulary (size {self.vocab_size})")
+            raise BertkitError(
+                f"BertConfig.pad_token_id {self.pad_token_id} is outside the vocabulary (size {self.vocab_size})"
+            )
         if self.problem_type not in (None, "regression", "single_label_classification", "multi_label_classification"):
-            raise BertkitError(f"BertConfig.problem_type {self.problem_type!r} is not one of regression, "
-                               f"single_label_classification, multi_label_classification")
+            raise BertkitError(
+                f"BertConfig.problem_type {self.problem_type!r} is not one of regression, "
+                f"single_label_classification, multi_label_classification"
+            )
 
     @property
     def head_size(self) -> int:
@@ -127,7 +144,7 @@ class BertConfig:
 
     # ------------------------------------------------------------------ presets
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "BertConfig":
+    def preset(cls, name: str, **overrides: Any) -> BertConfig:
         """A named size: tiny/mini/small/medium/base/large, or the seed's grid "L4-H256".
 
         Heads are hidden/64 and the feed-forward is 4 x hidden, as in Google's releases.
@@ -147,8 +164,9 @@ class BertConfig:
                 f"unknown preset {name!r}; use one of {sorted(_NAMED_SIZES)} or 'L<layers>-H<hidden>' "
                 f"with L in {GRID_LAYERS}, H in {GRID_HIDDEN}"
             )
-        sizes = dict(hidden_size=hidden, num_hidden_layers=layers,
-                     num_attention_heads=hidden // 64, intermediate_size=4 * hidden)
+        sizes = dict(
+            hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=hidden // 64, intermediate_size=4 * hidden
+        )
         sizes.update(overrides)
         return cls(**sizes)
 
@@ -158,12 +176,14 @@ class BertConfig:
 
     # ------------------------------------------------------------------ dicts
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "BertConfig":
+    def from_dict(cls, values: dict[str, Any]) -> BertConfig:
         """Build from a Hugging Face style dict; keys we do not know are kept in `extra`."""
         values = dict(values)
         model_type = values.get("model_type")
         if model_type not in (None, "bert"):
-            raise BertkitError(f"config model_type is {model_type!r}; bertkit loads BERT checkpoints (model_type 'bert')")
+            raise BertkitError(
+                f"config model_type is {model_type!r}; bertkit loads BERT checkpoints (model_type 'bert')"
+            )
         if "label2id" in values and "id2label" not in values:
             values["id2label"] = {v: k for k, v in values["label2id"].items()}
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
@@ -184,10 +204,14 @@ class BertConfig:
             out["label2id"] = self.label2id
         return out
 
-    def copy(self, **changes: Any) -> "BertConfig":
+    def copy(self, **changes: Any) -> BertConfig:
         """A changed copy; a new num_labels without new id2label drops the old label names."""
-        if "num_labels" in changes and "id2label" not in changes and self.id2label is not None \
-                and len(self.id2label) != changes["num_labels"]:
+        if (
+            "num_labels" in changes
+            and "id2label" not in changes
+            and self.id2label is not None
+            and len(self.id2label) != changes["num_labels"]
+        ):
             changes["id2label"] = None
         if "label2id" in changes:
             changes["id2label"] = {v: k for k, v in changes.pop("label2id").items()}
@@ -198,7 +222,7 @@ class BertConfig:
 
     # ------------------------------------------------------------------ Hugging Face files
     @classmethod
-    def from_json_file(cls, path: str | os.PathLike) -> "BertConfig":
+    def from_json_file(cls, path: str | os.PathLike) -> BertConfig:
         """Read a Hugging Face config.json (or Google's bert_config.json, recognised by its name)."""
         path = Path(path)
         if path.name == "bert_config.json":
@@ -210,7 +234,7 @@ class BertConfig:
             raise InputFileError(path, str(err)) from None
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> "BertConfig":
+    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> BertConfig:
         """The config of a checkpoint folder: config.json, else Google's bert_config.json."""
         folder = Path(folder)
         if folder.is_file():
@@ -220,8 +244,10 @@ class BertConfig:
         elif (folder / "bert_config.json").is_file():
             config = cls.from_google_json(folder / "bert_config.json")
         elif folder.is_dir():
-            raise InputFileError(folder / "config.json", "missing; a checkpoint folder needs config.json "
-                                 "(Hugging Face) or bert_config.json (Google)")
+            raise InputFileError(
+                folder / "config.json",
+                "missing; a checkpoint folder needs config.json (Hugging Face) or bert_config.json (Google)",
+            )
         else:
             raise InputFileError(folder, "no such checkpoint folder")
         return config.copy(**overrides) if overrides else config
@@ -248,7 +274,7 @@ class BertConfig:
 
     # ------------------------------------------------------------------ Google files
     @classmethod
-    def from_google_json(cls, path: str | os.PathLike) -> "BertConfig":
+    def from_google_json(cls, path: str | os.PathLike) -> BertConfig:
         """Read google-research/bert's bert_config.json.
 
         Google's code computes "gelu" with the tanh formula, so that name maps to "gelu_tanh"
@@ -256,8 +282,11 @@ class BertConfig:
         """
         path = Path(path)
         values = _read_json(path)
-        values = {k: v for k, v in values.items() if k in
-                  {f.name for f in dataclasses.fields(cls)} - {"extra", "id2label", "problem_type", "num_labels"}}
+        values = {
+            k: v
+            for k, v in values.items()
+            if k in {f.name for f in dataclasses.fields(cls)} - {"extra", "id2label", "problem_type", "num_labels"}
+        }
         if values.get("hidden_act") == "gelu":
             values["hidden_act"] = "gelu_tanh"
         try:

@@ -8,6 +8,7 @@ start/end vectors S and E of extractive question answering.
 The MLM head can score only the masked positions (`masked_positions=`): with 15% masking that is
 ~7x fewer rows through the [H x 30522] decoder, the largest matmul of pretraining.
 """
+
 from __future__ import annotations
 
 import torch
@@ -92,8 +93,10 @@ def select_masked(hidden: torch.Tensor, labels: torch.Tensor | None, masked_posi
     full_shape = tuple(hidden.shape[:2])
     if masked_positions.dtype == torch.bool:
         if tuple(masked_positions.shape) != full_shape:
-            raise BertkitError(f"a boolean masked_positions must have the input's shape {list(full_shape)}, "
-                               f"got {list(masked_positions.shape)}")
+            raise BertkitError(
+                f"a boolean masked_positions must have the input's shape {list(full_shape)}, "
+                f"got {list(masked_positions.shape)}"
+            )
         hidden = hidden[masked_positions]  # [B, T, H] -> [N, H]
         if labels is not None and tuple(labels.shape) == full_shape:
             labels = labels[masked_positions]  # [N]
@@ -109,7 +112,9 @@ def select_masked(hidden: torch.Tensor, labels: torch.Tensor | None, masked_posi
 
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     if labels.numel() * logits.shape[-1] != logits.numel():
-        raise BertkitError(f"MLM labels {list(labels.shape)} do not match the scored positions {list(logits.shape[:-1])}")
+        raise BertkitError(
+            f"MLM labels {list(labels.shape)} do not match the scored positions {list(logits.shape[:-1])}"
+        )
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
 
 
@@ -127,21 +132,47 @@ class BertForPreTraining(_TiedLMMixin, BertPreTrainedModel):
         self.cls = BertPreTrainingHeads(config)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, next_sentence_label=None, masked_positions=None,
-                output_hidden_states=False, output_attentions=False, return_dict=True):
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        next_sentence_label=None,
+        masked_positions=None,
+        output_hidden_states=False,
+        output_attentions=False,
+        return_dict=True,
+    ):
+        out = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
         hidden, labels = select_masked(out.last_hidden_state, labels, masked_positions)
         prediction_logits = self.cls.predictions(hidden)
         nsp_logits = self.cls.seq_relationship(out.pooler_output)  # [B, 2]
         lm = mlm_loss(prediction_logits, labels) if labels is not None else None
-        nsp = F.cross_entropy(nsp_logits.float(), next_sentence_label.reshape(-1)) if next_sentence_label is not None else None
+        nsp = (
+            F.cross_entropy(nsp_logits.float(), next_sentence_label.reshape(-1))
+            if next_sentence_label is not None
+            else None
+        )
         losses = [x for x in (lm, nsp) if x is not None]
         result = BertForPreTrainingOutput(
-            loss=sum(losses) if losses else None, prediction_logits=prediction_logits,
-            seq_relationship_logits=nsp_logits, hidden_states=out.hidden_states, attentions=out.attentions,
-            mlm_loss=lm, nsp_loss=nsp,
+            loss=sum(losses) if losses else None,
+            prediction_logits=prediction_logits,
+            seq_relationship_logits=nsp_logits,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+            mlm_loss=lm,
+            nsp_loss=nsp,
         )
         return result if return_dict else result.to_tuple()
 
@@ -155,16 +186,35 @@ class BertForMaskedLM(_TiedLMMixin, BertPreTrainedModel):
         self.cls = BertOnlyMLMHead(config)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, masked_positions=None,
-                output_hidden_states=False, output_attentions=False, return_dict=True):
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        masked_positions=None,
+        output_hidden_states=False,
+        output_attentions=False,
+        return_dict=True,
+    ):
+        out = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
         hidden, labels = select_masked(out.last_hidden_state, labels, masked_positions)
         logits = self.cls(hidden)
         result = MaskedLMOutput(
-            loss=mlm_loss(logits, labels) if labels is not None else None, logits=logits,
-            hidden_states=out.hidden_states, attentions=out.attentions,
+            loss=mlm_loss(logits, labels) if labels is not None else None,
+            logits=logits,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
         )
         return result if return_dict else result.to_tuple()
 
@@ -178,15 +228,32 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         self.cls = BertOnlyNSPHead(config)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_hidden_states=False, output_attentions=False,
-                return_dict=True):
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_hidden_states=False,
+        output_attentions=False,
+        return_dict=True,
+    ):
+        out = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
         logits = self.cls(out.pooler_output)
         loss = F.cross_entropy(logits.float(), labels.reshape(-1)) if labels is not None else None
-        result = NextSentencePredictorOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                             attentions=out.attentions)
+        result = NextSentencePredictorOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+        )
         return result if return_dict else result.to_tuple()
 
 
@@ -206,12 +273,29 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_hidden_states=False, output_attentions=False,
-                return_dict=True):
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                        cls_only=True, skip_padding=self.training)  # the classifier reads the pooled [CLS] only
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_hidden_states=False,
+        output_attentions=False,
+        return_dict=True,
+    ):
+        out = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            cls_only=True,
+            skip_padding=self.training,
+        )  # the classifier reads the pooled [CLS] only
         logits = self.classifier(self.dropout(out.pooler_output))  # [B, num_labels]
         loss = None
         if labels is not None:
@@ -232,8 +316,9 @@ class BertForSequenceClassification(BertPreTrainedModel):
                 loss = F.cross_entropy(logits.reshape(-1, self.num_labels).float(), labels.reshape(-1))
             else:
                 loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
-        result = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                          attentions=out.attentions)
+        result = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+        )
         return result if return_dict else result.to_tuple()
 
 
@@ -248,22 +333,43 @@ class BertForTokenClassification(BertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_hidden_states=False, output_attentions=False,
-                return_dict=True):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_hidden_states=False,
+        output_attentions=False,
+        return_dict=True,
+    ):
         # training where every padded position is labelled -100 (as collators pad): nobody reads
         # those positions, so the encoder may skip them
-        skip = (self.training and labels is not None and attention_mask is not None
-                and bool(labels[attention_mask == 0].eq(-100).all()))
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                        skip_padding=skip)
+        skip = (
+            self.training
+            and labels is not None
+            and attention_mask is not None
+            and bool(labels[attention_mask == 0].eq(-100).all())
+        )
+        out = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            skip_padding=skip,
+        )
         logits = self.classifier(self.dropout(out.last_hidden_state))  # [B, T, num_labels]
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.reshape(-1, self.num_labels).float(), labels.reshape(-1), ignore_index=-100)
-        result = TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                       attentions=out.attentions)
+        result = TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+        )
         return result if return_dict else result.to_tuple()
 
 
@@ -273,17 +379,36 @@ class BertForQuestionAnswering(BertPreTrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__(config)
         if config.num_labels != 2:
-            raise BertkitError(f"BertForQuestionAnswering predicts a start and an end score per token: "
-                               f"num_labels must be 2, got {config.num_labels}")
+            raise BertkitError(
+                f"BertForQuestionAnswering predicts a start and an end score per token: "
+                f"num_labels must be 2, got {config.num_labels}"
+            )
         self.bert = BertModel(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)  # rows: S, E
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, start_positions=None, end_positions=None,
-                output_hidden_states=False, output_attentions=False, return_dict=True):
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        start_positions=None,
+        end_positions=None,
+        output_hidden_states=False,
+        output_attentions=False,
+        return_dict=True,
+    ):
+        out = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
         start_logits, end_logits = self.qa_outputs(out.last_hidden_state).unbind(-1)  # [B, T, 2] -> 2 x [B, T]
         loss = None
         if start_positions is not None and end_positions is not None:
@@ -291,9 +416,15 @@ class BertForQuestionAnswering(BertPreTrainedModel):
             ignored = start_logits.shape[1]
             start = start_positions.reshape(-1).clamp(0, ignored)
             end = end_positions.reshape(-1).clamp(0, ignored)
-            loss = (F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
-                    + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)) / 2
-        result = QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits.contiguous(),
-                                              end_logits=end_logits.contiguous(),
-                                              hidden_states=out.hidden_states, attentions=out.attentions)
+            loss = (
+                F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
+                + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)
+            ) / 2
+        result = QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits.contiguous(),
+            end_logits=end_logits.contiguous(),
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+        )
         return result if return_dict else result.to_tuple()

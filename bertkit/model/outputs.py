@@ -3,6 +3,7 @@
 Fields are read by name (`out.last_hidden_state`, `out["logits"]`) or, as in Hugging Face, by
 position over the fields that are set (`out[0]`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -30,16 +31,16 @@ class ModelOutput:
 
 @dataclass
 class BaseModelOutputWithPooling(ModelOutput):
-    last_hidden_state: torch.Tensor                     # [B, T, H]
-    pooler_output: torch.Tensor | None = None           # [B, H]
+    last_hidden_state: torch.Tensor  # [B, T, H]
+    pooler_output: torch.Tensor | None = None  # [B, H]
     hidden_states: tuple[torch.Tensor, ...] | None = None  # L+1 x [B, T, H]: embeddings, then each layer
-    attentions: tuple[torch.Tensor, ...] | None = None     # L x [B, A, T, T]
+    attentions: tuple[torch.Tensor, ...] | None = None  # L x [B, A, T, T]
 
 
 @dataclass
 class BertForPreTrainingOutput(ModelOutput):
     loss: torch.Tensor | None = None
-    prediction_logits: torch.Tensor | None = None       # [B, T, V], or [N, V] at masked positions
+    prediction_logits: torch.Tensor | None = None  # [B, T, V], or [N, V] at masked positions
     seq_relationship_logits: torch.Tensor | None = None  # [B, 2]
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
@@ -50,7 +51,7 @@ class BertForPreTrainingOutput(ModelOutput):
 @dataclass
 class MaskedLMOutput(ModelOutput):
     loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None                  # [B, T, V], or [N, V] at masked positions
+    logits: torch.Tensor | None = None  # [B, T, V], or [N, V] at masked positions
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
 
@@ -58,7 +59,7 @@ class MaskedLMOutput(ModelOutput):
 @dataclass
 class NextSentencePredictorOutput(ModelOutput):
     loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None                  # [B, 2]
+    logits: torch.Tensor | None = None  # [B, 2]
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
 
@@ -66,7 +67,7 @@ class NextSentencePredictorOutput(ModelOutput):
 @dataclass
 class SequenceClassifierOutput(ModelOutput):
     loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None                  # [B, num_labels]
+    logits: torch.Tensor | None = None  # [B, num_labels]
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
 
@@ -74,7 +75,7 @@ class SequenceClassifierOutput(ModelOutput):
 @dataclass
 class TokenClassifierOutput(ModelOutput):
     loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None                  # [B, T, num_labels]
+    logits: torch.Tensor | None = None  # [B, T, num_labels]
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
 
@@ -82,7 +83,7 @@ class TokenClassifierOutput(ModelOutput):
 @dataclass
 class QuestionAnsweringModelOutput(ModelOutput):
     loss: torch.Tensor | None = None
-    start_logits: torch.Tensor | None = None            # [B, T]
-    end_logits: torch.Tensor | None = None              # [B, T]
+    start_logits: torch.Tensor | None = None  # [B, T]
+    end_logits: torch.Tensor | None = None  # [B, T]
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None

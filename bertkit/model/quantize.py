@@ -23,11 +23,12 @@ Result for MiniLM-L6 (bench/infer.py): see docs/model.md.
 Everything that is not a big matmul (embeddings, LayerNorm, softmax, GELU, attention's own
 products) stays float32. The int8 matmuls are fbgemm's dynamic kernels (`quantized::linear_dynamic`).
 """
+
 from __future__ import annotations
 
 import re
 import warnings
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -52,8 +53,9 @@ class Int8Linear(nn.Module):
         scale = weight.abs().amax(dim=1).clamp(min=1e-8) / WEIGHT_QMAX  # [out]
         with warnings.catch_warnings():  # deprecated in torch 2.13 (pinned), still fbgemm's input format
             warnings.simplefilter("ignore")
-            qweight = torch.quantize_per_channel(weight, scale.double(), torch.zeros_like(scale, dtype=torch.long),
-                                                 axis=0, dtype=torch.qint8)
+            qweight = torch.quantize_per_channel(
+                weight, scale.double(), torch.zeros_like(scale, dtype=torch.long), axis=0, dtype=torch.qint8
+            )
         bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros(linear.out_features)
         # per token, the kernel runs without bias: it is added after the rows are mapped back
         # [2, out]: W @ ones (what a per-row shift of x adds to the output) and the bias
@@ -81,8 +83,10 @@ class Int8Linear(nn.Module):
         return y.addmm_(offsets, self.row_sums_and_bias).view(shape)
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"smoothed={self.inv_smooth is not None}, per_token={self.per_token}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"smoothed={self.inv_smooth is not None}, per_token={self.per_token}"
+        )
 
 
 def _forward_with_hooks(model: nn.Module, batches: Iterable[dict], hooks: dict[str, Callable]) -> None:
@@ -105,6 +109,7 @@ def input_ranges(model: nn.Module, batches: Iterable[dict]) -> dict[str, torch.T
         def hook(mod, args, out) -> None:
             amax = args[0].detach().abs().reshape(-1, args[0].shape[-1]).amax(0)
             ranges[name] = torch.maximum(ranges[name], amax) if name in ranges else amax
+
         return hook
 
     _forward_with_hooks(model, batches, {n: record(n) for n, m in model.named_modules() if isinstance(m, nn.Linear)})
@@ -120,16 +125,26 @@ def output_errors(model: nn.Module, originals: dict[str, nn.Linear], batches: Se
             ref = originals[name](args[0])
             err = (out - ref).norm(dim=-1) / ref.norm(dim=-1).clamp(min=1e-6)
             errors[name] = max(errors.get(name, 0.0), float(err.max()))
+
         return hook
 
-    _forward_with_hooks(model, batches, {n: compare(n) for n, m in model.named_modules()
-                                         if isinstance(m, Int8Linear) and n in originals})
+    _forward_with_hooks(
+        model,
+        batches,
+        {n: compare(n) for n, m in model.named_modules() if isinstance(m, Int8Linear) and n in originals},
+    )
     return errors
 
 
-def quantize_int8(model: nn.Module, calibration: Sequence[dict] | None = None, alpha: float = DEFAULT_ALPHA,
-                  skip: Sequence[str] = (), smooth: bool = True, per_token: bool = True,
-                  max_error: float | None = DEFAULT_MAX_ERROR) -> nn.Module:
+def quantize_int8(
+    model: nn.Module,
+    calibration: Sequence[dict] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    skip: Sequence[str] = (),
+    smooth: bool = True,
+    per_token: bool = True,
+    max_error: float | None = DEFAULT_MAX_ERROR,
+) -> nn.Module:
     """Replace the model's nn.Linear layers by Int8Linear, in place; returns the model.
 
     calibration: a few batches of real text (dicts of model arguments) to measure activation
@@ -139,7 +154,10 @@ def quantize_int8(model: nn.Module, calibration: Sequence[dict] | None = None, a
     output error exceeds it go back to float (None: keep all int8).
     Tied output embeddings (the MLM decoder) are never quantized.
     """
-    if "fbgemm" not in torch.backends.quantized.supported_engines and "x86" not in torch.backends.quantized.supported_engines:
+    if (
+        "fbgemm" not in torch.backends.quantized.supported_engines
+        and "x86" not in torch.backends.quantized.supported_engines
+    ):
         raise BertkitError("int8 inference needs PyTorch's fbgemm/x86 quantized engine (an x86 CPU build)")
     if not 0.0 <= alpha <= 1.0:
         raise BertkitError(f"alpha must be in [0, 1], got {alpha}")

@@ -6,9 +6,10 @@ pretraining plan (bertkit.data.batching.length_grouped_plan), prediction sorts b
 (bertkit.inference), so little compute goes to padding, which on a CPU is most of the speed on
 short sentences.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -32,7 +33,8 @@ def pad_batch(features: Sequence[dict], pad_id: int = 0) -> dict[str, torch.Tens
         else:
             batch[key] = torch.tensor(values, dtype=torch.long if isinstance(values[0], int) else torch.float)
     batch["attention_mask"] = torch.tensor(
-        [[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"])) for f in features], dtype=torch.long)
+        [[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"])) for f in features], dtype=torch.long
+    )
     return batch  # every token field [B, T]; scalar fields [B]
 
 
@@ -51,7 +53,10 @@ def forward_batches(
     """
     from bertkit.inference import for_each_batch
 
-    encoded = {"input_ids": [f["input_ids"] for f in features], "token_type_ids": [f["token_type_ids"] for f in features]}
+    encoded = {
+        "input_ids": [f["input_ids"] for f in features],
+        "token_type_ids": [f["token_type_ids"] for f in features],
+    }
     results: list[tuple] = [()] * len(features)
 
     def consume(idx: list[int], out, mask) -> None:

@@ -4,9 +4,10 @@ The seed's sentiment example feeds one sentence, [CLS] sentence [SEP]; its NLI e
 [CLS] premise [SEP] hypothesis [SEP] with segment ids 0 then 1. Either way the pooled [CLS]
 representation goes through a linear layer and a softmax over the labels seen in training.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -62,11 +63,13 @@ def predictions(probs: np.ndarray, id2label: Mapping[int, str]) -> list[dict]:
     out = []
     for row in probs:
         best = int(row.argmax())
-        out.append({
-            "label": id2label[best],
-            "score": float(row[best]),
-            "probabilities": {id2label[i]: float(p) for i, p in enumerate(row)},
-        })
+        out.append(
+            {
+                "label": id2label[best],
+                "score": float(row[best]),
+                "probabilities": {id2label[i]: float(p) for i, p in enumerate(row)},
+            }
+        )
     return out
 
 

@@ -6,6 +6,7 @@ columns, model, tokenizer, output folder — and writes nothing until all of it 
 evaluates on the dev file after every epoch (and every N steps if asked), keeps the best
 checkpoint in the output folder with its tokenizer and label set, and logs the curves.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,6 +74,7 @@ def get_task(name: str, **columns: Any):
 
 # ----------------------------------------------------------------------------- preparation
 
+
 @dataclass
 class Prepared:
     """Everything a run needs, built and checked before anything is written."""
@@ -92,8 +94,10 @@ class Prepared:
 
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise BertkitError(f"--out {out}: the folder exists and is not empty; choose a new folder "
-                           "(bertkit never overwrites an earlier run)")
+        raise BertkitError(
+            f"--out {out}: the folder exists and is not empty; choose a new folder "
+            "(bertkit never overwrites an earlier run)"
+        )
 
 
 def _load_config(folder: Path):
@@ -107,8 +111,10 @@ def _load_config(folder: Path):
 def _max_len(task: str, asked: int | None, config, what: str) -> int:
     max_len = asked or DEFAULT_MAX_LEN[task]
     if max_len > config.max_position_embeddings:
-        raise BertkitError(f"{what} {max_len} exceeds the model's max_position_embeddings "
-                           f"{config.max_position_embeddings}; use a smaller --max-len")
+        raise BertkitError(
+            f"{what} {max_len} exceeds the model's max_position_embeddings "
+            f"{config.max_position_embeddings}; use a smaller --max-len"
+        )
     return max_len
 
 
@@ -127,8 +133,10 @@ def prepare(task_name: str, model_dir, train, dev, settings: FinetuneSettings, *
     max_len = _max_len(task_name, settings.max_len, config, "--max-len")
     stride = settings.doc_stride
     if task_name == "qa" and not 0 < stride <= max_len - 64:
-        raise BertkitError(f"--doc-stride {stride} must be positive and leave room for the question in "
-                           f"windows of {max_len} tokens (at most {max_len - 64})")
+        raise BertkitError(
+            f"--doc-stride {stride} must be positive and leave room for the question in "
+            f"windows of {max_len} tokens (at most {max_len - 64})"
+        )
     train_examples = task.read(train)[: settings.limit_train]
     dev_examples = task.read(dev)[: settings.limit_dev]
     labels = task.labels(train_examples, train)
@@ -142,8 +150,19 @@ def prepare(task_name: str, model_dir, train, dev, settings: FinetuneSettings, *
     model = head.from_pretrained(model_dir, **kwargs)
     train_features, _ = task.encode(train_examples, tokenizer, max_len, stride, label2id, train=True)
     dev_features, dev_meta = task.encode(dev_examples, tokenizer, max_len, stride, label2id, train=False)
-    return Prepared(task, model, tokenizer, label2id, max_len, stride, train_examples, train_features,
-                    dev_examples, dev_features, dev_meta)
+    return Prepared(
+        task,
+        model,
+        tokenizer,
+        label2id,
+        max_len,
+        stride,
+        train_examples,
+        train_features,
+        dev_examples,
+        dev_features,
+        dev_meta,
+    )
 
 
 def score(prep: Prepared, model, batch_size: int = 64) -> dict:
@@ -156,6 +175,7 @@ def score(prep: Prepared, model, batch_size: int = 64) -> dict:
 
 # ----------------------------------------------------------------------------- fine-tuning
 
+
 def finetune(task: str, model, train, dev, out, settings: FinetuneSettings | None = None, **columns) -> dict:
     """Fine-tune `model` (a pretrained folder) on `train`, keep the best checkpoint on `dev` in `out`.
 
@@ -166,16 +186,31 @@ def finetune(task: str, model, train, dev, out, settings: FinetuneSettings | Non
     out = Path(out)
     _check_out(out)
     prep = prepare(task, model, train, dev, settings, **columns)
-    record = {"task": task, "base_model": str(model), "train": str(train), "dev": str(dev),
-              "max_len": prep.max_len, "doc_stride": prep.stride,
-              "labels": list(prep.label2id) if prep.label2id else None, "settings": asdict(settings)}
+    record = {
+        "task": task,
+        "base_model": str(model),
+        "train": str(train),
+        "dev": str(dev),
+        "max_len": prep.max_len,
+        "doc_stride": prep.stride,
+        "labels": list(prep.label2id) if prep.label2id else None,
+        "settings": asdict(settings),
+    }
     out.mkdir(parents=True, exist_ok=True)  # the first write: everything above was checked
     if not settings.skip_eval:
         prep.tokenizer.save(out)
     result = _train(prep, settings, out, record)
     if not settings.skip_eval:
-        _write_json(out / SETTINGS_FILE, {**record, "best": result["best_full"], "history": result["history"],
-                                          "train_seconds": result["train_seconds"], "steps": result["steps"]})
+        _write_json(
+            out / SETTINGS_FILE,
+            {
+                **record,
+                "best": result["best_full"],
+                "history": result["history"],
+                "train_seconds": result["train_seconds"],
+                "steps": result["steps"],
+            },
+        )
     return result
 
 
@@ -218,14 +253,23 @@ def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) 
         net.save_pretrained(folder)
 
     config = TrainConfig(
-        out_dir=out, max_steps=steps, epochs=settings.epochs, max_grad_norm=settings.max_grad_norm,
-        bf16=settings.bf16, log_every=settings.log_every, eval_every=settings.eval_every or 0,
-        eval_each_epoch=not settings.skip_eval, best_metric=None if settings.skip_eval else prep.task.metric,
-        progress=settings.progress, plot=not settings.skip_eval, save_final=False,
+        out_dir=out,
+        max_steps=steps,
+        epochs=settings.epochs,
+        max_grad_norm=settings.max_grad_norm,
+        bf16=settings.bf16,
+        log_every=settings.log_every,
+        eval_every=settings.eval_every or 0,
+        eval_each_epoch=not settings.skip_eval,
+        best_metric=None if settings.skip_eval else prep.task.metric,
+        progress=settings.progress,
+        plot=not settings.skip_eval,
+        save_final=False,
         desc=f"finetune {record['task']}",
     )
-    state = train(model, optimizer, scheduler, batches, config, eval_fn=None if settings.skip_eval else eval_fn,
-                  save_fn=save_fn)
+    state = train(
+        model, optimizer, scheduler, batches, config, eval_fn=None if settings.skip_eval else eval_fn, save_fn=save_fn
+    )
     shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)  # resume state: not kept for fine-tuning
     best = {}
     if (out / "best").is_dir():
@@ -234,12 +278,22 @@ def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) 
         (out / "best").rmdir()
         best = {**history[_best_index(history, prep.task.metric)], "step": state.best_step}
     if state.interrupted:
-        print(f"stopped at step {state.step}: {out} holds the best model evaluated so far"
-              if best else f"stopped at step {state.step}, before the first evaluation: no model saved", flush=True)
+        print(
+            f"stopped at step {state.step}: {out} holds the best model evaluated so far"
+            if best
+            else f"stopped at step {state.step}, before the first evaluation: no model saved",
+            flush=True,
+        )
     examples = len(prep.train_examples) * state.step / max(1, batches.steps_per_epoch())
-    return {"best": headline(best), "best_full": best, "history": [headline(h) for h in history],
-            "train_seconds": state.train_seconds, "train_examples": examples, "steps": state.step,
-            "interrupted": state.interrupted}
+    return {
+        "best": headline(best),
+        "best_full": best,
+        "history": [headline(h) for h in history],
+        "train_seconds": state.train_seconds,
+        "train_examples": examples,
+        "steps": state.step,
+        "interrupted": state.interrupted,
+    }
 
 
 def _best_index(history: list[dict], metric: str) -> int:
@@ -254,8 +308,18 @@ def _write_json(path: Path, value: dict) -> None:
 
 # ----------------------------------------------------------------------------- evaluation
 
-def evaluate(task: str, model, data, *, batch_size: int = 64, max_len: int | None = None,
-             doc_stride: int | None = None, output=None, **columns) -> dict:
+
+def evaluate(
+    task: str,
+    model,
+    data,
+    *,
+    batch_size: int = 64,
+    max_len: int | None = None,
+    doc_stride: int | None = None,
+    output=None,
+    **columns,
+) -> dict:
     """Score a fine-tuned folder on a labelled file; writes the metrics JSON and returns it."""
     from bertkit import model as models
     from bertkit.pipelines import check_trained_head, load_settings
@@ -267,16 +331,19 @@ def evaluate(task: str, model, data, *, batch_size: int = 64, max_len: int | Non
     config = _load_config(folder)
     saved = load_settings(folder)
     if saved.get("task") and saved["task"] != task and {saved["task"], task} != {"classify", "nli"}:
-        raise BertkitError(f"--model {folder} was fine-tuned for {saved['task']}, not {task}; "
-                           f"run bertkit evaluate {saved['task']}")
+        raise BertkitError(
+            f"--model {folder} was fine-tuned for {saved['task']}, not {task}; run bertkit evaluate {saved['task']}"
+        )
     max_len = _max_len(task, max_len or saved.get("max_len"), config, "--max-len")
     stride = doc_stride or saved.get("doc_stride") or 128
     examples = adapter.read(data)
     label2id = None
     if adapter.labels(examples[:1], data) is not None:
         if not config.id2label:
-            raise BertkitError(f"--model {folder} has no label set in config.json (id2label); "
-                               "evaluate a model made by bertkit finetune")
+            raise BertkitError(
+                f"--model {folder} has no label set in config.json (id2label); "
+                "evaluate a model made by bertkit finetune"
+            )
         label2id = {label: i for i, label in config.id2label.items()}
         check_labels(examples, label2id, data)
     target = Path(output) if output else folder / f"eval_{Path(data).stem}.json"
@@ -289,8 +356,16 @@ def evaluate(task: str, model, data, *, batch_size: int = 64, max_len: int | Non
     prep = Prepared(adapter, net, tokenizer, label2id, max_len, stride, [], [], examples, features, meta)
     start = time.perf_counter()
     full = score(prep, net, batch_size)
-    _write_json(target, {**full, "examples": len(examples), "seconds": time.perf_counter() - start,
-                         "model": str(folder), "data": str(data)})
+    _write_json(
+        target,
+        {
+            **full,
+            "examples": len(examples),
+            "seconds": time.perf_counter() - start,
+            "model": str(folder),
+            "data": str(data),
+        },
+    )
     return headline(full)
 
 

@@ -6,12 +6,13 @@ piece, tags are decoded into entities the way conlleval does, and entity-level p
 recall and F1 are counted as conlleval counts them (an entity is right only when its type and
 both boundaries are).
 """
+
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -19,6 +20,7 @@ IGNORE = -100  # label id the loss skips (cross-entropy's ignore_index)
 
 
 # ----------------------------------------------------------------------------- words <-> pieces
+
 
 def join_words(words: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
     """Words -> one space-joined text and each word's (start, end) character span in it."""
@@ -105,7 +107,9 @@ def make_windows(
     return windows
 
 
-def word_probabilities(windows: Sequence[NERWindow], probs: Sequence[np.ndarray], n_words: Sequence[int]) -> list[np.ndarray]:
+def word_probabilities(
+    windows: Sequence[NERWindow], probs: Sequence[np.ndarray], n_words: Sequence[int]
+) -> list[np.ndarray]:
     """Per sentence, a [words, labels] array of tag probabilities read at each word's first piece.
 
     When windows overlap, a word takes the window where it has the most context on both sides.
@@ -137,6 +141,7 @@ def tags_from_probabilities(word_probs: np.ndarray, id2label: Mapping[int, str])
 
 
 # ----------------------------------------------------------------------------- tags -> entities
+
 
 def _split(tag: str) -> tuple[str, str]:
     prefix, dash, etype = tag.partition("-")
@@ -216,6 +221,7 @@ def _prf(correct: int, predicted: int, gold: int) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- entities in text
 
+
 def word_entities(
     text: str,
     spans: Sequence[tuple[int, int]],
@@ -226,14 +232,16 @@ def word_entities(
     out = []
     for etype, first, last in get_entities(tags):
         start, end = spans[first][0], spans[last - 1][1]
-        out.append({
-            "type": etype,
-            "text": text[start:end],
-            "start": start,
-            "end": end,
-            "score": float(sum(scores[first:last]) / (last - first)),
-            "words": (first, last),
-        })
+        out.append(
+            {
+                "type": etype,
+                "text": text[start:end],
+                "start": start,
+                "end": end,
+                "score": float(sum(scores[first:last]) / (last - first)),
+                "words": (first, last),
+            }
+        )
     return out
 
 
@@ -261,8 +269,14 @@ class NERTask:
         word_labels = None
         if label2id is not None and train:
             word_labels = [[label2id[t] for t in ex.tags] for ex in examples]
-        windows = make_windows([t for t, _ in joined], [s for _, s in joined], tokenizer, max_length,
-                               stride=None if train else min(stride, max_length // 2), word_labels=word_labels)
+        windows = make_windows(
+            [t for t, _ in joined],
+            [s for _, s in joined],
+            tokenizer,
+            max_length,
+            stride=None if train else min(stride, max_length // 2),
+            word_labels=word_labels,
+        )
         return [w.feature() for w in windows], windows
 
     def score(self, examples, windows, outputs, label2id) -> dict:

@@ -7,13 +7,14 @@ logits per token). Contexts longer than the model's window are cut into overlapp
 the best valid span over all windows maps back to the original characters. Scored with the
 official SQuAD v1.1 exact match and F1.
 """
+
 from __future__ import annotations
 
 import collections
 import re
 import string
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -26,6 +27,7 @@ N_BEST = 20
 
 
 # ----------------------------------------------------------------------------- windows
+
 
 @dataclass
 class QAWindow:
@@ -89,6 +91,7 @@ def _target(offsets: Sequence[tuple[int, int] | None], start_char: int, end_char
 
 # ----------------------------------------------------------------------------- spans
 
+
 def best_spans(
     start_logits: np.ndarray,
     end_logits: np.ndarray,
@@ -148,10 +151,15 @@ def decode_answers(
         context = examples[window.example].context
         for logit, i, j in spans:
             start, end = window.offsets[i][0], window.offsets[j][1]
-            per_example[window.example].append({
-                "text": context[start:end], "start": start, "end": end,
-                "score": float(np.exp(logp_s[i] + logp_e[j])), "logit": logit,
-            })
+            per_example[window.example].append(
+                {
+                    "text": context[start:end],
+                    "start": start,
+                    "end": end,
+                    "score": float(np.exp(logp_s[i] + logp_e[j])),
+                    "logit": logit,
+                }
+            )
     out = []
     for cands in per_example:
         cands.sort(key=lambda c: -c["logit"])
@@ -167,6 +175,7 @@ def decode_answers(
 
 
 # ----------------------------------------------------------------------------- SQuAD v1.1 metric
+
 
 def normalize_answer(text: str) -> str:
     """The official SQuAD v1.1 normalisation: lower case, drop punctuation and a/an/the, squeeze spaces."""

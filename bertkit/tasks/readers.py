@@ -4,13 +4,14 @@ Every reader checks what the tasks rely on and reports a bad row as `file:line: 
 so a broken file stops a run before anything is written. Labels are kept as strings; the label
 set of a run comes from its training data (`label_list`) and is saved with the model.
 """
+
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from bertkit.errors import InputFileError
 
@@ -129,9 +130,11 @@ def _jsonl_rows(path: Path) -> Iterable[tuple[int, dict]]:
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as err:
-                raise InputFileError(path, f"not valid JSON ({err.msg}); write one JSON object per line", line)
+                raise InputFileError(
+                    path, f"not valid JSON ({err.msg}); write one JSON object per line", line
+                ) from None
             if not isinstance(row, dict):
-                raise InputFileError(path, "each line must be a JSON object like {\"text\": ..., \"label\": ...}", line)
+                raise InputFileError(path, 'each line must be a JSON object like {"text": ..., "label": ...}', line)
             yield line, row
 
 
@@ -172,8 +175,11 @@ def _pick(path: Path, line: int, row: list | dict, wanted: dict, keys: dict | No
                 if role in optional:
                     continue
                 raise InputFileError(
-                    path, f"expected at least {i + 1} columns, found {len(row)} (is a column missing "
-                    "or the delimiter wrong?)", line)
+                    path,
+                    f"expected at least {i + 1} columns, found {len(row)} (is a column missing "
+                    "or the delimiter wrong?)",
+                    line,
+                )
             value = row[i]
         if value is None or isinstance(value, (dict, list)):
             raise InputFileError(path, f"field {col!r} must be a string or number, got {value!r}", line)
@@ -205,6 +211,7 @@ def read_text_lines(path: str | Path) -> list[TextExample]:
 
 
 # ----------------------------------------------------------------------------- labels
+
 
 def label_list(labels: Iterable[str | None], path: str | Path = "training data") -> list[str]:
     """The sorted label set of the training data (IOB tags: "O" first, then by type, B before I)."""
@@ -240,6 +247,7 @@ def _is_int(text: str) -> bool:
 
 # ----------------------------------------------------------------------------- SQuAD
 
+
 def read_squad(path: str | Path, require_answers: bool = True) -> list[QAExample]:
     """Read SQuAD v1.1 JSON, checking that every `answer_start` points at its answer text."""
     path = Path(path)
@@ -248,7 +256,7 @@ def read_squad(path: str | Path, require_answers: bool = True) -> list[QAExample
     try:
         doc = json.loads(raw)
     except json.JSONDecodeError as err:
-        raise InputFileError(path, f"not valid JSON ({err.msg}, column {err.colno})", err.lineno)
+        raise InputFileError(path, f"not valid JSON ({err.msg}, column {err.colno})", err.lineno) from None
 
     def fail(where: str, problem: str, needle: str | None = None) -> InputFileError:
         line = _line_of(raw, needle) if needle else None
@@ -268,8 +276,12 @@ def read_squad(path: str | Path, require_answers: bool = True) -> list[QAExample
                 raise fail(where, 'a paragraph needs a non-empty "context" string')
             qas = para.get("qas")
             if not isinstance(qas, list) or not qas:
-                raise fail(where, 'a context with no question: give it "qas": [{"id", "question", "answers"}] '
-                           "or remove the paragraph", json.dumps(context[:40])[1:-1])
+                raise fail(
+                    where,
+                    'a context with no question: give it "qas": [{"id", "question", "answers"}] '
+                    "or remove the paragraph",
+                    json.dumps(context[:40])[1:-1],
+                )
             for q, qa in enumerate(qas):
                 examples.append(_squad_question(qa, f"{where}.qas[{q}]", context, article, require_answers, fail))
     if not examples:
@@ -289,8 +301,8 @@ def _squad_question(qa, where, context, article, require_answers, fail) -> QAExa
         text, start = ans.get("text"), ans.get("answer_start")
         if not isinstance(text, str) or not isinstance(start, int):
             raise fail(f"{where} (id {qid})", 'each answer needs "text" and an integer "answer_start"', needle)
-        if context[start:start + len(text)] != text:
-            found = context[start:start + len(text)]
+        if context[start : start + len(text)] != text:
+            found = context[start : start + len(text)]
             raise fail(
                 f"{where} (id {qid})",
                 f"answer_start {start} does not match the answer: the context there reads {found!r}, "
@@ -310,6 +322,7 @@ def _line_of(raw: str, needle: str) -> int | None:
 
 
 # ----------------------------------------------------------------------------- CoNLL
+
 
 def read_conll(path: str | Path, require_tags: bool = True) -> list[TokenExample]:
     """Read CoNLL text: `word ... tag` per line, blank lines between sentences.
@@ -343,12 +356,16 @@ def read_conll(path: str | Path, require_tags: bool = True) -> list[TokenExample
             if ncols is None:
                 ncols = len(cols)
                 if require_tags and ncols < 2:
-                    raise InputFileError(path, "expected `word ... TAG` columns separated by spaces, "
-                                         "found a single column", line)
+                    raise InputFileError(
+                        path, "expected `word ... TAG` columns separated by spaces, found a single column", line
+                    )
             if len(cols) != ncols:
                 raise InputFileError(
-                    path, f"expected {ncols} space-separated columns like the first token line, found "
-                    f"{len(cols)} (words cannot contain spaces; the NER tag is the last column)", line)
+                    path,
+                    f"expected {ncols} space-separated columns like the first token line, found "
+                    f"{len(cols)} (words cannot contain spaces; the NER tag is the last column)",
+                    line,
+                )
             tag = cols[-1]
             if ncols > 1 and not (tag == "O" or _is_iob(tag)):
                 raise InputFileError(path, f"tag {tag!r} is not IOB (O, B-TYPE or I-TYPE)", line)
@@ -362,7 +379,9 @@ def read_conll(path: str | Path, require_tags: bool = True) -> list[TokenExample
     return sentences
 
 
-def read_token_jsonl(path: str | Path, words_field: str = "tokens", tags_field: str | None = "ner_tags") -> list[TokenExample]:
+def read_token_jsonl(
+    path: str | Path, words_field: str = "tokens", tags_field: str | None = "ner_tags"
+) -> list[TokenExample]:
     """JSON lines with a list of words and a parallel list of string tags per sentence."""
     path = Path(path)
     _check_file(path)
@@ -373,8 +392,9 @@ def read_token_jsonl(path: str | Path, words_field: str = "tokens", tags_field: 
             raise InputFileError(path, f"field {words_field!r} must be a non-empty list of words", line)
         if tags is not None:
             if not isinstance(tags, list) or len(tags) != len(words):
-                raise InputFileError(path, f"field {tags_field!r} must list one tag per word "
-                                     f"({len(words)} words)", line)
+                raise InputFileError(
+                    path, f"field {tags_field!r} must list one tag per word ({len(words)} words)", line
+                )
             tags = [str(t) for t in tags]
         out.append(TokenExample(words, tags, line))
     if not out:
@@ -403,8 +423,9 @@ def read_task_data(
         return read_squad(path, require_answers=require_labels)
     if task == "ner":
         if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-            return read_token_jsonl(path, text_column or "tokens",
-                                    label_column or ("ner_tags" if require_labels else None))
+            return read_token_jsonl(
+                path, text_column or "tokens", label_column or ("ner_tags" if require_labels else None)
+            )
         return read_conll(path, require_tags=require_labels)
     if task not in DEFAULT_COLUMNS:
         raise InputFileError(path, f"unknown task {task!r}; choose one of {', '.join(TASKS)}")

@@ -4,6 +4,7 @@
 Face, added tokens are cut out of the text before normalization (unless `normalized=True`), and
 each becomes one token and one word.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,16 +23,25 @@ class AddedToken:
 
     def to_json(self) -> dict:
         return {
-            "id": self.id, "content": self.content, "single_word": self.single_word, "lstrip": self.lstrip,
-            "rstrip": self.rstrip, "normalized": self.normalized, "special": self.special,
+            "id": self.id,
+            "content": self.content,
+            "single_word": self.single_word,
+            "lstrip": self.lstrip,
+            "rstrip": self.rstrip,
+            "normalized": self.normalized,
+            "special": self.special,
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "AddedToken":
+    def from_json(cls, data: dict) -> AddedToken:
         return cls(
-            content=data["content"], id=int(data["id"]), special=bool(data.get("special", False)),
-            single_word=bool(data.get("single_word", False)), lstrip=bool(data.get("lstrip", False)),
-            rstrip=bool(data.get("rstrip", False)), normalized=bool(data.get("normalized", not data.get("special", False))),
+            content=data["content"],
+            id=int(data["id"]),
+            special=bool(data.get("special", False)),
+            single_word=bool(data.get("single_word", False)),
+            lstrip=bool(data.get("lstrip", False)),
+            rstrip=bool(data.get("rstrip", False)),
+            normalized=bool(data.get("normalized", not data.get("special", False))),
         )
 
 
@@ -51,7 +61,9 @@ def build_pattern(tokens: list[AddedToken]) -> re.Pattern | None:
     return re.compile("|".join(parts))
 
 
-def split_on_added(text: str, pattern: re.Pattern, tokens: list[AddedToken]) -> list[tuple[int, int, AddedToken | None]]:
+def split_on_added(
+    text: str, pattern: re.Pattern, tokens: list[AddedToken]
+) -> list[tuple[int, int, AddedToken | None]]:
     """Cut `text` into (start, end, token-or-None) pieces; None pieces are ordinary text."""
     pieces: list[tuple[int, int, AddedToken | None]] = []
     pos = 0

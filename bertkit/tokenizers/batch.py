@@ -6,18 +6,32 @@ toward it), cuts long inputs into overlapping windows when `stride` and
 `return_overflowing_tokens` ask for it, and returns a `BatchEncoding`: a dict of lists, or of
 tensors with `return_tensors="pt"`.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from bertkit.errors import BertkitError
 from bertkit.tokenizers.encoding import Encoding
 
-_PADDING = {False: None, None: None, "do_not_pad": None, True: "longest", "longest": "longest", "max_length": "max_length"}
+_PADDING = {
+    False: None,
+    None: None,
+    "do_not_pad": None,
+    True: "longest",
+    "longest": "longest",
+    "max_length": "max_length",
+}
 _TRUNCATION = {
-    False: None, None: None, "do_not_truncate": None, True: "longest_first", "longest_first": "longest_first",
-    "only_first": "only_first", "only_second": "only_second",
+    False: None,
+    None: None,
+    "do_not_truncate": None,
+    True: "longest_first",
+    "longest_first": "longest_first",
+    "only_first": "only_first",
+    "only_second": "only_second",
 }
 
 
@@ -48,7 +62,7 @@ class BatchEncoding(dict):
             batch_index, char_index = 0, batch_index
         return self.encodings[batch_index].char_to_token(char_index, sequence_index)
 
-    def to(self, device) -> "BatchEncoding":
+    def to(self, device) -> BatchEncoding:
         for key, value in self.items():
             if hasattr(value, "to"):
                 self[key] = value.to(device)
@@ -59,7 +73,9 @@ def _resolve(padding, truncation, max_length: int | None, model_max_length: int)
     if padding not in _PADDING:
         raise BertkitError(f"padding={padding!r} is not one of True, False, 'longest', 'max_length', 'do_not_pad'")
     if truncation not in _TRUNCATION:
-        raise BertkitError(f"truncation={truncation!r} is not one of True, False, 'longest_first', 'only_first', 'only_second'")
+        raise BertkitError(
+            f"truncation={truncation!r} is not one of True, False, 'longest_first', 'only_first', 'only_second'"
+        )
     pad, trunc = _PADDING[padding], _TRUNCATION[truncation]
     if truncation is None and max_length is not None and pad is None:
         trunc = "longest_first"  # as transformers: a max_length alone means "truncate to it"
@@ -79,14 +95,28 @@ def _as_texts(value, name: str) -> list[str]:
         raise BertkitError(f"{name} must be a str or a list of str, got {type(value).__name__}") from None
     for t in texts:
         if not isinstance(t, str):
-            raise BertkitError(f"{name} must hold only str, found {type(t).__name__}; pre-tokenized input is not supported")
+            raise BertkitError(
+                f"{name} must hold only str, found {type(t).__name__}; pre-tokenized input is not supported"
+            )
     return texts
 
 
 def call_tokenizer(
-    tok, text, text_pair=None, *, add_special_tokens=True, padding=False, truncation=None, max_length=None,
-    stride=0, return_overflowing_tokens=False, return_offsets_mapping=False, return_special_tokens_mask=False,
-    return_length=False, return_tensors=None, pad_to_multiple_of=None,
+    tok,
+    text,
+    text_pair=None,
+    *,
+    add_special_tokens=True,
+    padding=False,
+    truncation=None,
+    max_length=None,
+    stride=0,
+    return_overflowing_tokens=False,
+    return_offsets_mapping=False,
+    return_special_tokens_mask=False,
+    return_length=False,
+    return_tensors=None,
+    pad_to_multiple_of=None,
 ) -> BatchEncoding:
     batched = not isinstance(text, str)
     texts = _as_texts(text, "text")
@@ -96,7 +126,9 @@ def call_tokenizer(
     pad, trunc, max_length = _resolve(padding, truncation, max_length, tok.model_max_length)
     if stride and trunc is None:
         raise BertkitError("stride only applies with truncation; pass truncation=True (or a strategy) and max_length")
-    params = None if trunc is None else {"max_length": max_length, "strategy": trunc, "stride": stride, "direction": "right"}
+    params = (
+        None if trunc is None else {"max_length": max_length, "strategy": trunc, "stride": stride, "direction": "right"}
+    )
     n_special = tok.num_special_tokens_to_add(pairs is not None) if add_special_tokens else 0
 
     encs: list[Encoding] = []
@@ -143,9 +175,13 @@ def call_tokenizer(
 def _to_tensors(data: dict[str, list], kind: str) -> dict:
     if kind not in ("pt", "np"):
         raise BertkitError(f"return_tensors={kind!r} is not supported; use 'pt' (torch) or 'np' (numpy)")
-    lengths = {len(row) for key, rows in data.items() if key not in ("length", "overflow_to_sample_mapping") for row in rows}
+    lengths = {
+        len(row) for key, rows in data.items() if key not in ("length", "overflow_to_sample_mapping") for row in rows
+    }
     if len(lengths) > 1:
-        raise BertkitError("the sequences have different lengths, so they cannot form one tensor; pass padding=True (or 'max_length')")
+        raise BertkitError(
+            "the sequences have different lengths, so they cannot form one tensor; pass padding=True (or 'max_length')"
+        )
     if kind == "np":
         import numpy as np
 
@@ -184,7 +220,9 @@ def idle_workers() -> int:
     return max(1, min(cores, int(cores - busy + 1.5)))
 
 
-def encode_many(tok, texts: Sequence[str], pairs: Sequence[str] | None, add_special_tokens: bool, num_workers: int | None) -> list[Encoding]:
+def encode_many(
+    tok, texts: Sequence[str], pairs: Sequence[str] | None, add_special_tokens: bool, num_workers: int | None
+) -> list[Encoding]:
     """Encode serially, or split the batch over forked processes: the parent encodes a first
     part itself while each child encodes another and sends its encodings back pickled.
 
@@ -242,8 +280,16 @@ def _child(k: int, send) -> None:
 
 
 def _fields(e: Encoding) -> tuple:
-    return (e.ids, e.type_ids, e.offsets, e.word_ids, e.special_tokens_mask, e.attention_mask,
-            e.sequence_ranges, [_fields(o) for o in e.overflowing])
+    return (
+        e.ids,
+        e.type_ids,
+        e.offsets,
+        e.word_ids,
+        e.special_tokens_mask,
+        e.attention_mask,
+        e.sequence_ranges,
+        [_fields(o) for o in e.overflowing],
+    )
 
 
 def _build(f: tuple, table) -> Encoding:

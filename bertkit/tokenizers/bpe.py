@@ -5,6 +5,7 @@ was never learned, so the tokens are [me, a, n]. Options as in Hugging Face: a c
 prefix on non-initial symbols ("##"), or an end-of-word suffix on the last one ("</w>");
 `unk_token` replaces characters missing from the vocabulary (without it they are dropped).
 """
+
 from __future__ import annotations
 
 from bertkit.errors import BertkitError
@@ -50,7 +51,7 @@ class BPE(Model):
             )
             if best is None or best[0] == 1 << 62:
                 break
-            pair, merged = symbols[best[2]: best[2] + 2], best[1]
+            pair, merged = symbols[best[2] : best[2] + 2], best[1]
             new_symbols, new_spans, i = [], [], 0
             while i < len(symbols):  # merge every occurrence of the pair, left to right
                 if i + 1 < len(symbols) and symbols[i] == pair[0] and symbols[i + 1] == pair[1]:

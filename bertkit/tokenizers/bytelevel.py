@@ -5,11 +5,14 @@ string and it never needs [UNK] (the lecture's "你好 -> e4 bd a0 e5 a5 bd"). B
 printable Latin-1 characters stand for themselves; the others (control bytes, space, ...) are
 shifted to U+0100 and up, so a space shows as "Ġ" and a newline as "Ċ".
 """
+
 from __future__ import annotations
 
 
 def _bytes_to_unicode() -> dict[int, str]:
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     mapping = {b: chr(b) for b in printable}
     shift = 0
     for b in range(256):

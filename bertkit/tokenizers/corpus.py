@@ -4,13 +4,14 @@ A trainer needs only how often each distinct word occurs, so the corpus is strea
 about a megabyte at a time, never whole -- through the tokenizer's own normalizer and
 pre-tokenizer (training and encoding split words identically), into a Counter.
 """
+
 from __future__ import annotations
 
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from bertkit.errors import BertkitError, InputFileError
 
@@ -31,7 +32,10 @@ def resolve_source(source) -> tuple[list[Path] | None, Iterable[str] | None]:
             raise InputFileError(path, "training file not found")
         return [path], None
     if isinstance(source, (list, tuple)):
-        is_path = [isinstance(s, os.PathLike) or (isinstance(s, str) and "\n" not in s and len(s) < 4096 and Path(s).is_file()) for s in source]
+        is_path = [
+            isinstance(s, os.PathLike) or (isinstance(s, str) and "\n" not in s and len(s) < 4096 and Path(s).is_file())
+            for s in source
+        ]
         if source and all(is_path):
             for s in source:
                 if not Path(s).is_file():
@@ -41,11 +45,16 @@ def resolve_source(source) -> tuple[list[Path] | None, Iterable[str] | None]:
             missing = next(s for s, ok in zip(source, is_path) if not ok)
             raise InputFileError(missing, "training file not found (the other items of the list are files)")
         if any(not isinstance(s, str) for s in source):
-            raise BertkitError("training input must be files or texts (str); found " + type(next(s for s in source if not isinstance(s, str))).__name__)
+            raise BertkitError(
+                "training input must be files or texts (str); found "
+                + type(next(s for s in source if not isinstance(s, str))).__name__
+            )
         return None, source
     if isinstance(source, Iterable):
         return None, source
-    raise BertkitError(f"cannot train on a {type(source).__name__}; pass a file, a folder, a list of files or an iterator of texts")
+    raise BertkitError(
+        f"cannot train on a {type(source).__name__}; pass a file, a folder, a list of files or an iterator of texts"
+    )
 
 
 def read_chunks(files: list[Path], progress=None) -> Iterator[str]:

@@ -4,13 +4,23 @@ WordPiece glues "##" pieces to the previous token and puts spaces between words;
 end-of-word suffix turns "</w>" into a space; byte-level maps its byte alphabet back to UTF-8.
 Without a decoder, tokens are joined with spaces (as in Hugging Face).
 """
+
 from __future__ import annotations
 
 from bertkit.tokenizers.bytelevel import bytes_to_text
 
 _CLEANUPS = [
-    (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
-    (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"),
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" do not", " don't"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
 ]
 
 
@@ -38,7 +48,7 @@ class WordPieceDecoder(Decoder):
         out = []
         for i, token in enumerate(tokens):
             if i:
-                token = token[len(self.prefix):] if token.startswith(self.prefix) else " " + token
+                token = token[len(self.prefix) :] if token.startswith(self.prefix) else " " + token
             out.append(cleanup(token) if self.cleanup else token)
         return "".join(out)
 

@@ -6,17 +6,25 @@ ids (which pre-tokenized word a token came from) and `overflowing`: the other wi
 cut by truncation. Truncation, merging and padding follow Hugging Face `tokenizers` exactly, so
 windows and their order match theirs.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 Offsets = tuple[int, int]
 
 
 class Encoding:
     __slots__ = (
-        "ids", "type_ids", "offsets", "word_ids", "special_tokens_mask", "attention_mask",
-        "overflowing", "sequence_ranges", "_table",
+        "ids",
+        "type_ids",
+        "offsets",
+        "word_ids",
+        "special_tokens_mask",
+        "attention_mask",
+        "overflowing",
+        "sequence_ranges",
+        "_table",
     )
 
     def __init__(
@@ -28,7 +36,7 @@ class Encoding:
         special_tokens_mask: list[int],
         attention_mask: list[int],
         table: list[str] | None = None,
-        overflowing: list["Encoding"] | None = None,
+        overflowing: list[Encoding] | None = None,
         sequence_ranges: dict[int, tuple[int, int]] | None = None,
     ) -> None:
         self.ids = ids
@@ -42,7 +50,7 @@ class Encoding:
         self._table = table  # id -> token string, shared with the tokenizer
 
     @classmethod
-    def from_pieces(cls, ids: list[int], offsets: list[Offsets], word_ids: list[int | None], table) -> "Encoding":
+    def from_pieces(cls, ids: list[int], offsets: list[Offsets], word_ids: list[int | None], table) -> Encoding:
         """One sequence straight from the model: no special tokens yet."""
         n = len(ids)
         return cls(ids, [0] * n, offsets, word_ids, [0] * n, [1] * n, table)
@@ -74,7 +82,9 @@ class Encoding:
         return len(self.ids)
 
     def __repr__(self) -> str:
-        return f"Encoding(num_tokens={len(self.ids)}, tokens={self.tokens[:12]}{'...' if len(self.ids) > 12 else ''}, overflowing={len(self.overflowing)})"
+        more = "..." if len(self.ids) > 12 else ""
+        n, overflowing = len(self.ids), len(self.overflowing)
+        return f"Encoding(num_tokens={n}, tokens={self.tokens[:12]}{more}, overflowing={overflowing})"
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.ids)
@@ -94,18 +104,28 @@ class Encoding:
                 return i
         return None
 
-    def copy(self) -> "Encoding":
+    def copy(self) -> Encoding:
         return Encoding(
-            list(self.ids), list(self.type_ids), list(self.offsets), list(self.word_ids),
-            list(self.special_tokens_mask), list(self.attention_mask), self._table,
-            [o.copy() for o in self.overflowing], dict(self.sequence_ranges),
+            list(self.ids),
+            list(self.type_ids),
+            list(self.offsets),
+            list(self.word_ids),
+            list(self.special_tokens_mask),
+            list(self.attention_mask),
+            self._table,
+            [o.copy() for o in self.overflowing],
+            dict(self.sequence_ranges),
         )
 
-    def _slice(self, start: int, stop: int) -> "Encoding":
+    def _slice(self, start: int, stop: int) -> Encoding:
         return Encoding(
-            self.ids[start:stop], self.type_ids[start:stop], self.offsets[start:stop],
-            self.word_ids[start:stop], self.special_tokens_mask[start:stop],
-            self.attention_mask[start:stop], self._table,
+            self.ids[start:stop],
+            self.type_ids[start:stop],
+            self.offsets[start:stop],
+            self.word_ids[start:stop],
+            self.special_tokens_mask[start:stop],
+            self.attention_mask[start:stop],
+            self._table,
         )
 
     # truncation, merging, padding ---------------------------------------------------------
@@ -145,7 +165,7 @@ class Encoding:
         for name in Encoding.__slots__:
             setattr(self, name, getattr(first, name))
 
-    def merge_with(self, other: "Encoding", growing_offsets: bool = False) -> None:
+    def merge_with(self, other: Encoding, growing_offsets: bool = False) -> None:
         """Append `other`. Overflowing windows pair up as in Hugging Face: each of ours with
         `other` and each of its windows, then ourselves with each of its windows."""
         overflowing = []
@@ -208,8 +228,12 @@ def merge(encodings: list[Encoding], growing_offsets: bool = False) -> Encoding:
 
 
 def truncate_pair(
-    first: Encoding, second: Encoding | None, max_length: int, strategy: str = "longest_first",
-    stride: int = 0, direction: str = "right",
+    first: Encoding,
+    second: Encoding | None,
+    max_length: int,
+    strategy: str = "longest_first",
+    stride: int = 0,
+    direction: str = "right",
 ) -> None:
     """Cut one or two sequences (before special tokens) to `max_length` tokens in total, in place."""
     from bertkit.errors import BertkitError
@@ -245,7 +269,9 @@ def truncate_pair(
         elif second is not None:
             target = second
         else:
-            raise BertkitError("truncation='only_second' needs a second sequence (text_pair); use 'longest_first' or 'only_first'")
+            raise BertkitError(
+                "truncation='only_second' needs a second sequence (text_pair); use 'longest_first' or 'only_first'"
+            )
         if len(target) <= to_remove:
             raise BertkitError(
                 f"truncation={strategy!r} cannot fit max_length={max_length}: the {strategy[5:]} sequence has "
@@ -253,4 +279,6 @@ def truncate_pair(
             )
         target.truncate(len(target) - to_remove, stride, direction)
     else:
-        raise BertkitError(f"unknown truncation strategy {strategy!r}; use 'longest_first', 'only_first' or 'only_second'")
+        raise BertkitError(
+            f"unknown truncation strategy {strategy!r}; use 'longest_first', 'only_first' or 'only_second'"
+        )

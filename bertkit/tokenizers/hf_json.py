@@ -3,6 +3,7 @@
 Only the components bertkit implements are accepted (listed in the error when one is not); a
 file we write loads in `tokenizers.Tokenizer.from_file` and encodes identically.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,9 @@ def load_tokenizer_json(path: str | os.PathLike):
     except UnicodeDecodeError:
         raise InputFileError(path, "not UTF-8 text; a tokenizer.json is UTF-8 JSON") from None
     except json.JSONDecodeError as err:
-        raise InputFileError(path, f"malformed JSON ({err.msg}, column {err.colno}); re-save the file", err.lineno) from None
+        raise InputFileError(
+            path, f"malformed JSON ({err.msg}, column {err.colno}); re-save the file", err.lineno
+        ) from None
     try:
         if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
             raise _Bad("no 'model' object; this is not a tokenizer.json")
@@ -56,7 +59,9 @@ def load_tokenizer_json(path: str | os.PathLike):
     except _Bad as err:
         raise InputFileError(path, str(err)) from None
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise InputFileError(path, f"malformed tokenizer.json ({type(err).__name__}: {err}); re-save it with Hugging Face or bertkit") from None
+        raise InputFileError(
+            path, f"malformed tokenizer.json ({type(err).__name__}: {err}); re-save it with Hugging Face or bertkit"
+        ) from None
 
 
 def _model(m: dict):
@@ -69,8 +74,12 @@ def _model(m: dict):
         unk = m.get("unk_token", "[UNK]")
         if unk not in vocab:
             raise _Bad(f"the WordPiece vocabulary has no unknown token {unk!r}")
-        return WordPiece(vocab, unk_token=unk, continuing_subword_prefix=m.get("continuing_subword_prefix") or "##",
-                         max_input_chars_per_word=int(m.get("max_input_chars_per_word", 100)))
+        return WordPiece(
+            vocab,
+            unk_token=unk,
+            continuing_subword_prefix=m.get("continuing_subword_prefix") or "##",
+            max_input_chars_per_word=int(m.get("max_input_chars_per_word", 100)),
+        )
     if kind == "BPE":
         if m.get("byte_fallback"):
             raise _Bad("BPE byte_fallback is not supported; use a byte-level BPE instead")
@@ -81,9 +90,15 @@ def _model(m: dict):
                 raise _Bad(f"merge {item!r} is not a pair of tokens")
             merges.append((pair[0], pair[1]))
         try:
-            return BPE(vocab, merges, unk_token=m.get("unk_token"), continuing_subword_prefix=m.get("continuing_subword_prefix"),
-                       end_of_word_suffix=m.get("end_of_word_suffix"), fuse_unk=bool(m.get("fuse_unk", False)),
-                       ignore_merges=bool(m.get("ignore_merges", False)))
+            return BPE(
+                vocab,
+                merges,
+                unk_token=m.get("unk_token"),
+                continuing_subword_prefix=m.get("continuing_subword_prefix"),
+                end_of_word_suffix=m.get("end_of_word_suffix"),
+                fuse_unk=bool(m.get("fuse_unk", False)),
+                ignore_merges=bool(m.get("ignore_merges", False)),
+            )
         except BertkitError as err:
             raise _Bad(str(err)) from None
     raise _Bad(f"model type {kind!r} is not supported (supported: WordPiece, BPE)")
@@ -95,15 +110,19 @@ def _normalizer(n):
     kind = n.get("type")
     if kind == "BertNormalizer":
         return normalizers.BertNormalizer(
-            clean_text=n.get("clean_text", True), handle_chinese_chars=n.get("handle_chinese_chars", True),
-            strip_accents=n.get("strip_accents"), lowercase=n.get("lowercase", True),
+            clean_text=n.get("clean_text", True),
+            handle_chinese_chars=n.get("handle_chinese_chars", True),
+            strip_accents=n.get("strip_accents"),
+            lowercase=n.get("lowercase", True),
         )
     simple = {"Lowercase": normalizers.Lowercase, "NFD": normalizers.NFD, "StripAccents": normalizers.StripAccents}
     if kind in simple:
         return simple[kind]()
     if kind == "Sequence":
         return normalizers.Sequence([_normalizer(x) for x in n.get("normalizers", [])])
-    raise _Bad(f"normalizer type {kind!r} is not supported (supported: BertNormalizer, Lowercase, NFD, StripAccents, Sequence)")
+    raise _Bad(
+        f"normalizer type {kind!r} is not supported (supported: BertNormalizer, Lowercase, NFD, StripAccents, Sequence)"
+    )
 
 
 def _pre_tokenizer(p):
@@ -113,13 +132,19 @@ def _pre_tokenizer(p):
     if kind == "BertPreTokenizer":
         return pre_tokenizers.BertPreTokenizer()
     if kind == "ByteLevel":
-        return pre_tokenizers.ByteLevel(add_prefix_space=p.get("add_prefix_space", True), use_regex=p.get("use_regex", True),
-                                        trim_offsets=p.get("trim_offsets", True))
+        return pre_tokenizers.ByteLevel(
+            add_prefix_space=p.get("add_prefix_space", True),
+            use_regex=p.get("use_regex", True),
+            trim_offsets=p.get("trim_offsets", True),
+        )
     if kind == "Whitespace":
         return pre_tokenizers.Whitespace()
     if kind == "WhitespaceSplit":
         return pre_tokenizers.WhitespaceSplit()
-    raise _Bad(f"pre_tokenizer type {kind!r} is not supported (supported: BertPreTokenizer, ByteLevel, Whitespace, WhitespaceSplit)")
+    raise _Bad(
+        f"pre_tokenizer type {kind!r} is not supported (supported: "
+        "BertPreTokenizer, ByteLevel, Whitespace, WhitespaceSplit)"
+    )
 
 
 def _post_processor(p, model, added: list[AddedToken]):
@@ -135,6 +160,7 @@ def _post_processor(p, model, added: list[AddedToken]):
         return ids[name]
 
     if kind == "TemplateProcessing":
+
         def pieces(template):
             out = []
             for item in template:
@@ -155,13 +181,17 @@ def _post_processor(p, model, added: list[AddedToken]):
     if kind == "RobertaProcessing":
         (sep, sep_id), (cls_, cls_id) = p["sep"], p["cls"]
         template = TemplateProcessing(
-            [(cls_, 0), ("A", 0), (sep, 0)], [(cls_, 0), ("A", 0), (sep, 0), (sep, 0), ("B", 0), (sep, 0)],
+            [(cls_, 0), ("A", 0), (sep, 0)],
+            [(cls_, 0), ("A", 0), (sep, 0), (sep, 0), ("B", 0), (sep, 0)],
             {cls_: [int(cls_id)], sep: [int(sep_id)]},
         )
         return ByteLevelOffsets(p.get("trim_offsets", True), p.get("add_prefix_space", True), template)
     if kind == "ByteLevel":
         return ByteLevelOffsets(p.get("trim_offsets", True), p.get("add_prefix_space", True))
-    raise _Bad(f"post_processor type {kind!r} is not supported (supported: TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel)")
+    raise _Bad(
+        f"post_processor type {kind!r} is not supported (supported: "
+        "TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel)"
+    )
 
 
 def _decoder(d):
@@ -180,9 +210,15 @@ def _decoder(d):
 def _truncation(t):
     if not t:
         return None
-    strategy = {"LongestFirst": "longest_first", "OnlyFirst": "only_first", "OnlySecond": "only_second"}[t.get("strategy", "LongestFirst")]
-    return {"max_length": int(t["max_length"]), "strategy": strategy, "stride": int(t.get("stride", 0)),
-            "direction": str(t.get("direction", "Right")).lower()}
+    strategy = {"LongestFirst": "longest_first", "OnlyFirst": "only_first", "OnlySecond": "only_second"}[
+        t.get("strategy", "LongestFirst")
+    ]
+    return {
+        "max_length": int(t["max_length"]),
+        "strategy": strategy,
+        "stride": int(t.get("stride", 0)),
+        "direction": str(t.get("direction", "Right")).lower(),
+    }
 
 
 def _padding(p):
@@ -190,9 +226,14 @@ def _padding(p):
         return None
     strategy = p.get("strategy", "BatchLongest")
     length = int(strategy["Fixed"]) if isinstance(strategy, dict) else None
-    return {"length": length, "pad_to_multiple_of": p.get("pad_to_multiple_of"), "pad_id": int(p.get("pad_id", 0)),
-            "pad_type_id": int(p.get("pad_type_id", 0)), "pad_token": p.get("pad_token", "[PAD]"),
-            "direction": str(p.get("direction", "Right")).lower()}
+    return {
+        "length": length,
+        "pad_to_multiple_of": p.get("pad_to_multiple_of"),
+        "pad_id": int(p.get("pad_id", 0)),
+        "pad_type_id": int(p.get("pad_type_id", 0)),
+        "pad_token": p.get("pad_token", "[PAD]"),
+        "direction": str(p.get("direction", "Right")).lower(),
+    }
 
 
 # writing -------------------------------------------------------------------------------------------
@@ -200,16 +241,23 @@ def tokenizer_to_json(tok) -> dict:
     trunc = None
     if tok.truncation:
         t = tok.truncation
-        trunc = {"direction": t.get("direction", "right").capitalize(), "max_length": t["max_length"],
-                 "strategy": "".join(w.capitalize() for w in t.get("strategy", "longest_first").split("_")),
-                 "stride": t.get("stride", 0)}
+        trunc = {
+            "direction": t.get("direction", "right").capitalize(),
+            "max_length": t["max_length"],
+            "strategy": "".join(w.capitalize() for w in t.get("strategy", "longest_first").split("_")),
+            "stride": t.get("stride", 0),
+        }
     pad = None
     if tok.padding:
         p = tok.padding
-        pad = {"strategy": {"Fixed": p["length"]} if p.get("length") else "BatchLongest",
-               "direction": p.get("direction", "right").capitalize(), "pad_to_multiple_of": p.get("pad_to_multiple_of"),
-               "pad_id": p.get("pad_id", tok.token_to_id(tok.pad_token) or 0), "pad_type_id": p.get("pad_type_id", 0),
-               "pad_token": p.get("pad_token", tok.pad_token)}
+        pad = {
+            "strategy": {"Fixed": p["length"]} if p.get("length") else "BatchLongest",
+            "direction": p.get("direction", "right").capitalize(),
+            "pad_to_multiple_of": p.get("pad_to_multiple_of"),
+            "pad_id": p.get("pad_id", tok.token_to_id(tok.pad_token) or 0),
+            "pad_type_id": p.get("pad_type_id", 0),
+            "pad_token": p.get("pad_token", tok.pad_token),
+        }
     return {
         "version": "1.0",
         "truncation": trunc,
@@ -246,10 +294,19 @@ def save_folder(tok, folder: str | os.PathLike) -> Path:
         (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     config = {"model_max_length": tok.model_max_length, "tokenizer_class": "PreTrainedTokenizerFast"}
     if isinstance(tok.normalizer, normalizers.BertNormalizer):
-        config.update(do_lower_case=tok.normalizer.lowercase, strip_accents=tok.normalizer.strip_accents,
-                      tokenize_chinese_chars=tok.normalizer.handle_chinese_chars)
+        config.update(
+            do_lower_case=tok.normalizer.lowercase,
+            strip_accents=tok.normalizer.strip_accents,
+            tokenize_chinese_chars=tok.normalizer.handle_chinese_chars,
+        )
     specials = {t.content for t in tok.added_tokens if t.special}
-    for role, name in (("unk_token", "[UNK]"), ("sep_token", "[SEP]"), ("pad_token", "[PAD]"), ("cls_token", "[CLS]"), ("mask_token", "[MASK]")):
+    for role, name in (
+        ("unk_token", "[UNK]"),
+        ("sep_token", "[SEP]"),
+        ("pad_token", "[PAD]"),
+        ("cls_token", "[CLS]"),
+        ("mask_token", "[MASK]"),
+    ):
         if name in specials:
             config[role] = name
     atomic_write_text(folder / "tokenizer_config.json", json.dumps(config, indent=2))

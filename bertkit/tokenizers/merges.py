@@ -7,6 +7,7 @@ overlaps, exactly BPE's rule -- done in C. For every pair the engine keeps its c
 word frequency) and the set of words it occurs in; a merge visits only those words and updates
 the counts of the pairs around each merged spot.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict

@@ -5,6 +5,7 @@ model splits each distinct word once. Words that stay one token -- most of them 
 `single` (word -> id), the others in `multi` (word -> (ids, offsets inside the word)). The
 tokenizer looks whole lists of words up in `single` with one `map(dict.get, ...)`.
 """
+
 from __future__ import annotations
 
 from bertkit.errors import BertkitError

@@ -10,6 +10,7 @@ text maps to exactly one character -- nearly always -- the normalized text lines
 original one to one and no alignment is needed; otherwise `normalize` returns `align`, the
 original index of every normalized character, from which offsets are mapped back.
 """
+
 from __future__ import annotations
 
 import unicodedata

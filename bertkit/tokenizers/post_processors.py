@@ -6,6 +6,7 @@
 `TemplateProcessing` is Hugging Face's general form of this (any special tokens, any type ids);
 BERT's is one instance of it.
 """
+
 from __future__ import annotations
 
 from bertkit.errors import BertkitError
@@ -27,7 +28,7 @@ class TemplateProcessing:
         self.simple = self._split_simple()
 
     @classmethod
-    def bert(cls, cls_token: str, cls_id: int, sep_token: str, sep_id: int) -> "TemplateProcessing":
+    def bert(cls, cls_token: str, cls_id: int, sep_token: str, sep_id: int) -> TemplateProcessing:
         return cls(
             single=[(cls_token, 0), ("A", 0), (sep_token, 0)],
             pair=[(cls_token, 0), ("A", 0), (sep_token, 0), ("B", 1), (sep_token, 1)],
@@ -101,7 +102,9 @@ class ByteLevelOffsets:
     """Hugging Face's ByteLevel post-processor: no special tokens, offsets trimmed of the spaces
     ("Ġ") a byte-level token carries, so " world" points at "world"."""
 
-    def __init__(self, trim_offsets: bool = True, add_prefix_space: bool = True, template: TemplateProcessing | None = None) -> None:
+    def __init__(
+        self, trim_offsets: bool = True, add_prefix_space: bool = True, template: TemplateProcessing | None = None
+    ) -> None:
         self.trim_offsets = trim_offsets
         self.add_prefix_space = add_prefix_space
         self.template = template
@@ -129,8 +132,15 @@ class ByteLevelOffsets:
 
     def to_json(self) -> dict:
         if self.template is not None:
-            raise BertkitError("a RobertaProcessing post-processor cannot be written back; save with a TemplateProcessing")
-        return {"type": "ByteLevel", "add_prefix_space": self.add_prefix_space, "trim_offsets": self.trim_offsets, "use_regex": True}
+            raise BertkitError(
+                "a RobertaProcessing post-processor cannot be written back; save with a TemplateProcessing"
+            )
+        return {
+            "type": "ByteLevel",
+            "add_prefix_space": self.add_prefix_space,
+            "trim_offsets": self.trim_offsets,
+            "use_regex": True,
+        }
 
 
 def trim_byte_offsets(enc: Encoding, add_prefix_space: bool) -> None:

@@ -5,11 +5,12 @@ is one `re.findall` per text; each match carries the whitespace before its word,
 offsets are a running sum of match lengths (`itertools.accumulate`, C speed) and no per-word
 Python code runs.
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from functools import cache
 from itertools import accumulate, repeat
 from operator import sub
 
@@ -20,7 +21,7 @@ _ASCII_PUNCT = "!-/:-@\\[-`{-~"  # BERT counts every non-alphanumeric printable 
 _ASCII_WS = "\\t-\\r "
 
 
-@lru_cache(maxsize=None)
+@cache
 def _punctuation_class() -> str:
     """A regex class of BERT's punctuation: ASCII punctuation plus Unicode categories P*."""
     cps = sorted(

@@ -10,14 +10,15 @@ piece spans inside a word. The common path does no per-character and almost no p
 work: one `str.translate`, one `re.findall`, one `map(dict.get, words)` over a cache of whole
 words, and list arithmetic; only words split into several pieces are handled one by one.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from itertools import compress, count, repeat
 from operator import is_
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from bertkit.errors import BertkitError
 from bertkit.tokenizers.added_tokens import AddedToken, build_pattern, split_on_added
@@ -79,7 +80,11 @@ class Tokenizer:
         self._byte_level = isinstance(self.pre_tokenizer, ByteLevel)
         self._prefix_space = self._byte_level and self.pre_tokenizer.add_prefix_space
         pp = self.post_processor
-        simple = getattr(pp, "simple", None) if pp is not None else {"single": ([[], []], [0]), "pair": ([[], [], []], [0, 1])}
+        simple = (
+            getattr(pp, "simple", None)
+            if pp is not None
+            else {"single": ([[], []], [0]), "pair": ([[], [], []], [0, 1])}
+        )
         self._simple = None if simple is None else {k: _layout(*v) for k, v in simple.items()}
 
     # construction ----------------------------------------------------------------------------
@@ -96,18 +101,27 @@ class Tokenizer:
         cls_token: str = "[CLS]",
         mask_token: str = "[MASK]",
         model_max_length: int = 512,
-    ) -> "Tokenizer":
+    ) -> Tokenizer:
         """BERT's WordPiece tokenizer from a vocab.txt (uncased when `lowercase`)."""
         model = WordPiece.from_vocab_file(vocab_file, unk_token=unk_token)
         for role, token in (("sep_token", sep_token), ("cls_token", cls_token)):
             if token not in model.vocab:
-                raise BertkitError(f"{vocab_file}: the vocabulary has no {token!r} ({role}); BERT's input format needs it")
+                raise BertkitError(
+                    f"{vocab_file}: the vocabulary has no {token!r} ({role}); BERT's input format needs it"
+                )
         specials = [t for t in (pad_token, unk_token, cls_token, sep_token, mask_token) if t in model.vocab]
         return cls(
             model,
-            normalizer=BertNormalizer(clean_text=True, handle_chinese_chars=tokenize_chinese_chars, strip_accents=strip_accents, lowercase=lowercase),
+            normalizer=BertNormalizer(
+                clean_text=True,
+                handle_chinese_chars=tokenize_chinese_chars,
+                strip_accents=strip_accents,
+                lowercase=lowercase,
+            ),
             pre_tokenizer=BertPreTokenizer(),
-            post_processor=TemplateProcessing.bert(cls_token, model.vocab[cls_token], sep_token, model.vocab[sep_token]),
+            post_processor=TemplateProcessing.bert(
+                cls_token, model.vocab[cls_token], sep_token, model.vocab[sep_token]
+            ),
             decoder=WordPieceDecoder(),
             added_tokens=[AddedToken(t, model.vocab[t], special=True) for t in specials],
             model_max_length=model_max_length,
@@ -115,7 +129,7 @@ class Tokenizer:
         )
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "Tokenizer":
+    def from_file(cls, path: str | os.PathLike) -> Tokenizer:
         """A Hugging Face tokenizer.json (WordPiece, BPE or byte-level BPE), with its truncation
         and padding settings applied by `encode` as Hugging Face `tokenizers` does."""
         from bertkit.tokenizers.hf_json import load_tokenizer_json
@@ -123,7 +137,7 @@ class Tokenizer:
         return load_tokenizer_json(path)
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **kwargs) -> "Tokenizer":
+    def from_pretrained(cls, folder: str | os.PathLike, **kwargs) -> Tokenizer:
         """A checkpoint folder with tokenizer.json or vocab.txt (settings from tokenizer_config.json).
 
         As in `transformers`, truncation and padding are chosen per call, not taken from the file.
@@ -136,7 +150,9 @@ class Tokenizer:
             try:
                 config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
             except (ValueError, UnicodeDecodeError) as err:
-                raise BertkitError(f"{folder / 'tokenizer_config.json'}: not valid JSON ({err}); fix or delete the file") from None
+                raise BertkitError(
+                    f"{folder / 'tokenizer_config.json'}: not valid JSON ({err}); fix or delete the file"
+                ) from None
         max_len = config.get("model_max_length", 512)
         max_len = int(max_len) if isinstance(max_len, (int, float)) and max_len < 1e9 else 512
         if (folder / "tokenizer.json").is_file():
@@ -153,7 +169,9 @@ class Tokenizer:
             }
             options.update(kwargs)
             return cls.from_vocab(folder / "vocab.txt", **options)
-        raise BertkitError(f"{folder}: no tokenizer.json or vocab.txt in this folder; pass a checkpoint or tokenizer folder")
+        raise BertkitError(
+            f"{folder}: no tokenizer.json or vocab.txt in this folder; pass a checkpoint or tokenizer folder"
+        )
 
     @classmethod
     def train(
@@ -167,7 +185,7 @@ class Tokenizer:
         limit_alphabet: int | None = None,
         show_progress: bool = True,
         **options,
-    ) -> "Tokenizer":
+    ) -> Tokenizer:
         """Learn a vocabulary from text files (or an iterator of texts) and return its tokenizer.
 
         model: "wordpiece" (likelihood merges, "##" pieces), "bpe" (frequency merges) or
@@ -177,9 +195,15 @@ class Tokenizer:
         from bertkit.tokenizers.trainers import train_tokenizer
 
         return train_tokenizer(
-            files_or_iterator, model=model, vocab_size=vocab_size, min_frequency=min_frequency,
-            lowercase=lowercase, special_tokens=special_tokens, limit_alphabet=limit_alphabet,
-            show_progress=show_progress, **options,
+            files_or_iterator,
+            model=model,
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            lowercase=lowercase,
+            special_tokens=special_tokens,
+            limit_alphabet=limit_alphabet,
+            show_progress=show_progress,
+            **options,
         )
 
     def save(self, folder: str | os.PathLike) -> Path:
@@ -269,7 +293,11 @@ class Tokenizer:
         return enc
 
     def encode_batch(
-        self, texts: Sequence[str], pairs: Sequence[str] | None = None, add_special_tokens: bool = True, num_workers: int | None = None,
+        self,
+        texts: Sequence[str],
+        pairs: Sequence[str] | None = None,
+        add_special_tokens: bool = True,
+        num_workers: int | None = None,
     ) -> list[Encoding]:
         """Many texts at once; large batches are spread over the CPU cores (`num_workers`)."""
         if isinstance(texts, str):
@@ -291,19 +319,41 @@ class Tokenizer:
     def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False) -> list[str]:
         return self.encode(text, pair, add_special_tokens=add_special_tokens).tokens
 
-    def __call__(self, text, text_pair=None, *, add_special_tokens: bool = True, padding=False, truncation=None,
-                 max_length: int | None = None, stride: int = 0, return_overflowing_tokens: bool = False,
-                 return_offsets_mapping: bool = False, return_special_tokens_mask: bool = False,
-                 return_length: bool = False, return_tensors: str | None = None,
-                 pad_to_multiple_of: int | None = None) -> BatchEncoding:
+    def __call__(
+        self,
+        text,
+        text_pair=None,
+        *,
+        add_special_tokens: bool = True,
+        padding=False,
+        truncation=None,
+        max_length: int | None = None,
+        stride: int = 0,
+        return_overflowing_tokens: bool = False,
+        return_offsets_mapping: bool = False,
+        return_special_tokens_mask: bool = False,
+        return_length: bool = False,
+        return_tensors: str | None = None,
+        pad_to_multiple_of: int | None = None,
+    ) -> BatchEncoding:
         """transformers-style call: padding, truncation strategies, stride windows, tensors."""
         from bertkit.tokenizers.batch import call_tokenizer
 
         return call_tokenizer(
-            self, text, text_pair, add_special_tokens=add_special_tokens, padding=padding, truncation=truncation,
-            max_length=max_length, stride=stride, return_overflowing_tokens=return_overflowing_tokens,
-            return_offsets_mapping=return_offsets_mapping, return_special_tokens_mask=return_special_tokens_mask,
-            return_length=return_length, return_tensors=return_tensors, pad_to_multiple_of=pad_to_multiple_of,
+            self,
+            text,
+            text_pair,
+            add_special_tokens=add_special_tokens,
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=return_overflowing_tokens,
+            return_offsets_mapping=return_offsets_mapping,
+            return_special_tokens_mask=return_special_tokens_mask,
+            return_length=return_length,
+            return_tensors=return_tensors,
+            pad_to_multiple_of=pad_to_multiple_of,
         )
 
     # the pipeline -----------------------------------------------------------------------------------
@@ -417,7 +467,13 @@ class Tokenizer:
             layout = _bare_layout(layout)
         chunks, seq_types, uniform = layout
         seqs = (first,) if second is None else (first, second)
-        (ids, type_ids, offsets, word_ids, special) = (list(chunks[0][0]), list(chunks[0][1]), list(chunks[0][2]), list(chunks[0][3]), list(chunks[0][4]))
+        (ids, type_ids, offsets, word_ids, special) = (
+            list(chunks[0][0]),
+            list(chunks[0][1]),
+            list(chunks[0][2]),
+            list(chunks[0][3]),
+            list(chunks[0][4]),
+        )
         ranges = {}
         for k, (s_ids, s_offsets, s_words) in enumerate(seqs):
             n = len(s_ids)
@@ -438,15 +494,28 @@ class Tokenizer:
             type_ids = [uniform] * len(ids)
         return Encoding(ids, type_ids, offsets, word_ids, special, [1] * len(ids), self._table, None, ranges)
 
-    def post_process(self, first: Raw, second: Raw | None, add_special_tokens: bool = True, truncation: dict | None = None) -> Encoding:
+    def post_process(
+        self, first: Raw, second: Raw | None, add_special_tokens: bool = True, truncation: dict | None = None
+    ) -> Encoding:
         """Truncate (into windows), then add special tokens with the post-processor."""
         a = Encoding.from_pieces(*first, self._table)
         b = Encoding.from_pieces(*second, self._table) if second is not None else None
         if truncation is not None:
-            room = truncation["max_length"] - (self.num_special_tokens_to_add(b is not None) if add_special_tokens else 0)
+            room = truncation["max_length"] - (
+                self.num_special_tokens_to_add(b is not None) if add_special_tokens else 0
+            )
             if room < 0:
-                raise BertkitError(f"max_length={truncation['max_length']} leaves no room for the special tokens; raise max_length")
-            truncate_pair(a, b, room, truncation.get("strategy", "longest_first"), truncation.get("stride", 0), truncation.get("direction", "right"))
+                raise BertkitError(
+                    f"max_length={truncation['max_length']} leaves no room for the special tokens; raise max_length"
+                )
+            truncate_pair(
+                a,
+                b,
+                room,
+                truncation.get("strategy", "longest_first"),
+                truncation.get("stride", 0),
+                truncation.get("direction", "right"),
+            )
         if self.post_processor is None:
             if b is None:
                 a.sequence_ranges = {0: (0, len(a))}
@@ -488,16 +557,14 @@ class Tokenizer:
         return [self.decode(ids, skip_special_tokens) for ids in batch]
 
     def __repr__(self) -> str:
-        return f"Tokenizer(model={type(self.model).__name__}, vocab_size={self.vocab_size}, normalizer={type(self.normalizer).__name__})"
+        model, normalizer = type(self.model).__name__, type(self.normalizer).__name__
+        return f"Tokenizer(model={model}, vocab_size={self.vocab_size}, normalizer={normalizer})"
 
 
 def _layout(chunks: list[list[tuple[int, int]]], seq_types: list[int]):
     """Precomputed pieces of a simple template: per chunk of special tokens, its ids, type ids,
     offsets, word ids and special mask; plus the one type id used everywhere, if there is one."""
-    parts = [
-        ([i for i, _ in c], [t for _, t in c], [(0, 0)] * len(c), [None] * len(c), [1] * len(c))
-        for c in chunks
-    ]
+    parts = [([i for i, _ in c], [t for _, t in c], [(0, 0)] * len(c), [None] * len(c), [1] * len(c)) for c in chunks]
     types = {t for c in chunks for _, t in c} | set(seq_types)
     return parts, seq_types, (types.pop() if len(types) == 1 else None)
 
@@ -511,5 +578,7 @@ def _bare_layout(layout):
 
 def _check_text(text, what: str) -> str:
     if not isinstance(text, str):
-        raise BertkitError(f"{what} must be a str, got {type(text).__name__}; pass the text itself (use encode_batch for lists)")
+        raise BertkitError(
+            f"{what} must be a str, got {type(text).__name__}; pass the text itself (use encode_batch for lists)"
+        )
     return text

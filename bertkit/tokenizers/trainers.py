@@ -11,12 +11,13 @@ Both pick the best pair from a heap with lazy deletion: an entry whose count or 
 date is re-queued when it reaches the top. Ties go to the pair with the newest symbol, so a merge
 tends to grow the token just made (the lecture's st, me, men).
 """
+
 from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Sequence
 from math import log
-from typing import Sequence
 
 from bertkit.errors import BertkitError
 from bertkit.tokenizers.merges import PairStats, sym, sym_id
@@ -77,9 +78,12 @@ def train_bpe(
         if not word or not allowed.issuperset(word):
             continue  # a word with a dropped (rare) character cannot be built from the alphabet
         last = len(word) - 1
-        words.append("".join(
-            symbol((prefix if i and prefix else "") + c + (suffix if i == last and suffix else "")) for i, c in enumerate(word)
-        ))
+        words.append(
+            "".join(
+                symbol((prefix if i and prefix else "") + c + (suffix if i == last and suffix else ""))
+                for i, c in enumerate(word)
+            )
+        )
         freqs.append(n)
     if not words:
         raise BertkitError("the training data holds no words; pass non-empty text")
@@ -321,6 +325,7 @@ def train_tokenizer(
     criterion: str = "likelihood",
 ):
     """Build the pipeline for `model`, count the corpus's words with it, learn the vocabulary."""
+    from bertkit.tokenizers.added_tokens import AddedToken
     from bertkit.tokenizers.bpe import BPE
     from bertkit.tokenizers.bytelevel import ALPHABET
     from bertkit.tokenizers.corpus import count_words
@@ -329,7 +334,6 @@ def train_tokenizer(
     from bertkit.tokenizers.post_processors import TemplateProcessing
     from bertkit.tokenizers.pre_tokenizers import BertPreTokenizer, ByteLevel
     from bertkit.tokenizers.tokenizer import Tokenizer
-    from bertkit.tokenizers.added_tokens import AddedToken
     from bertkit.tokenizers.wordpiece import WordPiece
 
     if model not in ("wordpiece", "bpe", "bytelevel"):
@@ -355,7 +359,16 @@ def train_tokenizer(
 
     if model == "wordpiece":
         prefix = "##" if continuing_subword_prefix is None else continuing_subword_prefix
-        vocab, _ = train_wordpiece(counts, vocab_size, min_frequency, specials, limit_alphabet, prefix=prefix, show_progress=show_progress, criterion=criterion)
+        vocab, _ = train_wordpiece(
+            counts,
+            vocab_size,
+            min_frequency,
+            specials,
+            limit_alphabet,
+            prefix=prefix,
+            show_progress=show_progress,
+            criterion=criterion,
+        )
         unk = "[UNK]" if "[UNK]" in specials else (specials[0] if specials else None)
         if unk is None:
             raise BertkitError("a WordPiece vocabulary needs an unknown token; include '[UNK]' in special_tokens")
@@ -365,9 +378,13 @@ def train_tokenizer(
         prefix = continuing_subword_prefix or ""
         suffix = end_of_word_suffix or ""
         initial = ALPHABET if model == "bytelevel" else ()
-        vocab, merges = train_bpe(counts, vocab_size, min_frequency, specials, limit_alphabet, initial, prefix, suffix, show_progress)
+        vocab, merges = train_bpe(
+            counts, vocab_size, min_frequency, specials, limit_alphabet, initial, prefix, suffix, show_progress
+        )
         unk = "[UNK]" if model == "bpe" and "[UNK]" in specials else None
-        tok_model = BPE(vocab, merges, unk_token=unk, continuing_subword_prefix=prefix or None, end_of_word_suffix=suffix or None)
+        tok_model = BPE(
+            vocab, merges, unk_token=unk, continuing_subword_prefix=prefix or None, end_of_word_suffix=suffix or None
+        )
         if model == "bytelevel":
             decoder = ByteLevelDecoder()
         elif suffix:
@@ -381,6 +398,11 @@ def train_tokenizer(
     if "[CLS]" in vocab and "[SEP]" in vocab:
         post = TemplateProcessing.bert("[CLS]", vocab["[CLS]"], "[SEP]", vocab["[SEP]"])
     return Tokenizer(
-        tok_model, normalizer=normalizer, pre_tokenizer=pre, post_processor=post, decoder=decoder,
-        added_tokens=[AddedToken(t, vocab[t], special=True) for t in specials], model_max_length=model_max_length,
+        tok_model,
+        normalizer=normalizer,
+        pre_tokenizer=pre,
+        post_processor=post,
+        decoder=decoder,
+        added_tokens=[AddedToken(t, vocab[t], special=True) for t in specials],
+        model_max_length=model_max_length,
     )

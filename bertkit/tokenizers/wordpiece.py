@@ -4,6 +4,7 @@
 then the longest "##"-prefixed piece of the rest, and so on. A word with any part that cannot be
 matched, or longer than `max_input_chars_per_word`, becomes a single [UNK].
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,9 @@ class WordPiece(Model):
         self.max_input_chars_per_word = max_input_chars_per_word
         n = len(self.prefix)
         # the longest piece, so the search for the longest match starts at a useful length
-        self._max_piece = max((len(t) - n if n and t.startswith(self.prefix) else len(t) for t in self.vocab), default=1)
+        self._max_piece = max(
+            (len(t) - n if n and t.startswith(self.prefix) else len(t) for t in self.vocab), default=1
+        )
 
     def tokenize_word(self, word: str) -> Pieces:
         n = len(word)
@@ -58,10 +61,14 @@ class WordPiece(Model):
         }
 
     @classmethod
-    def from_vocab_file(cls, path: str | Path, unk_token: str = "[UNK]", **kwargs) -> "WordPiece":
+    def from_vocab_file(cls, path: str | Path, unk_token: str = "[UNK]", **kwargs) -> WordPiece:
         vocab = read_vocab_txt(path)
         if unk_token not in vocab:
-            raise InputFileError(path, f"the vocabulary has no {unk_token!r} entry; add a line {unk_token} (BERT's vocab.txt has it at id 100)")
+            raise InputFileError(
+                path,
+                f"the vocabulary has no {unk_token!r} entry; add a "
+                f"line {unk_token} (BERT's vocab.txt has it at id 100)",
+            )
         return cls(vocab, unk_token=unk_token, **kwargs)
 
 
@@ -84,7 +91,11 @@ def read_vocab_txt(path: str | Path) -> dict[str, int]:
     for i, line in enumerate(lines):
         token = line.rstrip()  # as Hugging Face: trailing whitespace (and \r) is not part of the token
         if token in vocab:
-            raise InputFileError(path, f"duplicate entry {token!r} (first on line {vocab[token] + 1}); each token must appear once", i + 1)
+            raise InputFileError(
+                path,
+                f"duplicate entry {token!r} (first on line {vocab[token] + 1}); each token must appear once",
+                i + 1,
+            )
         vocab[token] = i
     return vocab
 

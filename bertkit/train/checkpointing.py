@@ -13,6 +13,7 @@ Exact resume needs everything that decides the next steps: the weights, Adam's m
 schedule's position, the data position (the loop stores it), and the random streams that
 dropout (torch), user code (random, numpy) and GPU kernels draw from.
 """
+
 from __future__ import annotations
 
 import json
@@ -97,12 +98,15 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_weights(model, tmp / "model.safetensors")
-    torch.save({
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "torch_rng": [s["torch"] for s in rng_states],
-        "cuda_rng": [s["cuda"] for s in rng_states],
-    }, tmp / "optimizer.pt")
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "torch_rng": [s["torch"] for s in rng_states],
+            "cuda_rng": [s["cuda"] for s in rng_states],
+        },
+        tmp / "optimizer.pt",
+    )
     state = dict(trainer_state, step=step, rng=[{"python": s["python"], "numpy": s["numpy"]} for s in rng_states])
     (tmp / "trainer_state.json").write_text(json.dumps(state))
     for f in tmp.iterdir():
@@ -178,5 +182,8 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
             tensors[name] = tensors[source]
         model.load_state_dict(tensors, strict=True)
     except (OSError, RuntimeError, KeyError, ValueError) as err:
-        raise InputFileError(path, f"cannot load into this model ({str(err).splitlines()[0][:200]}); "
-                             "was the checkpoint made with another --config?") from None
+        raise InputFileError(
+            path,
+            f"cannot load into this model ({str(err).splitlines()[0][:200]}); "
+            "was the checkpoint made with another --config?",
+        ) from None

@@ -4,13 +4,15 @@ Each record has a "step"; training records carry "loss", "lr", throughput and th
 evaluation records the same names prefixed "eval_". The plot draws one panel per quantity, train
 and eval curves of the same quantity together (`mlm_acc` beside `eval_mlm_acc`).
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 
 class JsonlLog:
@@ -60,7 +62,12 @@ def plot_log(records: Iterable[dict[str, Any]] | str | os.PathLike, png: str | o
     series: dict[str, dict[str, tuple[list, list]]] = {}
     for r in records:
         for key, value in r.items():
-            if key in _SKIP or not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            if (
+                key in _SKIP
+                or not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+            ):
                 continue
             base = key[5:] if key.startswith("eval_") else key
             kind = "eval" if key.startswith("eval_") else "train"
@@ -81,7 +88,7 @@ def plot_log(records: Iterable[dict[str, Any]] | str | os.PathLike, png: str | o
         ax.grid(alpha=0.3)
         if len(series[name]) > 1:
             ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=11)
@@ -95,7 +102,9 @@ def plot_log(records: Iterable[dict[str, Any]] | str | os.PathLike, png: str | o
 
 
 def _order(name: str) -> int:
-    for i, prefix in enumerate(("loss", "mlm_loss", "mlm_acc", "nsp_loss", "nsp_acc", "accuracy", "lr", "grad_norm", "tokens_per_s")):
+    for i, prefix in enumerate(
+        ("loss", "mlm_loss", "mlm_acc", "nsp_loss", "nsp_acc", "accuracy", "lr", "grad_norm", "tokens_per_s")
+    ):
         if name == prefix:
             return i
     return 50

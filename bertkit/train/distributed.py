@@ -9,6 +9,7 @@ Conventions the rest of bertkit follows: every rank reads its own share of each 
 gradients are averaged by DDP, only rank 0 (`env.is_main`) logs and writes files, and anything
 all ranks must agree on (stop now? save now?) goes through `env.any(flag)`.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,7 +63,7 @@ class DistEnv:
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """"auto" -> the local CUDA GPU when there is one, else the CPU."""
+    """ "auto" -> the local CUDA GPU when there is one, else the CPU."""
     if name == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     device = torch.device(name)

@@ -18,11 +18,11 @@ What a job plugs in
              process with accumulation and N processes see exactly the same global batch.
 * task       how to get a loss: `counts(batch)` (each loss term's denominator: rows, tokens,
              masked tokens) and `loss(model, batch) -> (sums, metrics)`; `sums` maps the same
-             term names to their SUM over the micro-batch (a tensor with grad), `metrics` maps names to (sum, count) pairs to log as
-             sum/count. The loop all-reduces the counts of the whole step (all micro-batches, all
-             ranks) first and divides each term by its global count, so the gradient is that of
-             the mean over the global batch, whatever the accumulation or process count. The
-             default `Task` uses `model(**batch).loss` weighted by the batch's rows.
+             term names to their SUM over the micro-batch (a tensor with grad), `metrics` maps
+             names to (sum, count) pairs to log as sum/count. The loop all-reduces the counts of
+             the whole step (all micro-batches, all ranks) first and divides each term by its
+             global count, so the gradient is that of the mean over the global batch, whatever the
+             accumulation or process count. The default `Task` uses `model(**batch).loss` weighted by the batch's rows.
 * eval_fn    `eval_fn(model) -> {name: float}`, run on rank 0 in eval mode under no_grad every
              `eval_every` steps, after each epoch (epoch-based runs) and at the end; logged as
              eval_<name>. With `best_metric` set, each improvement saves `save_fn(model, out/best)`.
@@ -44,6 +44,7 @@ every `save_every` steps in out_dir/checkpoints (atomic, newest `keep_checkpoint
 resume (`resume=True`: weights, optimizer, schedule, RNG streams and the data position), and a
 clean stop with a checkpoint on Ctrl-C / SIGTERM, on `time_limit` seconds, or when a callback asks.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,9 +53,10 @@ import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -62,7 +64,7 @@ import torch
 from bertkit.errors import BertkitError
 from bertkit.train.checkpointing import capture_rng, latest_checkpoint, load_checkpoint, save_checkpoint
 from bertkit.train.curves import JsonlLog, plot_log
-from bertkit.train.distributed import DistEnv, unwrap, wrap_model
+from bertkit.train.distributed import DistEnv, wrap_model
 
 Batch = dict[str, Any]
 
@@ -75,6 +77,7 @@ def resume_point(out_dir: str | os.PathLike, resume: bool) -> Path | None:
 
 
 # what plugs in ------------------------------------------------------------------------------------
+
 
 class BatchSource(Protocol):
     def steps_per_epoch(self) -> int: ...
@@ -89,8 +92,14 @@ class IndexBatches:
     world_size x grad_accum (a tiny tail) is skipped, so every rank runs the same number of steps.
     """
 
-    def __init__(self, plan: Callable[[int], Sequence[Sequence[int]]], collate: Callable[[Sequence[int], int], Batch],
-                 grad_accum: int = 1, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        plan: Callable[[int], Sequence[Sequence[int]]],
+        collate: Callable[[Sequence[int], int], Batch],
+        grad_accum: int = 1,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if grad_accum < 1:
             raise BertkitError(f"grad_accum must be at least 1, got {grad_accum}")
         self.plan, self.collate = plan, collate
@@ -110,7 +119,7 @@ class IndexBatches:
         parts = self.grad_accum * self.world_size
         for global_batch in self._steps(epoch)[start:]:
             pieces = np.array_split(np.asarray(global_batch), parts)
-            mine = pieces[self.rank * self.grad_accum:(self.rank + 1) * self.grad_accum]
+            mine = pieces[self.rank * self.grad_accum : (self.rank + 1) * self.grad_accum]
             yield [self.collate(p.tolist(), epoch) for p in mine]
 
 
@@ -127,7 +136,9 @@ class Task:
     def counts(self, batch: Batch) -> dict[str, float]:
         return {"loss": float(rows(batch))}
 
-    def loss(self, model: torch.nn.Module, batch: Batch) -> tuple[dict[str, torch.Tensor], dict[str, tuple[float, float]]]:
+    def loss(
+        self, model: torch.nn.Module, batch: Batch
+    ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[float, float]]]:
         out = model(**batch)
         if getattr(out, "loss", None) is None:
             raise BertkitError("the model returned no .loss; pass labels in the batch or give train() a task")
@@ -144,19 +155,19 @@ class Task:
 @dataclass
 class TrainConfig:
     out_dir: str | Path
-    max_steps: int | None = None         # stop after this many optimizer steps ...
-    epochs: float | None = None          # ... or after this many passes (the smaller wins)
+    max_steps: int | None = None  # stop after this many optimizer steps ...
+    epochs: float | None = None  # ... or after this many passes (the smaller wins)
     max_grad_norm: float | None = 1.0
-    bf16: bool = False                   # autocast matmuls to bfloat16 (weights stay fp32)
+    bf16: bool = False  # autocast matmuls to bfloat16 (weights stay fp32)
     log_every: int = 10
-    eval_every: int = 0                  # steps; 0 = only after epochs / at the end
+    eval_every: int = 0  # steps; 0 = only after epochs / at the end
     eval_each_epoch: bool = True
     eval_at_start: bool = False
-    save_every: int = 0                  # steps; 0 = only at the end / on interrupt
+    save_every: int = 0  # steps; 0 = only at the end / on interrupt
     keep_checkpoints: int = 3
-    best_metric: str | None = None       # e.g. "accuracy": keep the best model in out_dir/best
+    best_metric: str | None = None  # e.g. "accuracy": keep the best model in out_dir/best
     greater_is_better: bool = True
-    time_limit: float | None = None      # seconds of wall time, then stop cleanly
+    time_limit: float | None = None  # seconds of wall time, then stop cleanly
     resume: bool = False
     progress: bool = True
     plot: bool = True
@@ -196,6 +207,7 @@ def total_steps(batches: BatchSource, max_steps: int | None, epochs: float | Non
 
 
 # the loop -----------------------------------------------------------------------------------------
+
 
 class _Interrupt:
     """First Ctrl-C (or SIGTERM, as schedulers send before preempting): finish the step, save,
@@ -290,11 +302,16 @@ def train(
                 metrics = {k: float(v) for k, v in eval_fn(model).items()}
             model.train()
             state.last_eval = metrics
-            record = {"step": state.step, "epoch": round(state.epoch + state.batch_in_epoch / steps_per_epoch, 4),
-                      **{f"eval_{k}": v for k, v in metrics.items()}}
+            record = {
+                "step": state.step,
+                "epoch": round(state.epoch + state.batch_in_epoch / steps_per_epoch, 4),
+                **{f"eval_{k}": v for k, v in metrics.items()},
+            }
             log.write(record)
             if bar is not None:
-                bar.write("eval @ step {}: {}".format(state.step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())))
+                bar.write(
+                    "eval @ step {}: {}".format(state.step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+                )
             _keep_best(metrics)
             if config.plot:
                 plot_log(out / "log.jsonl", out / "curves.png", title=config.desc)
@@ -307,7 +324,9 @@ def train(
         if name not in metrics:
             raise BertkitError(f"best_metric {config.best_metric!r} is not among the eval metrics {sorted(metrics)}")
         value = metrics[name]
-        better = state.best_value is None or (value > state.best_value if config.greater_is_better else value < state.best_value)
+        better = state.best_value is None or (
+            value > state.best_value if config.greater_is_better else value < state.best_value
+        )
         if better:
             state.best_value, state.best_step = value, state.step
             if save_fn is not None:
@@ -316,9 +335,20 @@ def train(
     def checkpoint() -> None:
         rng = env.gather_objects(capture_rng())
         if env.is_main:
-            loop_state = {k: getattr(state, k) for k in ("step", "epoch", "batch_in_epoch", "tokens", "train_seconds", "best_value", "best_step")}
-            save_checkpoint(ckpt_dir, state.step, model, optimizer, scheduler,
-                            {"loop": loop_state, "extra": config.extra_state}, rng, keep=config.keep_checkpoints)
+            loop_state = {
+                k: getattr(state, k)
+                for k in ("step", "epoch", "batch_in_epoch", "tokens", "train_seconds", "best_value", "best_step")
+            }
+            save_checkpoint(
+                ckpt_dir,
+                state.step,
+                model,
+                optimizer,
+                scheduler,
+                {"loop": loop_state, "extra": config.extra_state},
+                rng,
+                keep=config.keep_checkpoints,
+            )
 
     _call(callbacks, "on_train_begin", state)
     if config.eval_at_start and state.step == 0:
@@ -343,7 +373,14 @@ def train(
                     if env.is_main:
                         log.write(record)
                         if bar is not None:
-                            bar.set_postfix({k: f"{record[k]:.3g}" for k in record if k in ("loss", "mlm_acc", "nsp_acc", "accuracy", "lr")}, refresh=False)
+                            bar.set_postfix(
+                                {
+                                    k: f"{record[k]:.3g}"
+                                    for k in record
+                                    if k in ("loss", "mlm_acc", "nsp_acc", "accuracy", "lr")
+                                },
+                                refresh=False,
+                            )
                 _call(callbacks, "on_step_end", state, record)
                 if bar is not None:
                     bar.update(1)
@@ -392,8 +429,18 @@ def train(
     return state
 
 
-def _step(ddp, model, optimizer, scheduler, micro: list[Batch], task: Task, env: DistEnv,
-          config: TrainConfig, autocast, window: "_Window") -> None:
+def _step(
+    ddp,
+    model,
+    optimizer,
+    scheduler,
+    micro: list[Batch],
+    task: Task,
+    env: DistEnv,
+    config: TrainConfig,
+    autocast,
+    window: _Window,
+) -> None:
     """One optimizer step over this rank's micro-batches."""
     local = {}
     for b in micro:
@@ -454,7 +501,10 @@ class _Window:
         names = sorted(self.sums)
         flat = [x for n in names for x in self.sums[n]] + [sum(self.step_losses), self.tokens]
         flat = env.all_reduce(flat)
-        record: dict[str, Any] = {"step": state.step, "epoch": round(state.epoch + state.batch_in_epoch / steps_per_epoch, 4)}
+        record: dict[str, Any] = {
+            "step": state.step,
+            "epoch": round(state.epoch + state.batch_in_epoch / steps_per_epoch, 4),
+        }
         for i, n in enumerate(names):
             if n == "loss":
                 continue

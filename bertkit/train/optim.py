@@ -10,6 +10,7 @@ are not decayed: shrinking a normalization gain or an offset towards 0 is not re
 
 The schedule is a `torch.optim.lr_scheduler.LambdaLR`, so its state saves and resumes as usual.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,7 +51,9 @@ def build_optimizer(
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused)
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def linear_schedule(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup from 0 over `warmup_steps`, then linear decay to 0 at `total_steps`.
 
     The multiplier at step s is s / warmup during warmup and (total - s) / (total - warmup) after,

@@ -11,6 +11,7 @@ steps then linear decay, dropout 0.1, GELU, batch 256). For a budget of minutes 
 `SHORT_BUDGET` (docs/pretraining.md): a higher peak lr with a short warmup, small batches of
 short sequences, more masking, and starting points taken from the data (unigram bias, sinusoids).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,17 @@ RUN_FILE = "run.json"
 
 # What we found to learn fastest in ~20 minutes on 2 CPU cores (BERT-mini); see docs/pretraining.md.
 # PretrainSettings fields; seq_len is the data's (`pretrain-data --max-seq-len 64`).
-SHORT_BUDGET = {"seq_len": 64, "lr": 1e-3, "warmup_steps": 100, "batch_size": 16, "dropout": 0.0, "unigram_bias": True,
-                "sinusoidal_positions": True, "mlm_probability": 0.25, "max_predictions": 32}
+SHORT_BUDGET = {
+    "seq_len": 64,
+    "lr": 1e-3,
+    "warmup_steps": 100,
+    "batch_size": 16,
+    "dropout": 0.0,
+    "unigram_bias": True,
+    "sinusoidal_positions": True,
+    "mlm_probability": 0.25,
+    "max_predictions": 32,
+}
 
 
 @dataclass
@@ -46,8 +56,8 @@ class PretrainSettings:
     data: str
     out: str
     config: str = "base"
-    tokenizer: str | None = None        # default: the data folder's tokenizer/
-    batch_size: int = 256               # global batch per optimizer step (all processes, all micro-batches)
+    tokenizer: str | None = None  # default: the data folder's tokenizer/
+    batch_size: int = 256  # global batch per optimizer step (all processes, all micro-batches)
     grad_accum: int = 1
     max_steps: int = 1_000_000
     lr: float = 1e-4
@@ -55,7 +65,7 @@ class PretrainSettings:
     weight_decay: float = 0.01
     adam_eps: float = 1e-6
     max_grad_norm: float = 1.0
-    seq_len: int | None = None          # must equal the data's max_seq_len when given
+    seq_len: int | None = None  # must equal the data's max_seq_len when given
     bf16: bool = False
     seed: int = 42
     eval_every: int = 1000
@@ -68,9 +78,9 @@ class PretrainSettings:
     whole_word_mask: bool | None = None  # default: as the data was built
     mlm_probability: float | None = None
     max_predictions: int | None = None
-    dropout: float | None = None         # override hidden and attention dropout
-    unigram_bias: bool = False           # start the word decoder's bias at log unigram frequencies
-    sinusoidal_positions: bool = False   # start the (learned) position embeddings at scaled sinusoids
+    dropout: float | None = None  # override hidden and attention dropout
+    unigram_bias: bool = False  # start the word decoder's bias at log unigram frequencies
+    sinusoidal_positions: bool = False  # start the (learned) position embeddings at scaled sinusoids
     length_grouping: bool = True
     max_minutes: float | None = None
     device: str = "auto"
@@ -92,7 +102,10 @@ class PretrainingTask(Task):
         with torch.no_grad():
             metrics = {
                 "mlm_acc": (float((logits.argmax(-1) == target).sum()), float(len(target))),
-                "nsp_acc": (float((out.seq_relationship_logits.argmax(-1) == nsp_target).sum()), float(len(nsp_target))),
+                "nsp_acc": (
+                    float((out.seq_relationship_logits.argmax(-1) == nsp_target).sum()),
+                    float(len(nsp_target)),
+                ),
             }
         return {"mlm_loss": mlm, "nsp_loss": nsp}, metrics
 
@@ -100,12 +113,18 @@ class PretrainingTask(Task):
 def _forward(model, batch):
     labels = batch["labels"]
     chosen = labels.ne(-100)  # [B, T] -> the model keeps only these rows for the decoder
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                token_type_ids=batch["token_type_ids"], masked_positions=chosen)
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        token_type_ids=batch["token_type_ids"],
+        masked_positions=chosen,
+    )
     return out, labels[chosen], batch["next_sentence_label"]
 
 
-def evaluate_pretraining(model, batches: list[dict[str, torch.Tensor]], device: torch.device | str = "cpu") -> dict[str, float]:
+def evaluate_pretraining(
+    model, batches: list[dict[str, torch.Tensor]], device: torch.device | str = "cpu"
+) -> dict[str, float]:
     """Masked-token accuracy / loss and NSP accuracy / loss over fixed batches (eval mode, no grad)."""
     was_training = model.training
     model.eval()
@@ -115,23 +134,36 @@ def evaluate_pretraining(model, batches: list[dict[str, torch.Tensor]], device: 
             batch = {k: v.to(device) for k, v in batch.items()}
             out, target, nsp_target = _forward(model, batch)
             logits, nsp_logits = out.prediction_logits.float(), out.seq_relationship_logits.float()
-            sums += [float(F.cross_entropy(logits, target, reduction="sum")), float((logits.argmax(-1) == target).sum()), len(target),
-                     float(F.cross_entropy(nsp_logits, nsp_target, reduction="sum")), float((nsp_logits.argmax(-1) == nsp_target).sum()), len(nsp_target)]
+            sums += [
+                float(F.cross_entropy(logits, target, reduction="sum")),
+                float((logits.argmax(-1) == target).sum()),
+                len(target),
+                float(F.cross_entropy(nsp_logits, nsp_target, reduction="sum")),
+                float((nsp_logits.argmax(-1) == nsp_target).sum()),
+                len(nsp_target),
+            ]
     model.train(was_training)
-    return {"mlm_loss": sums[0] / max(sums[2], 1), "mlm_acc": sums[1] / max(sums[2], 1),
-            "nsp_loss": sums[3] / max(sums[5], 1), "nsp_acc": sums[4] / max(sums[5], 1)}
+    return {
+        "mlm_loss": sums[0] / max(sums[2], 1),
+        "mlm_acc": sums[1] / max(sums[2], 1),
+        "nsp_loss": sums[3] / max(sums[5], 1),
+        "nsp_acc": sums[4] / max(sums[5], 1),
+    }
 
 
-def eval_batches(data: PretrainingData, masker: Masker, seed: int, count: int, batch_size: int, pad_id: int) -> list[dict]:
+def eval_batches(
+    data: PretrainingData, masker: Masker, seed: int, count: int, batch_size: int, pad_id: int
+) -> list[dict]:
     """A fixed, seeded sample of `count` held-out instances with fixed masks, length-sorted."""
     rng = np.random.default_rng([seed, EVAL_STREAM])
     chosen = rng.permutation(len(data))[:count]
     chosen = chosen[np.argsort(data.lengths[chosen], kind="stable")]
     collate = PretrainingCollator(data, masker, seed, pad_id, stream=EVAL_STREAM)
-    return [collate(chosen[i:i + batch_size]) for i in range(0, len(chosen), batch_size)]
+    return [collate(chosen[i : i + batch_size]) for i in range(0, len(chosen), batch_size)]
 
 
 # set-up and checks ------------------------------------------------------------------------------------
+
 
 def load_config(spec: str, vocab_size: int, seq_len: int, dropout: float | None):
     """A preset name (tiny, mini, ..., L4-H256) or a config.json; checked against the data."""
@@ -140,16 +172,23 @@ def load_config(spec: str, vocab_size: int, seq_len: int, dropout: float | None)
     path = Path(spec)
     if path.suffix == ".json" or path.is_file():
         if not path.is_file():
-            raise BertkitError(f"--config {spec}: no such file; give a preset ({', '.join(BertConfig.preset_names()[:6])}, ...) or a config.json")
+            raise BertkitError(
+                f"--config {spec}: no such file; give a preset "
+                f"({', '.join(BertConfig.preset_names()[:6])}, ...) or a config.json"
+            )
         config = BertConfig.from_json_file(path)
         if config.vocab_size < vocab_size:
-            raise BertkitError(f"--config {spec}: vocab_size {config.vocab_size} is smaller than the data's vocabulary "
-                               f"({vocab_size} ids); set vocab_size to {vocab_size} or use the tokenizer the config belongs to")
+            raise BertkitError(
+                f"--config {spec}: vocab_size {config.vocab_size} is smaller than the data's vocabulary "
+                f"({vocab_size} ids); set vocab_size to {vocab_size} or use the tokenizer the config belongs to"
+            )
     else:
         config = BertConfig.preset(spec, vocab_size=vocab_size)
     if config.max_position_embeddings < seq_len:
-        raise BertkitError(f"--config {spec}: max_position_embeddings {config.max_position_embeddings} is shorter "
-                           f"than the data's sequences ({seq_len}); raise it or rebuild the data with a shorter --max-seq-len")
+        raise BertkitError(
+            f"--config {spec}: max_position_embeddings {config.max_position_embeddings} is shorter "
+            f"than the data's sequences ({seq_len}); raise it or rebuild the data with a shorter --max-seq-len"
+        )
     if config.type_vocab_size < 2:
         raise BertkitError(f"--config {spec}: type_vocab_size must be at least 2 for sentence pairs")
     if dropout is not None:
@@ -169,21 +208,39 @@ def _check_out(out: Path, run: dict[str, Any], resume: bool) -> None:
     run_file = out / RUN_FILE
     if run_file.is_file():
         if not resume:
-            raise BertkitError(f"{out}: the folder holds another run ({RUN_FILE}); pass --resume to continue it or choose a new --out")
+            raise BertkitError(
+                f"{out}: the folder holds another run ({RUN_FILE}); pass --resume to continue it or choose a new --out"
+            )
         try:
             old = json.loads(run_file.read_text())
         except json.JSONDecodeError:
             raise InputFileError(run_file, "unreadable; delete the folder or choose a new --out") from None
         differ = [k for k in run if k in _MUST_MATCH and old.get(k) != run[k]]
         if differ:
-            raise BertkitError(f"{out}: --resume with different settings ({', '.join(differ)}) would not continue the same run; "
-                               "use the original settings or a new --out")
+            raise BertkitError(
+                f"{out}: --resume with different settings ({', '.join(differ)}) would not continue the same run; "
+                "use the original settings or a new --out"
+            )
     elif out.is_dir() and any(p for p in out.iterdir() if not p.name.startswith(".")):
         raise BertkitError(f"{out}: the folder is not empty and holds no bertkit run; choose a new or empty --out")
 
 
-_MUST_MATCH = ("data", "config", "batch_size", "grad_accum", "max_steps", "lr", "warmup_steps", "weight_decay", "seed",
-               "whole_word_mask", "mlm_probability", "max_predictions", "length_grouping", "bf16")
+_MUST_MATCH = (
+    "data",
+    "config",
+    "batch_size",
+    "grad_accum",
+    "max_steps",
+    "lr",
+    "warmup_steps",
+    "weight_decay",
+    "seed",
+    "whole_word_mask",
+    "mlm_probability",
+    "max_predictions",
+    "length_grouping",
+    "bf16",
+)
 
 
 def _seed_everything(seed: int) -> None:
@@ -194,9 +251,9 @@ def _seed_everything(seed: int) -> None:
 
 def pretrain(s: PretrainSettings) -> TrainState:
     """Check everything, then run the loop; returns the loop's final state."""
+    from bertkit.data.build import tokenizer_fingerprint
     from bertkit.model import BertForPreTraining
     from bertkit.tokenizers import Tokenizer
-    from bertkit.data.build import tokenizer_fingerprint
     from bertkit.train import distributed
     from bertkit.train.optim import build_optimizer, linear_schedule
 
@@ -210,35 +267,58 @@ def pretrain(s: PretrainSettings) -> TrainState:
     built = manifest["settings"]
     seq_len = int(built["max_seq_len"])
     if s.seq_len is not None and s.seq_len != seq_len:
-        raise BertkitError(f"--seq-len {s.seq_len} differs from the data's max_seq_len {seq_len}; rebuild the data with "
-                           f"`bertkit pretrain-data --max-seq-len {s.seq_len}` or drop --seq-len")
+        raise BertkitError(
+            f"--seq-len {s.seq_len} differs from the data's max_seq_len {seq_len}; rebuild the data with "
+            f"`bertkit pretrain-data --max-seq-len {s.seq_len}` or drop --seq-len"
+        )
     tok_dir = Path(s.tokenizer) if s.tokenizer else data_dir / "tokenizer"
     tokenizer = Tokenizer.from_pretrained(tok_dir)
     if tokenizer_fingerprint(tokenizer) != manifest["tokenizer"]["fingerprint"]:
-        raise BertkitError(f"{data_dir} was built with a different tokenizer than {tok_dir} (fingerprints "
-                           f"{manifest['tokenizer']['fingerprint']} vs {tokenizer_fingerprint(tokenizer)}); rebuild the data "
-                           "with this tokenizer or pass the one it was built with")
+        raise BertkitError(
+            f"{data_dir} was built with a different tokenizer than {tok_dir} (fingerprints "
+            f"{manifest['tokenizer']['fingerprint']} vs {tokenizer_fingerprint(tokenizer)}); rebuild the data "
+            "with this tokenizer or pass the one it was built with"
+        )
     config = load_config(s.config, len(tokenizer), seq_len, s.dropout)
     if s.bf16 and not _bf16_is_fast(s.device):
-        raise BertkitError("--bf16: this CPU has no native bfloat16 (AVX-512 BF16 / AMX), where bf16 matmuls run ~100x "
-                           "slower than fp32; drop --bf16 (or train on a GPU / a CPU with AVX-512 BF16)")
+        raise BertkitError(
+            "--bf16: this CPU has no native bfloat16 (AVX-512 BF16 / AMX), where bf16 matmuls run ~100x "
+            "slower than fp32; drop --bf16 (or train on a GPU / a CPU with AVX-512 BF16)"
+        )
 
     env = distributed.setup(s.device, s.threads)
     try:
         parts = s.grad_accum * env.world_size
         if s.batch_size % parts:
-            raise BertkitError(f"--batch-size {s.batch_size} must divide into {env.world_size} process(es) x "
-                               f"{s.grad_accum} accumulation step(s); use a multiple of {parts}")
+            raise BertkitError(
+                f"--batch-size {s.batch_size} must divide into {env.world_size} process(es) x "
+                f"{s.grad_accum} accumulation step(s); use a multiple of {parts}"
+            )
         whole_word = built["whole_word_mask"] if s.whole_word_mask is None else s.whole_word_mask
         masker = Masker.from_tokenizer(
-            tokenizer, whole_word=whole_word,
+            tokenizer,
+            whole_word=whole_word,
             mlm_probability=s.mlm_probability or built["masked_lm_prob"],
-            max_predictions=s.max_predictions or built["max_predictions_per_seq"])
-        run = {"data": data_fingerprint(manifest), "config": config.to_dict(), "batch_size": s.batch_size,
-               "grad_accum": s.grad_accum, "max_steps": s.max_steps, "lr": s.lr, "warmup_steps": s.warmup_steps,
-               "weight_decay": s.weight_decay, "seed": s.seed, "whole_word_mask": whole_word,
-               "mlm_probability": masker.mlm_probability, "max_predictions": masker.max_predictions,
-               "length_grouping": s.length_grouping, "bf16": s.bf16, "settings": asdict(s), "world_size": env.world_size}
+            max_predictions=s.max_predictions or built["max_predictions_per_seq"],
+        )
+        run = {
+            "data": data_fingerprint(manifest),
+            "config": config.to_dict(),
+            "batch_size": s.batch_size,
+            "grad_accum": s.grad_accum,
+            "max_steps": s.max_steps,
+            "lr": s.lr,
+            "warmup_steps": s.warmup_steps,
+            "weight_decay": s.weight_decay,
+            "seed": s.seed,
+            "whole_word_mask": whole_word,
+            "mlm_probability": masker.mlm_probability,
+            "max_predictions": masker.max_predictions,
+            "length_grouping": s.length_grouping,
+            "bf16": s.bf16,
+            "settings": asdict(s),
+            "world_size": env.world_size,
+        }
         if env.is_main:
             _check_out(out, run, s.resume)
         env.barrier()
@@ -263,11 +343,15 @@ def pretrain(s: PretrainSettings) -> TrainState:
             plan = lambda epoch: random_plan(len(train_data), s.batch_size, s.seed, epoch)  # noqa: E731
         batches = IndexBatches(plan, collate, s.grad_accum, env.rank, env.world_size)
         if batches.steps_per_epoch() == 0:
-            raise BertkitError(f"{data_dir}: {len(train_data)} training instances make no batch of {s.batch_size}; "
-                               "lower --batch-size or build more data")
+            raise BertkitError(
+                f"{data_dir}: {len(train_data)} training instances make no batch of {s.batch_size}; "
+                "lower --batch-size or build more data"
+            )
         eval_fn = None
         if "eval" in manifest["splits"] and s.eval_instances > 0 and env.is_main:
-            held = eval_batches(PretrainingData(data_dir, "eval"), masker, s.seed, s.eval_instances, s.eval_batch_size, pad_id)
+            held = eval_batches(
+                PretrainingData(data_dir, "eval"), masker, s.seed, s.eval_instances, s.eval_batch_size, pad_id
+            )
             eval_fn = lambda m: evaluate_pretraining(m, held, env.device)  # noqa: E731
         elif env.is_main:
             print(f"note: {data_dir} has no held-out split (build it with --heldout N); no evaluation during training")
@@ -277,25 +361,45 @@ def pretrain(s: PretrainSettings) -> TrainState:
             tmp.write_text(json.dumps(run, indent=2, default=str) + "\n")
             os.replace(tmp, out / RUN_FILE)
             n_params = model.num_parameters()
-            print(f"pretraining {s.config} ({n_params / 1e6:.1f}M parameters) on {len(train_data):,} instances; "
-                  f"batch {s.batch_size} = {env.world_size} process(es) x {s.grad_accum} x {s.batch_size // parts}; "
-                  f"{s.max_steps:,} steps, lr {s.lr:g} (warmup {s.warmup_steps:,}); device {env.device}", flush=True)
+            print(
+                f"pretraining {s.config} ({n_params / 1e6:.1f}M parameters) on {len(train_data):,} instances; "
+                f"batch {s.batch_size} = {env.world_size} process(es) x {s.grad_accum} x {s.batch_size // parts}; "
+                f"{s.max_steps:,} steps, lr {s.lr:g} (warmup {s.warmup_steps:,}); device {env.device}",
+                flush=True,
+            )
 
         def save(m, folder: Path) -> None:
             m.save_pretrained(folder)
             tokenizer.save(folder)
 
         loop = TrainConfig(
-            out_dir=out, max_steps=s.max_steps, max_grad_norm=s.max_grad_norm, bf16=s.bf16, log_every=s.log_every,
-            eval_every=s.eval_every, save_every=s.save_every, keep_checkpoints=s.keep_checkpoints, resume=s.resume,
-            time_limit=s.max_minutes * 60 if s.max_minutes else None, progress=s.progress, desc=f"pretrain {s.config}",
+            out_dir=out,
+            max_steps=s.max_steps,
+            max_grad_norm=s.max_grad_norm,
+            bf16=s.bf16,
+            log_every=s.log_every,
+            eval_every=s.eval_every,
+            save_every=s.save_every,
+            keep_checkpoints=s.keep_checkpoints,
+            resume=s.resume,
+            time_limit=s.max_minutes * 60 if s.max_minutes else None,
+            progress=s.progress,
+            desc=f"pretrain {s.config}",
             extra_state={"run": run["data"]},
         )
         started = time.time()
-        state = train(model, optimizer, scheduler, batches, loop, task=PretrainingTask(), eval_fn=eval_fn, env=env, save_fn=save)
+        state = train(
+            model, optimizer, scheduler, batches, loop, task=PretrainingTask(), eval_fn=eval_fn, env=env, save_fn=save
+        )
         if env.is_main and not state.interrupted:
-            summary = {"step": state.step, "stop_reason": state.stop_reason or "max_steps", "wall_seconds": round(time.time() - started, 1),
-                       "train_seconds": round(state.train_seconds, 1), "tokens": state.tokens, "eval": state.last_eval}
+            summary = {
+                "step": state.step,
+                "stop_reason": state.stop_reason or "max_steps",
+                "wall_seconds": round(time.time() - started, 1),
+                "train_seconds": round(state.train_seconds, 1),
+                "tokens": state.tokens,
+                "eval": state.last_eval,
+            }
             (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return state
     finally:

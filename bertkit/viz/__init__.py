@@ -8,6 +8,7 @@
 The renderers take tokens and an attention stack (numpy [L, A, T, T], or the model's
 `outputs.attentions` directly); matplotlib and torch are imported only when used.
 """
+
 from bertkit.viz.attention import Attention, as_attention_stack, compute_attention, head_summary
 from bertkit.viz.attention_html import attention_html, head_view_html
 from bertkit.viz.attention_png import attention_png, head_figure, layer_figure, overview_figure
@@ -15,9 +16,23 @@ from bertkit.viz.contextual import WordSimilarity, WordVectors, cosine, find_wor
 from bertkit.viz.embeddings_plot import embedding_figure, embedding_map, pca_2d
 
 __all__ = [
-    "Attention", "as_attention_stack", "compute_attention", "head_summary",
-    "attention_html", "head_view_html",
-    "attention_png", "head_figure", "layer_figure", "overview_figure",
-    "WordSimilarity", "WordVectors", "cosine", "find_word", "word_similarity", "word_vectors",
-    "embedding_figure", "embedding_map", "pca_2d",
+    "Attention",
+    "as_attention_stack",
+    "compute_attention",
+    "head_summary",
+    "attention_html",
+    "head_view_html",
+    "attention_png",
+    "head_figure",
+    "layer_figure",
+    "overview_figure",
+    "WordSimilarity",
+    "WordVectors",
+    "cosine",
+    "find_word",
+    "word_similarity",
+    "word_vectors",
+    "embedding_figure",
+    "embedding_map",
+    "pca_2d",
 ]

@@ -5,12 +5,14 @@ tested on synthetic arrays; `compute_attention` is the thin function that runs a
 Layers and heads are numbered from 0, as in `outputs.attentions[layer][:, head]`; negative
 numbers count from the end, as in Python.
 """
+
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,8 +53,7 @@ def check_index(value: int, count: int, what: str) -> int:
     """A layer or head number -> its index in [0, count); a clear error when out of range."""
     if not -count <= value < count:
         raise BertkitError(
-            f"{what} {value} is out of range: the model has {count} {what}s "
-            f"(use 0..{count - 1}, or -1 for the last)"
+            f"{what} {value} is out of range: the model has {count} {what}s (use 0..{count - 1}, or -1 for the last)"
         )
     return value % count
 
@@ -69,9 +70,7 @@ class Attention:
         stack = as_attention_stack(self.weights)
         object.__setattr__(self, "weights", stack)
         if stack.shape[-1] != len(self.tokens):
-            raise BertkitError(
-                f"attentions cover {stack.shape[-1]} tokens but {len(self.tokens)} tokens were given"
-            )
+            raise BertkitError(f"attentions cover {stack.shape[-1]} tokens but {len(self.tokens)} tokens were given")
         if len(self.type_ids) != len(self.tokens):
             raise BertkitError(f"got {len(self.type_ids)} type ids for {len(self.tokens)} tokens")
 
@@ -97,8 +96,9 @@ class Attention:
     def to_html(self, path: str | Path, title: str | None = None, layer: int = 0, head: int = 0) -> Path:
         from bertkit.viz.attention_html import attention_html
 
-        return attention_html(self.tokens, self.weights, path, type_ids=self.type_ids, title=title,
-                              layer=layer, head=head)
+        return attention_html(
+            self.tokens, self.weights, path, type_ids=self.type_ids, title=title, layer=layer, head=head
+        )
 
 
 def head_summary(tokens: Sequence[str], attentions: Any) -> dict[str, np.ndarray]:
@@ -136,8 +136,9 @@ def compute_attention(
     token_type_ids = torch.tensor([type_ids])
     model.eval()
     with torch.no_grad():
-        out = model(input_ids, attention_mask=torch.ones_like(input_ids), token_type_ids=token_type_ids,
-                    output_attentions=True)
+        out = model(
+            input_ids, attention_mask=torch.ones_like(input_ids), token_type_ids=token_type_ids, output_attentions=True
+        )
     return Attention(tokens=tokens, weights=as_attention_stack(out.attentions), type_ids=type_ids)
 
 

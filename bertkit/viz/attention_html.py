@@ -9,6 +9,7 @@ The weights travel as base64 float32, so the page shows exactly the model's numb
 line carries them in `data-from`, `data-to` and `data-weight`, and `window.bertkitHeadView`
 exposes `select(layer, head)` and `weights()` for scripts and tests.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,8 +17,9 @@ import html
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -6,13 +6,15 @@ Three views, from the most detailed to the broadest:
 - the whole model: a layers x heads overview of per-head numbers (entropy, attention to [CLS]/[SEP]).
 Figures grow with the sentence so that ~60 tokens stay readable.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +49,7 @@ def attention_png(
     return save_png(fig, path)
 
 
-def head_figure(tokens: Sequence[str], attentions: Any, layer: int, head: int,
-                type_ids: Sequence[int] | None = None):
+def head_figure(tokens: Sequence[str], attentions: Any, layer: int, head: int, type_ids: Sequence[int] | None = None):
     """Heatmap of one head: cell (i, j) = attention of token i (row) to token j (column)."""
     stack = as_attention_stack(attentions)
     layer = check_index(layer, stack.shape[0], "layer")
@@ -86,8 +87,15 @@ def layer_figure(tokens: Sequence[str], attentions: Any, layer: int, type_ids: S
         left = margin + c * (side + gap)
         bottom = margin + (rows - 1 - r) * (side + gap)
         ax = fig.add_axes(_box(fig, left=left, bottom=bottom, width=side, height=side))
-        _heatmap(ax, stack[layer, h], tokens, type_ids, font=_font(cell),
-                 xlabels=r == rows - 1 or h + cols >= heads, ylabels=c == 0)
+        _heatmap(
+            ax,
+            stack[layer, h],
+            tokens,
+            type_ids,
+            font=_font(cell),
+            xlabels=r == rows - 1 or h + cols >= heads,
+            ylabels=c == 0,
+        )
         ax.set_title(f"head {h}", fontsize=9, pad=3)
     return fig
 
@@ -143,11 +151,13 @@ def _umask() -> int:
     return mask
 
 
-def _heatmap(ax, matrix: np.ndarray, tokens: Sequence[str], type_ids, font: float,
-             xlabels: bool = True, ylabels: bool = True):
+def _heatmap(
+    ax, matrix: np.ndarray, tokens: Sequence[str], type_ids, font: float, xlabels: bool = True, ylabels: bool = True
+):
     n = len(tokens)
-    image = ax.imshow(matrix, cmap=CMAP, vmin=0.0, vmax=max(float(matrix.max()), 1e-6),
-                      interpolation="nearest", aspect="equal")
+    image = ax.imshow(
+        matrix, cmap=CMAP, vmin=0.0, vmax=max(float(matrix.max()), 1e-6), interpolation="nearest", aspect="equal"
+    )
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set_xticklabels(tokens if xlabels else [], rotation=90, fontsize=font)

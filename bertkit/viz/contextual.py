@@ -6,12 +6,14 @@ the static input embeddings of the word (rows of the token-embedding table) are 
 its vectors after each encoder layer drift apart. A word split into pieces (pre ##train ##ing)
 is represented by the mean of its pieces' vectors.
 """
+
 from __future__ import annotations
 
 import textwrap
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,19 +44,25 @@ class WordSimilarity:
     per_layer: list[float]  # cosine at the embedding output (0) and after each layer (1..L)
 
     @classmethod
-    def between(cls, vectors: WordVectors, i: int = 0, j: int = 1) -> "WordSimilarity":
+    def between(cls, vectors: WordVectors, i: int = 0, j: int = 1) -> WordSimilarity:
         """Compare the word in sentences i and j of `vectors`."""
         layers = vectors.layers
         per_layer = [cosine(layers[i, k], layers[j, k]) for k in range(layers.shape[1])]
-        return cls(word=vectors.word, contextual=per_layer[-1],
-                   static=cosine(vectors.static[i], vectors.static[j]), per_layer=per_layer)
+        return cls(
+            word=vectors.word,
+            contextual=per_layer[-1],
+            static=cosine(vectors.static[i], vectors.static[j]),
+            per_layer=per_layer,
+        )
 
     def report(self) -> str:
-        rows = [f"cosine similarity of {self.word!r} in the two sentences:",
-                f"  static input embedding (token table): {self.static:.4f}",
-                f"  contextual vector (last layer):      {self.contextual:.4f}",
-                "  through the layers: " + "  ".join(
-                    f"{'emb' if i == 0 else f'L{i}'}={c:.3f}" for i, c in enumerate(self.per_layer))]
+        rows = [
+            f"cosine similarity of {self.word!r} in the two sentences:",
+            f"  static input embedding (token table): {self.static:.4f}",
+            f"  contextual vector (last layer):      {self.contextual:.4f}",
+            "  through the layers: "
+            + "  ".join(f"{'emb' if i == 0 else f'L{i}'}={c:.3f}" for i, c in enumerate(self.per_layer)),
+        ]
         return "\n".join(rows)
 
 
@@ -80,17 +88,25 @@ def word_vectors(model: Any, tokenizer: Any, sentences: Sequence[str], word: str
     for text in sentences:
         n = len(tokenizer.encode(text).ids)
         if n > limit:
-            warnings.warn(f"the sentence {textwrap.shorten(text, 40)!r} has {n} tokens but the model takes at "
-                          f"most {limit}; only the first {limit} are used", stacklevel=2)
+            warnings.warn(
+                f"the sentence {textwrap.shorten(text, 40)!r} has {n} tokens but the model takes at "
+                f"most {limit}; only the first {limit} are used",
+                stacklevel=2,
+            )
     depth = int(model.config.num_hidden_layers) + 1  # the embedding output and each layer's output
     per_text = token_embeddings(sentences, model=model, tokenizer=tokenizer, layers=list(range(depth)))
     table = model.embeddings.word_embeddings.weight.detach()  # [V, H]
     statics, layers, pieces = [], [], []
     for text, emb in zip(sentences, per_text):
-        if word.casefold() not in [w.casefold() for w in emb.words] and word.casefold() in text.casefold() \
-                and len(tokenizer.encode(text).ids) > limit:
-            raise BertkitError(f"{word!r} lies past the model's maximum of {limit} tokens in "
-                               f"{textwrap.shorten(text, 40)!r}; shorten the sentence")
+        if (
+            word.casefold() not in [w.casefold() for w in emb.words]
+            and word.casefold() in text.casefold()
+            and len(tokenizer.encode(text).ids) > limit
+        ):
+            raise BertkitError(
+                f"{word!r} lies past the model's maximum of {limit} tokens in "
+                f"{textwrap.shorten(text, 40)!r}; shorten the sentence"
+            )
         k = find_word(emb, word)
         start, end = emb.word_offsets[k]
         positions = [t for t, (s, e) in enumerate(emb.offsets) if start <= s < e <= end]  # skips specials (0, 0)
@@ -99,8 +115,7 @@ def word_vectors(model: Any, tokenizer: Any, sentences: Sequence[str], word: str
         layers.append(emb.word_vectors[k].view(depth, -1).float().numpy())  # [(L + 1) * H] -> [L + 1, H]
         statics.append(table[ids].mean(0).float().numpy())  # [H]
         pieces.append(word_pieces)
-    return WordVectors(word=word, sentences=sentences, pieces=pieces,
-                       static=np.stack(statics), layers=np.stack(layers))
+    return WordVectors(word=word, sentences=sentences, pieces=pieces, static=np.stack(statics), layers=np.stack(layers))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -4,11 +4,12 @@ The seed's point: "bank" by a river and "bank" the lender enter BERT as the same
 leave it as different ones. Projecting the output vectors onto their two main directions of
 variation shows the senses as separate groups of points.
 """
+
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -51,8 +52,9 @@ def embedding_map(
     return save_png(embedding_figure(vectors, labels, word=word, groups=groups), path)
 
 
-def embedding_figure(vectors: np.ndarray, labels: Sequence[str], *, word: str = "",
-                     groups: Sequence[str] | None = None):
+def embedding_figure(
+    vectors: np.ndarray, labels: Sequence[str], *, word: str = "", groups: Sequence[str] | None = None
+):
     from matplotlib.figure import Figure
 
     if len(labels) != len(vectors):
@@ -64,13 +66,18 @@ def embedding_figure(vectors: np.ndarray, labels: Sequence[str], *, word: str = 
     palette = ["#1f4e9c", "#b3541e", "#2a7f3f", "#7b3294", "#a6761d", "#555555"]
     for k, name in enumerate(dict.fromkeys(names)):
         idx = [i for i, g in enumerate(names) if g == name]
-        ax.scatter(coords[idx, 0], coords[idx, 1], s=60, color=palette[k % len(palette)],
-                   label=name or None, zorder=3)
+        ax.scatter(coords[idx, 0], coords[idx, 1], s=60, color=palette[k % len(palette)], label=name or None, zorder=3)
     middle = float(np.median(coords[:, 0]))
     for (x, y), label in zip(coords, labels):
         right = x > middle  # write labels inwards, so they stay inside the axes
-        ax.annotate(textwrap.shorten(label, 40), (x, y), xytext=(-6 if right else 6, 4), textcoords="offset points",
-                    ha="right" if right else "left", fontsize=8)
+        ax.annotate(
+            textwrap.shorten(label, 40),
+            (x, y),
+            xytext=(-6 if right else 6, 4),
+            textcoords="offset points",
+            ha="right" if right else "left",
+            fontsize=8,
+        )
     ax.axhline(0, color="#ddd", zorder=1)
     ax.axvline(0, color="#ddd", zorder=1)
     ax.set_xlabel(f"PC 1 ({explained[0]:.0%} of the variance)")

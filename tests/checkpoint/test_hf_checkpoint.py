@@ -1,4 +1,5 @@
 """Hugging Face folders: round trips with transformers, prefix handling, load reports, bad files."""
+
 from __future__ import annotations
 
 import json
@@ -9,17 +10,25 @@ from pathlib import Path
 
 import pytest
 import torch
+from peers import peer
 from safetensors.torch import load_file
 
 import bertkit.model as bk
 from bertkit.checkpoint.hf import load_state_into
 from bertkit.errors import BertkitError, InputFileError
-from peers import peer
 
 transformers = peer("transformers")
 
-TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-            max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+TINY = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
 
 
 def inputs(B=3, T=9):
@@ -40,10 +49,15 @@ def randomized(model):
     return model.eval()
 
 
-@pytest.mark.parametrize("name,field", [("BertForSequenceClassification", "logits"),
-                                        ("BertForPreTraining", "prediction_logits"),
-                                        ("BertForQuestionAnswering", "start_logits"),
-                                        ("BertModel", "pooler_output")])
+@pytest.mark.parametrize(
+    "name,field",
+    [
+        ("BertForSequenceClassification", "logits"),
+        ("BertForPreTraining", "prediction_logits"),
+        ("BertForQuestionAnswering", "start_logits"),
+        ("BertModel", "pooler_output"),
+    ],
+)
 def test_saved_by_bertkit_loads_in_transformers(tmp_path, name, field):
     ours = randomized(getattr(bk, name)(bk.BertConfig(**TINY, num_labels=2 if "Question" in name else 3)))
     ours.save_pretrained(tmp_path)
@@ -77,15 +91,18 @@ def test_state_dict_keys_are_hugging_face_keys():
 
 def test_base_checkpoint_into_head_reports_new_weights_by_name(minilm_dir, caplog):
     with caplog.at_level(logging.WARNING, logger="bertkit"):
-        model, report = bk.BertForSequenceClassification.from_pretrained(minilm_dir, num_labels=4,
-                                                                         output_loading_info=True)
+        model, report = bk.BertForSequenceClassification.from_pretrained(
+            minilm_dir, num_labels=4, output_loading_info=True
+        )
     assert report.newly_initialized == ["classifier.bias", "classifier.weight"]
     assert not report.unexpected and not report.mismatched
     assert "classifier.weight" in caplog.text and "newly initialised" in caplog.text
     raw = load_file(str(Path(minilm_dir) / "model.safetensors"))
     assert torch.equal(model.bert.embeddings.word_embeddings.weight, raw["embeddings.word_embeddings.weight"])
-    assert torch.equal(model.state_dict()["bert.encoder.layer.3.attention.self.key.weight"],
-                       raw["encoder.layer.3.attention.self.key.weight"])
+    assert torch.equal(
+        model.state_dict()["bert.encoder.layer.3.attention.self.key.weight"],
+        raw["encoder.layer.3.attention.self.key.weight"],
+    )
     assert model.classifier.weight.shape == (4, 384)
 
 
@@ -104,7 +121,8 @@ def test_mismatched_shapes_stop_the_load_unless_asked(tmp_path):
     with pytest.raises(BertkitError, match=r"classifier\.weight \(checkpoint \[3, 32\] vs model \[5, 32\]\)"):
         bk.BertForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
     model, report = bk.BertForSequenceClassification.from_pretrained(
-        tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True)
+        tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True
+    )
     assert [m[0] for m in report.mismatched] == ["classifier.bias", "classifier.weight"]
     assert model.classifier.weight.shape == (5, 32)
 
@@ -135,7 +153,9 @@ def test_inconsistent_config_is_a_clear_error(tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     config["num_attention_heads"] = 5
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(InputFileError, match=r"config\.json: .*hidden_size 32 is not divisible by num_attention_heads 5"):
+    with pytest.raises(
+        InputFileError, match=r"config\.json: .*hidden_size 32 is not divisible by num_attention_heads 5"
+    ):
         bk.BertModel.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(InputFileError, match="not valid JSON"):
@@ -166,8 +186,10 @@ def test_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path):
     bk.BertModel(bk.BertConfig(**TINY)).save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").unlink()
     marker = tmp_path / "pwned"
-    torch.save({"embeddings.word_embeddings.weight": torch.zeros(99, 32), "x": _Payload(marker)},
-               tmp_path / "pytorch_model.bin")
+    torch.save(
+        {"embeddings.word_embeddings.weight": torch.zeros(99, 32), "x": _Payload(marker)},
+        tmp_path / "pytorch_model.bin",
+    )
     with pytest.raises(InputFileError, match="refused: the pickle holds objects other than tensors"):
         bk.BertModel.from_pretrained(tmp_path)
     assert not marker.exists()
@@ -191,7 +213,9 @@ def test_hub_name_offline_is_a_clear_error(monkeypatch):
     hub = pytest.importorskip("huggingface_hub")
     monkeypatch.setattr(hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(InputFileError, match="downloading 'no-such-user/no-such-bert' from the Hugging Face hub failed"):
+    with pytest.raises(
+        InputFileError, match="downloading 'no-such-user/no-such-bert' from the Hugging Face hub failed"
+    ):
         bk.BertModel.from_pretrained("no-such-user/no-such-bert")
 
 

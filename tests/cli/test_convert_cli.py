@@ -1,4 +1,5 @@
 """`bertkit convert --from google`: the thin CLI over checkpoint.google."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """`bertkit demo` without $BERTKIT_DATA: the steps that need task data say what they skip, never crash."""
+
 from __future__ import annotations
 
 from bertkit.cli.finetune import DEMO_RUNS, demo_step

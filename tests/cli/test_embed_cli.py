@@ -1,4 +1,5 @@
 """`bertkit embed` and `bertkit fill-mask`: thin CLI over bertkit.inference."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,20 @@ def test_embed_writes_one_row_per_line(tmp_path, minilm_dir, capsys):
     lines = ["I love Paris", "", "Sam hated the movie", "the\tsong is not good"]
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "vectors.npy"
-    code = main(["embed", "--model", str(minilm_dir), "--input", str(tmp_path / "in.txt"), "--output", str(out),
-                 "--layers", "-1,-2", "--normalize"])
+    code = main(
+        [
+            "embed",
+            "--model",
+            str(minilm_dir),
+            "--input",
+            str(tmp_path / "in.txt"),
+            "--output",
+            str(out),
+            "--layers",
+            "-1,-2",
+            "--normalize",
+        ]
+    )
     assert code == 0 and "embedded 4 lines" in capsys.readouterr().out
     vectors = np.load(out)
     assert vectors.shape == (4, 768) and vectors.dtype == np.float32

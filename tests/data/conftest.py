@@ -1,5 +1,6 @@
 """Tests of bertkit.train run on one thread: the machine is shared, and two OpenMP threads on a
 busy core make tiny ops 100x slower without changing any result."""
+
 import pytest
 import torch
 

@@ -18,7 +18,10 @@ def _word_corpus(folder, n_docs=10, seed=0):
     for d in range(n_docs):
         paragraphs = []
         for _ in range(int(rng.integers(8, 20))):
-            sents = [" ".join([WORDS[d]] * int(rng.integers(3, 15))).capitalize() + "." for _ in range(int(rng.integers(1, 5)))]
+            sents = [
+                " ".join([WORDS[d]] * int(rng.integers(3, 15))).capitalize() + "."
+                for _ in range(int(rng.integers(1, 5)))
+            ]
             paragraphs.append(" ".join(sents))
         (folder / f"doc{d:02d}.txt").write_text("\n\n".join(paragraphs) + "\n")
     return folder
@@ -31,12 +34,14 @@ def books(shared_data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("books")
     for path in src:
         text = path.read_text()[20_000:35_000]
-        (folder / path.name).write_text(text[text.index("\n\n") + 2:])
+        (folder / path.name).write_text(text[text.index("\n\n") + 2 :])
     return folder
 
 
 def _build(inputs, tok, out, workers=1, **settings):
-    return build_pretraining_data([inputs], tok, out, BuildSettings(**settings), workers=workers, progress=False, log=lambda s: None)
+    return build_pretraining_data(
+        [inputs], tok, out, BuildSettings(**settings), workers=workers, progress=False, log=lambda s: None
+    )
 
 
 def test_build_is_deterministic_for_any_worker_count(books, minilm_dir, tmp_path):

@@ -4,19 +4,31 @@ from bertkit.data.documents import expand_inputs, read_documents, split_sentence
 from bertkit.errors import BertkitError, InputFileError
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Mr. Smith went to Washington. He said hello.", ["Mr. Smith went to Washington.", "He said hello."]),
-    ('"Where are you?" asked J. K. Rowling. Nobody answered.', ['"Where are you?" asked J. K. Rowling.', "Nobody answered."]),
-    ('"Oh!" said he. "Really?" She laughed... It was late.', ['"Oh!" said he.', '"Really?"', "She laughed...", "It was late."]),
-    ("It was 5 p.m. when we left. Then we ate.", ["It was 5 p.m. when we left.", "Then we ate."]),
-    ("Dr. Watson, i.e. the doctor, came at 3 o'clock. St. Paul's bells rang.", ["Dr. Watson, i.e. the doctor, came at 3 o'clock.", "St. Paul's bells rang."]),
-    ("He shouted “Stop!” Then he ran.", ["He shouted “Stop!”", "Then he ran."]),
-    ("Pete is a U. P., and may be left. Yes.", ["Pete is a U. P., and may be left.", "Yes."]),
-    ("Chapter 1. It began. 1854 was a hard year.", ["Chapter 1.", "It began.", "1854 was a hard year."]),
-    ("  wrapped\n  across   lines.  Next one! ", ["wrapped across lines.", "Next one!"]),
-    ("------", []),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Mr. Smith went to Washington. He said hello.", ["Mr. Smith went to Washington.", "He said hello."]),
+        (
+            '"Where are you?" asked J. K. Rowling. Nobody answered.',
+            ['"Where are you?" asked J. K. Rowling.', "Nobody answered."],
+        ),
+        (
+            '"Oh!" said he. "Really?" She laughed... It was late.',
+            ['"Oh!" said he.', '"Really?"', "She laughed...", "It was late."],
+        ),
+        ("It was 5 p.m. when we left. Then we ate.", ["It was 5 p.m. when we left.", "Then we ate."]),
+        (
+            "Dr. Watson, i.e. the doctor, came at 3 o'clock. St. Paul's bells rang.",
+            ["Dr. Watson, i.e. the doctor, came at 3 o'clock.", "St. Paul's bells rang."],
+        ),
+        ("He shouted “Stop!” Then he ran.", ["He shouted “Stop!”", "Then he ran."]),
+        ("Pete is a U. P., and may be left. Yes.", ["Pete is a U. P., and may be left.", "Yes."]),
+        ("Chapter 1. It began. 1854 was a hard year.", ["Chapter 1.", "It began.", "1854 was a hard year."]),
+        ("  wrapped\n  across   lines.  Next one! ", ["wrapped across lines.", "Next one!"]),
+        ("------", []),
+        ("", []),
+    ],
+)
 def test_split_sentences(text, expected):
     assert split_sentences(text) == expected
 

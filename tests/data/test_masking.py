@@ -88,7 +88,16 @@ def test_whole_word_masking_masks_every_piece_of_a_word():
 
 
 def test_word_starts_from_tokenizer_word_ids():
-    assert word_starts_from_word_ids([None, 0, 0, 1, 2, 2, 2, None]).tolist() == [True, True, False, True, True, False, False, True]
+    assert word_starts_from_word_ids([None, 0, 0, 1, 2, 2, 2, None]).tolist() == [
+        True,
+        True,
+        False,
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]
 
 
 @pytest.mark.parametrize("model", ["wordpiece", "bpe", "bytelevel"])
@@ -96,8 +105,14 @@ def test_whole_words_with_every_tokenizer_kind(model):
     from bertkit.tokenizers import Tokenizer
 
     text = ["the quick brown fox jumps over the lazy dog while a zebra quietly waxes jovial"] * 20
-    tok = Tokenizer.train(iter(text), model=model, vocab_size=300, min_frequency=1, show_progress=False,
-                          special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok = Tokenizer.train(
+        iter(text),
+        model=model,
+        vocab_size=300,
+        min_frequency=1,
+        show_progress=False,
+        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+    )
     enc = tok.encode("quizzical jumpsuit foxglove brownie", add_special_tokens=False)  # unseen words
     starts = word_starts_from_word_ids(enc.word_ids)
     assert starts.sum() == 4 and len(enc.ids) > 4  # four words, several pieces each

@@ -33,22 +33,22 @@ def _all_instances(docs, builder, seed=0):
 def test_layout_lengths_and_segments():
     docs = _corpus()
     b = PairBuilder(max_seq_len=64, cls_id=CLS, sep_id=SEP, short_seq_prob=0.1)
-    for d, inst in _all_instances(docs, b):
+    for _d, inst in _all_instances(docs, b):
         ids = inst.ids
         assert len(ids) <= 64
         assert ids[0] == CLS and ids[inst.len_a - 1] == SEP and ids[-1] == SEP
         assert (ids == SEP).sum() == 2 and (ids == CLS).sum() == 1
         assert inst.len_a >= 3 and len(ids) - inst.len_a >= 2  # A and B both non-empty
         types = inst.token_type_ids
-        assert types[:inst.len_a].sum() == 0 and types[inst.len_a:].all()
+        assert types[: inst.len_a].sum() == 0 and types[inst.len_a :].all()
 
 
 def test_is_next_b_continues_a_and_not_next_comes_from_another_document():
     docs = _corpus()
     b = PairBuilder(max_seq_len=64, cls_id=CLS, sep_id=SEP)
     for d, inst in _all_instances(docs, b):
-        a = [_origin(t) for t in inst.ids[1:inst.len_a - 1]]
-        bb = [_origin(t) for t in inst.ids[inst.len_a:-1]]
+        a = [_origin(t) for t in inst.ids[1 : inst.len_a - 1]]
+        bb = [_origin(t) for t in inst.ids[inst.len_a : -1]]
         assert {doc for doc, _ in a} == {d}
         sa = [s for _, s in a]
         assert np.all(np.diff(sa) >= 0) and np.all(np.diff(sa) <= 1)  # consecutive sentences
@@ -64,7 +64,7 @@ def test_without_truncation_is_next_b_starts_right_after_a():
     docs = _corpus(n_docs=50, seed=4, fixed_len=5)  # 25 sentences of 5 fill 125 tokens exactly: no cut
     b = PairBuilder(max_seq_len=128, cls_id=CLS, sep_id=SEP, short_seq_prob=0.0)
     count = 0
-    for d, inst in _all_instances(docs, b):
+    for _d, inst in _all_instances(docs, b):
         if not inst.is_random_next:
             a_last = _origin(inst.ids[inst.len_a - 2])[1]
             b_first = _origin(inst.ids[inst.len_a])[1]
@@ -100,7 +100,9 @@ def test_not_next_puts_unused_sentences_back():
     b = PairBuilder(max_seq_len=128, cls_id=CLS, sep_id=SEP, short_seq_prob=0.0)
     seen = {d: set() for d in range(len(docs))}
     for d, inst in _all_instances(docs, b):
-        keep = inst.ids[1:inst.len_a - 1].tolist() + ([] if inst.is_random_next else inst.ids[inst.len_a:-1].tolist())
+        keep = inst.ids[1 : inst.len_a - 1].tolist() + (
+            [] if inst.is_random_next else inst.ids[inst.len_a : -1].tolist()
+        )
         seen[d].update(_origin(t)[1] for t in keep)
     for d, doc in enumerate(docs):
         missing = set(range(doc.num_sentences)) - seen[d]
@@ -115,7 +117,7 @@ def test_truncation_trims_the_longer_side_from_both_ends():
     for seed in range(200):
         for inst in b.instances(docs, 0, np.random.default_rng(seed)):
             if not inst.is_random_next:
-                a = inst.ids[1:inst.len_a - 1]
+                a = inst.ids[1 : inst.len_a - 1]
                 assert len(inst.ids) == 64 and abs(len(a) - (61 - len(a))) <= 1  # both sides cut to ~equal
                 fronts += a[0] > 100
     assert fronts > 20  # the front is cut sometimes, not only the back

@@ -1,4 +1,5 @@
 """The demo's corpus: the shared books, or -- without $BERTKIT_DATA -- Python's own documentation."""
+
 from __future__ import annotations
 
 import pytest
@@ -67,8 +68,14 @@ def test_steps_1_and_2_run_on_the_fallback_text(tmp_path, monkeypatch):
     assert tok.token_to_id("[MASK]") is not None
     sentences = [s for f in files for doc in read_documents(f) for s in doc]
     assert len(sentences) > 500
-    manifest = build_pretraining_data(files, tok.save(tmp_path / "tok"), tmp_path / "data",
-                                      BuildSettings(max_seq_len=64, heldout=2), progress=False, log=lambda _: None)
+    manifest = build_pretraining_data(
+        files,
+        tok.save(tmp_path / "tok"),
+        tmp_path / "data",
+        BuildSettings(max_seq_len=64, heldout=2),
+        progress=False,
+        log=lambda _: None,
+    )
     train = manifest["splits"]["train"]
     assert train["instances"] > 200
     assert 0.3 < train["not_next"] / train["instances"] < 0.7

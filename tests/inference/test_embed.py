@@ -1,4 +1,5 @@
 """Feature extraction with the packaged MiniLM: order, pooling, layers, dtypes, per-word vectors, fill-mask."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,9 +15,16 @@ from bertkit.inference import fill_mask, half_is_native, prepare
 from bertkit.model.quantize import Int8Linear, quantize_int8
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "google_bert_tiny"
-TEXTS = ["I love Paris", "Sam hated the movie because the ending was unbelievably bad", "It was a great day",
-         "The song is not good", "We loved the game", "a", "Paris is a beautiful city . I love Paris",
-         "the immune system protects organisms from disease"]
+TEXTS = [
+    "I love Paris",
+    "Sam hated the movie because the ending was unbelievably bad",
+    "It was a great day",
+    "The song is not good",
+    "We loved the game",
+    "a",
+    "Paris is a beautiful city . I love Paris",
+    "the immune system protects organisms from disease",
+]
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +103,17 @@ def test_normalize_single_text_and_errors(minilm):
 
 def test_model_folder_provides_the_tokenizer(minilm_dir, minilm):
     model, tok = minilm
-    assert (bertkit.embed(TEXTS, model=minilm_dir) - bertkit.embed(TEXTS, model=model, tokenizer=tok)).abs().max() <= 1e-6
+    assert (
+        bertkit.embed(TEXTS, model=minilm_dir) - bertkit.embed(TEXTS, model=model, tokenizer=tok)
+    ).abs().max() <= 1e-6
 
 
 def test_seed_example_python_differs_by_context_but_not_statically(minilm):
     """The seed's example: 'Python' the snake vs 'Python' the language."""
     model, tok = minilm
     snake, language = bertkit.token_embeddings(
-        ["He got bit by Python", "Python is my favorite programming language"], model=model, tokenizer=tok)
+        ["He got bit by Python", "Python is my favorite programming language"], model=model, tokenizer=tok
+    )
     assert snake.words == ["He", "got", "bit", "by", "Python"]
     assert snake.tokens == ["[CLS]", "he", "got", "bit", "by", "python", "[SEP]"]
     contextual = F.cosine_similarity(snake.word_vector("python"), language.word_vector("python"), dim=0)
@@ -166,7 +177,7 @@ def test_int8_linear_per_token_matches_exact_product_closely():
     exact = linear(x)
     for per_token in (True, False):
         y = Int8Linear(linear, per_token=per_token)(x)
-        rel = ((y - exact).norm(dim=-1) / exact.norm(dim=-1))
+        rel = (y - exact).norm(dim=-1) / exact.norm(dim=-1)
         if per_token:
             assert rel.max() < 0.03, rel
         else:

@@ -1,4 +1,5 @@
 """BertModel on its own: shapes, the two attention paths, state-dict names, bad input, train mode."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,15 @@ import torch
 from bertkit import BertConfig, BertForMaskedLM, BertModel
 from bertkit.errors import BertkitError
 
-TINY = dict(vocab_size=50, hidden_size=24, num_hidden_layers=3, num_attention_heads=4, intermediate_size=40,
-            max_position_embeddings=40, type_vocab_size=2)
+TINY = dict(
+    vocab_size=50,
+    hidden_size=24,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=40,
+    max_position_embeddings=40,
+    type_vocab_size=2,
+)
 
 
 @pytest.fixture
@@ -49,7 +57,7 @@ def test_output_shapes(model):
 def test_sdpa_and_explicit_paths_agree(model, T):
     ids = torch.randint(1, 50, (3, T), generator=torch.Generator().manual_seed(T))
     mask = torch.ones(3, T, dtype=torch.long)
-    mask[1, T // 2:] = 0
+    mask[1, T // 2 :] = 0
     fast = model(ids, mask)
     explicit = model(ids, mask, output_attentions=True)
     assert explicit.attentions is not None and fast.attentions is None
@@ -63,7 +71,7 @@ def test_cls_only_gives_the_same_pooled_output_and_gradients(model, T):
     torch.manual_seed(1)
     ids = torch.randint(1, 50, (3, T))
     mask = torch.ones_like(ids)
-    mask[1, T // 2:] = 0
+    mask[1, T // 2 :] = 0
     pooled, grads = [], []
     for cls_only in (False, True):
         model.zero_grad()
@@ -110,13 +118,16 @@ def test_mlm_decoder_is_tied_to_word_embeddings():
     assert m.num_parameters() == sum(p.numel() for p in m.parameters())  # counted once
 
 
-@pytest.mark.parametrize("ids,message", [
-    (torch.tensor([[2, 50, 3]]), "id 50, outside the vocabulary of 50"),
-    (torch.tensor([[2, -1, 3]]), "id -1, outside the vocabulary"),
-    (torch.ones(1, 41, dtype=torch.long), "sequence length 41 exceeds max_position_embeddings 40"),
-    (torch.ones(3, dtype=torch.long), "shape \\[batch, seq\\]"),
-    (torch.ones(1, 3), "integer tensor"),
-])
+@pytest.mark.parametrize(
+    "ids,message",
+    [
+        (torch.tensor([[2, 50, 3]]), "id 50, outside the vocabulary of 50"),
+        (torch.tensor([[2, -1, 3]]), "id -1, outside the vocabulary"),
+        (torch.ones(1, 41, dtype=torch.long), "sequence length 41 exceeds max_position_embeddings 40"),
+        (torch.ones(3, dtype=torch.long), "shape \\[batch, seq\\]"),
+        (torch.ones(1, 3), "integer tensor"),
+    ],
+)
 def test_bad_input_ids_are_clear_errors(model, ids, message):
     with pytest.raises(BertkitError, match=message):
         model(ids)
@@ -173,6 +184,6 @@ def test_gelu_variants_differ_and_tanh_matches_formula():
     x = torch.linspace(-4, 4, 101)
     from bertkit.model.bert import activation
 
-    seed_formula = 0.5 * x * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x + 0.044715 * x ** 3)))
+    seed_formula = 0.5 * x * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x + 0.044715 * x**3)))
     torch.testing.assert_close(activation("gelu_tanh")(x), seed_formula)
     assert (activation("gelu")(x) - seed_formula).abs().max() > 1e-5

@@ -1,29 +1,46 @@
 """BertConfig: presets, the seed's L/H grid, validation, Hugging Face and Google config files."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
+from peers import peer
 
 from bertkit import BertConfig
 from bertkit.errors import BertkitError, InputFileError
-from peers import peer
 
 
 def test_defaults_are_bert_base():
     c = BertConfig()
     assert (c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size) == (
-        30522, 768, 12, 12, 3072)
+        30522,
+        768,
+        12,
+        12,
+        3072,
+    )
     assert (c.hidden_act, c.hidden_dropout_prob, c.max_position_embeddings, c.type_vocab_size, c.layer_norm_eps) == (
-        "gelu", 0.1, 512, 2, 1e-12)
+        "gelu",
+        0.1,
+        512,
+        2,
+        1e-12,
+    )
 
 
-@pytest.mark.parametrize("name,layers,hidden", [("tiny", 2, 128), ("mini", 4, 256), ("small", 4, 512),
-                                                ("medium", 8, 512), ("base", 12, 768), ("large", 24, 1024)])
+@pytest.mark.parametrize(
+    "name,layers,hidden",
+    [("tiny", 2, 128), ("mini", 4, 256), ("small", 4, 512), ("medium", 8, 512), ("base", 12, 768), ("large", 24, 1024)],
+)
 def test_named_presets(name, layers, hidden):
     c = BertConfig.preset(name)
     assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size) == (
-        layers, hidden, hidden // 64, 4 * hidden)
+        layers,
+        hidden,
+        hidden // 64,
+        4 * hidden,
+    )
 
 
 def test_grid_presets_cover_the_seed_table():
@@ -40,15 +57,18 @@ def test_grid_presets_cover_the_seed_table():
         BertConfig.preset("huge")
 
 
-@pytest.mark.parametrize("changes,message", [
-    (dict(hidden_size=100, num_attention_heads=12), "not divisible by num_attention_heads"),
-    (dict(num_hidden_layers=0), "num_hidden_layers must be a positive integer"),
-    (dict(hidden_act="tanh"), "hidden_act 'tanh' is not supported"),
-    (dict(hidden_dropout_prob=1.5), r"hidden_dropout_prob must be in \[0, 1\)"),
-    (dict(position_embedding_type="relative_key"), "absolute"),
-    (dict(vocab_size=10, pad_token_id=10), "pad_token_id 10 is outside the vocabulary"),
-    (dict(num_labels=3, id2label={0: "a", 1: "b"}), "num_labels 3 disagrees with id2label"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        (dict(hidden_size=100, num_attention_heads=12), "not divisible by num_attention_heads"),
+        (dict(num_hidden_layers=0), "num_hidden_layers must be a positive integer"),
+        (dict(hidden_act="tanh"), "hidden_act 'tanh' is not supported"),
+        (dict(hidden_dropout_prob=1.5), r"hidden_dropout_prob must be in \[0, 1\)"),
+        (dict(position_embedding_type="relative_key"), "absolute"),
+        (dict(vocab_size=10, pad_token_id=10), "pad_token_id 10 is outside the vocabulary"),
+        (dict(num_labels=3, id2label={0: "a", 1: "b"}), "num_labels 3 disagrees with id2label"),
+    ],
+)
 def test_inconsistent_configs_are_refused(changes, message):
     with pytest.raises(BertkitError, match=message):
         BertConfig(**changes)
@@ -67,13 +87,18 @@ def test_hf_config_round_trip_and_transformers_reads_it(tmp_path):
 
 def test_reads_transformers_config_and_keeps_unknown_keys(tmp_path):
     transformers = peer("transformers")
-    transformers.BertConfig(hidden_size=64, num_attention_heads=4, num_hidden_layers=3,
-                            intermediate_size=99, num_labels=5).save_pretrained(tmp_path)
+    transformers.BertConfig(
+        hidden_size=64, num_attention_heads=4, num_hidden_layers=3, intermediate_size=99, num_labels=5
+    ).save_pretrained(tmp_path)
     c = BertConfig.from_pretrained(tmp_path)
     assert (c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.num_labels) == (64, 3, 99, 5)
     written = json.loads((tmp_path / "config.json").read_text())
-    extra = {k for k in written if k not in c.to_dict() and k not in ("label2id", "architectures", "model_type",
-                                                                          "transformers_version", "dtype")}
+    extra = {
+        k
+        for k in written
+        if k not in c.to_dict()
+        and k not in ("label2id", "architectures", "model_type", "transformers_version", "dtype")
+    }
     assert extra <= set(c.extra)
     c.save_pretrained(tmp_path / "again")
     assert BertConfig.from_pretrained(tmp_path / "again") == c
@@ -88,10 +113,23 @@ def test_overrides_of_num_labels_drop_stale_label_names():
 
 def test_google_bert_config(tmp_path):
     path = tmp_path / "bert_config.json"
-    path.write_text(json.dumps({"attention_probs_dropout_prob": 0.1, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-                                "hidden_size": 768, "initializer_range": 0.02, "intermediate_size": 3072,
-                                "max_position_embeddings": 512, "num_attention_heads": 12, "num_hidden_layers": 12,
-                                "type_vocab_size": 2, "vocab_size": 30522}))
+    path.write_text(
+        json.dumps(
+            {
+                "attention_probs_dropout_prob": 0.1,
+                "hidden_act": "gelu",
+                "hidden_dropout_prob": 0.1,
+                "hidden_size": 768,
+                "initializer_range": 0.02,
+                "intermediate_size": 3072,
+                "max_position_embeddings": 512,
+                "num_attention_heads": 12,
+                "num_hidden_layers": 12,
+                "type_vocab_size": 2,
+                "vocab_size": 30522,
+            }
+        )
+    )
     c = BertConfig.from_pretrained(tmp_path)  # no config.json: Google's file is used
     assert c.hidden_act == "gelu_tanh" and c.num_hidden_layers == 12
     c.save_google_json(tmp_path / "out.json")

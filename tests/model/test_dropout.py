@@ -1,5 +1,6 @@
 """bertkit's CPU dropout: the rate, the scaling, reproducibility, and that the training paths it
 opens (fused dropout + residual, masked attention in one matmul) compute the same network."""
+
 import pytest
 import torch
 
@@ -48,8 +49,15 @@ def test_module_matches_nn_dropout_contract():
 
 
 def _tiny(**kw):
-    return BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                      intermediate_size=64, max_position_embeddings=64, **kw)
+    return BertConfig(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        **kw,
+    )
 
 
 def test_training_paths_equal_eval_when_nothing_is_dropped(monkeypatch):
@@ -124,8 +132,9 @@ def test_skipping_padding_changes_nothing_a_head_reads():
 
 def test_token_classifier_skips_padding_only_when_padding_is_unlabelled():
     torch.manual_seed(0)
-    model = BertForTokenClassification(_tiny(num_labels=3, hidden_dropout_prob=0.0,
-                                             attention_probs_dropout_prob=0.0)).train()
+    model = BertForTokenClassification(
+        _tiny(num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    ).train()
     ids = torch.randint(5, 99, (2, 12))
     mask = torch.ones(2, 12, dtype=torch.long)
     mask[1, 6:] = 0

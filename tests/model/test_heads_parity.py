@@ -1,17 +1,25 @@
 """Every head against its transformers twin on the same random weights: logits, loss, gradients."""
+
 from __future__ import annotations
 
-import pytest
 import torch
+from peers import peer
 
 import bertkit.model as bk
 from bertkit.checkpoint.hf import load_state_into
-from peers import peer
 
 transformers = peer("transformers")
 
-TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-            max_position_embeddings=64, type_vocab_size=2, hidden_act="gelu")
+TINY = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    type_vocab_size=2,
+    hidden_act="gelu",
+)
 
 
 def twins(name: str, **extra):
@@ -37,7 +45,7 @@ def batch(B=4, T=11, seed=1):
         mask[b, n:] = 0
         ids[b, n:] = 0
     types = torch.zeros(B, T, dtype=torch.long)
-    types[:, T // 2:] = 1
+    types[:, T // 2 :] = 1
     return dict(input_ids=ids, attention_mask=mask, token_type_ids=types)
 
 
@@ -86,8 +94,13 @@ def test_pretraining_head():
     labels = torch.full_like(inputs["input_ids"], -100)
     labels[:, 2] = 7
     labels[0, 5] = 42
-    run_pair("BertForPreTraining", inputs, ["prediction_logits", "seq_relationship_logits"],
-             labels=labels, next_sentence_label=torch.tensor([0, 1, 1, 0]))
+    run_pair(
+        "BertForPreTraining",
+        inputs,
+        ["prediction_logits", "seq_relationship_logits"],
+        labels=labels,
+        next_sentence_label=torch.tensor([0, 1, 1, 0]),
+    )
 
 
 def test_masked_lm_head():
@@ -135,8 +148,13 @@ def test_sequence_classification_single_label():
 
 
 def test_sequence_classification_regression_when_one_label():
-    _, _, _, out = run_pair("BertForSequenceClassification", batch(), ["logits"], {"num_labels": 1},
-                            labels=torch.tensor([0.5, -1.0, 2.0, 0.0]))
+    _, _, _, out = run_pair(
+        "BertForSequenceClassification",
+        batch(),
+        ["logits"],
+        {"num_labels": 1},
+        labels=torch.tensor([0.5, -1.0, 2.0, 0.0]),
+    )
     assert out.logits.shape == (4, 1)
 
 
@@ -154,8 +172,13 @@ def test_token_classification():
 
 
 def test_question_answering_including_positions_outside_the_window():
-    run_pair("BertForQuestionAnswering", batch(), ["start_logits", "end_logits"],
-             start_positions=torch.tensor([1, 4, 0, 30]), end_positions=torch.tensor([2, 6, 0, 31]))
+    run_pair(
+        "BertForQuestionAnswering",
+        batch(),
+        ["start_logits", "end_logits"],
+        start_positions=torch.tensor([1, 4, 0, 30]),
+        end_positions=torch.tensor([2, 6, 0, 31]),
+    )
 
 
 def test_base_model_outputs_and_gradients():

@@ -4,15 +4,16 @@
 file order, so rows carry real padding. Every hidden state, the pooled output and the attention
 probabilities must agree to 1e-5; so must mean-pooled, normalised sentence vectors.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from peers import peer
 
 import bertkit
 from bertkit import BertModel
-from peers import peer
 
 transformers = peer("transformers")
 
@@ -36,8 +37,10 @@ def texts(shared_data):
 @pytest.fixture(scope="module")
 def batches(texts, minilm_dir):
     tok = transformers.AutoTokenizer.from_pretrained(minilm_dir)
-    return [tok(texts[i:i + 32], padding=True, truncation=True, max_length=MAX_LEN, return_tensors="pt")
-            for i in range(0, len(texts), 32)]
+    return [
+        tok(texts[i : i + 32], padding=True, truncation=True, max_length=MAX_LEN, return_tensors="pt")
+        for i in range(0, len(texts), 32)
+    ]
 
 
 def max_diff(a, b) -> float:
@@ -56,8 +59,12 @@ def test_explicit_attention_path_matches_transformers_eager(minilm_dir, batches)
             o = ours(**b, output_hidden_states=True, output_attentions=True)
             h = eager(**b, output_hidden_states=True, output_attentions=True)
             assert len(o.hidden_states) == len(h.hidden_states) == 7 and len(o.attentions) == 6
-            worst["hidden_states"] = max(worst["hidden_states"], *(max_diff(x, y) for x, y in zip(o.hidden_states, h.hidden_states)))
-            worst["attentions"] = max(worst["attentions"], *(max_diff(x, y) for x, y in zip(o.attentions, h.attentions)))
+            worst["hidden_states"] = max(
+                worst["hidden_states"], *(max_diff(x, y) for x, y in zip(o.hidden_states, h.hidden_states))
+            )
+            worst["attentions"] = max(
+                worst["attentions"], *(max_diff(x, y) for x, y in zip(o.attentions, h.attentions))
+            )
             worst["pooler_output"] = max(worst["pooler_output"], max_diff(o.pooler_output, h.pooler_output))
     assert n >= 500
     assert all(v <= TOL for v in worst.values()), worst
@@ -73,7 +80,9 @@ def test_sdpa_path_and_mean_pooled_embeddings_match_transformers(minilm_dir, tex
         for b in batches:
             o = ours(**b, output_hidden_states=True)
             h = sdpa(**b, output_hidden_states=True)
-            worst["hidden_states"] = max(worst["hidden_states"], *(max_diff(x, y) for x, y in zip(o.hidden_states, h.hidden_states)))
+            worst["hidden_states"] = max(
+                worst["hidden_states"], *(max_diff(x, y) for x, y in zip(o.hidden_states, h.hidden_states))
+            )
             worst["pooler_output"] = max(worst["pooler_output"], max_diff(o.pooler_output, h.pooler_output))
             m = b["attention_mask"].unsqueeze(-1).float()
             pooled = (h.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)  # sentence-transformers' pooling

@@ -1,12 +1,15 @@
 """Padding and length grouping: every index once, similar lengths together, order restored."""
+
 import torch
 
 from bertkit.tasks import batching
 
 
 def test_pad_batch_pads_each_field_with_its_own_filler():
-    feats = [{"input_ids": [101, 7, 102], "token_type_ids": [0, 0, 0], "labels": [-100, 3, -100], "x": 1},
-             {"input_ids": [101, 102], "token_type_ids": [0, 0], "labels": [-100, -100], "x": 0}]
+    feats = [
+        {"input_ids": [101, 7, 102], "token_type_ids": [0, 0, 0], "labels": [-100, 3, -100], "x": 1},
+        {"input_ids": [101, 102], "token_type_ids": [0, 0], "labels": [-100, -100], "x": 0},
+    ]
     b = batching.pad_batch(feats, pad_id=5)
     assert b["input_ids"].tolist() == [[101, 7, 102], [101, 102, 5]]
     assert b["labels"].tolist() == [[-100, 3, -100], [-100, -100, -100]]

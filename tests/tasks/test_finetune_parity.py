@@ -5,6 +5,7 @@ same length-grouped batches, same AdamW / warmup + linear decay / clipping: the 
 and the loss of the trained model must agree to float tolerance. This checks the heads, the
 label alignment and the shared loop together, not just that "the loss goes down".
 """
+
 import json
 import math
 import shutil
@@ -21,15 +22,26 @@ from bertkit.tasks.batching import pad_batch  # noqa: E402
 from bertkit.tasks.finetune import FinetuneSettings, finetune, get_task, prepare  # noqa: E402
 
 STEPS, BATCH, LR = 5, 8, 1e-3
-HF_HEADS = {"classify": "BertForSequenceClassification", "ner": "BertForTokenClassification",
-            "qa": "BertForQuestionAnswering"}
+HF_HEADS = {
+    "classify": "BertForSequenceClassification",
+    "ner": "BertForTokenClassification",
+    "qa": "BertForQuestionAnswering",
+}
 
 
 def tiny_checkpoint(tmp_path, minilm_dir, task, labels, dropout=0.0):
     config = transformers.BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, max_position_embeddings=512,
-        num_labels=len(labels) if labels else 2, id2label=dict(enumerate(labels)) if labels else None)
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        max_position_embeddings=512,
+        num_labels=len(labels) if labels else 2,
+        id2label=dict(enumerate(labels)) if labels else None,
+    )
     torch.manual_seed(123)
     model = getattr(transformers, HF_HEADS[task])(config)
     folder = tmp_path / f"tiny-{task}-{dropout}"
@@ -41,7 +53,9 @@ def tiny_checkpoint(tmp_path, minilm_dir, task, labels, dropout=0.0):
 
 def plan(features):
     """The batches of bertkit's first epoch: the same plan function, seed 0, epoch 0."""
-    return length_grouped_plan(np.array([len(f["input_ids"]) for f in features]), BATCH, 0, 0, group=50, drop_last=False)
+    return length_grouped_plan(
+        np.array([len(f["input_ids"]) for f in features]), BATCH, 0, 0, group=50, drop_last=False
+    )
 
 
 def reference_losses(folder, task, features, total_steps, warmup):
@@ -91,8 +105,17 @@ def slice_file(shared_data, tmp_path, task):
 @pytest.mark.parametrize("task", ["classify", "ner", "qa"])
 def test_five_steps_match_transformers(tmp_path, shared_data, minilm_dir, task):
     train = slice_file(shared_data, tmp_path, task)
-    settings = FinetuneSettings(epochs=1, lr=LR, batch_size=BATCH, max_len=64 if task != "qa" else 128,
-                                doc_stride=48, max_steps=STEPS, seed=0, progress=False, log_every=1)
+    settings = FinetuneSettings(
+        epochs=1,
+        lr=LR,
+        batch_size=BATCH,
+        max_len=64 if task != "qa" else 128,
+        doc_stride=48,
+        max_steps=STEPS,
+        seed=0,
+        progress=False,
+        log_every=1,
+    )
     adapter = get_task(task)
     labels = adapter.labels(adapter.read(train), train)  # the tiny head gets the data's label count
     folder = tiny_checkpoint(tmp_path, minilm_dir, task, labels)

@@ -1,4 +1,5 @@
 """SQuAD v1.1 EM/F1 and conlleval entity P/R/F1 on hand-made cases; entity scores vs seqeval."""
+
 import random
 import warnings
 
@@ -61,7 +62,13 @@ def test_decode_picks_best_window_and_maps_characters():
 def test_entities_decoded_as_conlleval_does():
     tags = ["B-PER", "I-PER", "O", "I-LOC", "I-LOC", "B-ORG", "I-MISC", "B-LOC", "B-LOC"]
     assert ner.get_entities(tags) == [
-        ("PER", 0, 2), ("LOC", 3, 5), ("ORG", 5, 6), ("MISC", 6, 7), ("LOC", 7, 8), ("LOC", 8, 9)]
+        ("PER", 0, 2),
+        ("LOC", 3, 5),
+        ("ORG", 5, 6),
+        ("MISC", 6, 7),
+        ("LOC", 7, 8),
+        ("LOC", 8, 9),
+    ]
 
 
 def test_entity_scores_hand_made():
@@ -103,5 +110,7 @@ def test_word_entities_offsets_and_scores():
     text, spans = ner.join_words(["Jeremy", "lives", "in", "New", "York"])
     ents = ner.word_entities(text, spans, ["B-PER", "O", "O", "B-LOC", "I-LOC"], [0.9, 1, 1, 0.8, 0.6])
     assert [(e["type"], e["text"], e["start"], e["end"]) for e in ents] == [
-        ("PER", "Jeremy", 0, 6), ("LOC", "New York", 16, 24)]
+        ("PER", "Jeremy", 0, 6),
+        ("LOC", "New York", 16, 24),
+    ]
     assert ents[1]["score"] == pytest.approx(0.7)

@@ -6,6 +6,7 @@ QA model answers "zebra", the NER model tags "paris" as a location, wherever the
 far longer than 512 tokens. That checks windows, span/entity decoding and character offsets
 exactly; a random classifier checks batching and order.
 """
+
 import json
 import shutil
 
@@ -29,8 +30,15 @@ def save(model, folder, minilm_dir):
 
 def rigged(head: str, minilm_dir, folder, word: str, **config):
     vocab = (minilm_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    cfg = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **config)
+    cfg = BertConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        **config,
+    )
     torch.manual_seed(0)
     net = getattr(models, head)(cfg)
     with torch.no_grad():
@@ -55,7 +63,7 @@ def test_qa_finds_answer_in_a_late_window_with_exact_offsets(tmp_path, minilm_di
     qa = pipeline("qa", model=folder)
     assert len(qa.tokenizer.encode(context).ids) > 1000
     r = qa(question="Which animal stood there?", context=context)
-    assert r["answer"] == "Zebra" and context[r["start"]:r["end"]] == "Zebra"
+    assert r["answer"] == "Zebra" and context[r["start"] : r["end"]] == "Zebra"
     assert r["start"] == context.index("Zebra") and 0 < r["score"] <= 1
     # lists come back in order; a zebra in the question alone is not an answer
     both = qa([{"question": "zebra?", "context": "A zebra ran."}, {"question": "q", "context": context}])
@@ -82,17 +90,28 @@ def test_ner_entities_with_offsets_in_long_text(tmp_path, minilm_dir, capsys):
 
     assert main(["predict", "ner", "--model", str(folder), "We", "flew", "to", "Paris"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line == [{"type": "LOC", "text": "Paris", "start": 11, "end": 16, "score": pytest.approx(ents[0]["score"], abs=0.05)}]
+    assert line == [
+        {"type": "LOC", "text": "Paris", "start": 11, "end": 16, "score": pytest.approx(ents[0]["score"], abs=0.05)}
+    ]
 
 
 def test_classification_batches_equal_single_calls(tmp_path, minilm_dir):
-    cfg = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                     num_labels=3, id2label={0: "contradiction", 1: "entailment", 2: "neutral"})
+    cfg = BertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+        id2label={0: "contradiction", 1: "entailment", 2: "neutral"},
+    )
     torch.manual_seed(0)
     folder = save(models.BertForSequenceClassification(cfg), tmp_path / "nli", minilm_dir)
     nli = pipeline("nli", model=folder)
-    pairs = [("A man sleeps.", "A man is awake."), ("Two dogs run in a very large green field today.", "Dogs run."),
-             ("Hi.", "Hello there, how are you doing on this fine day?")]
+    pairs = [
+        ("A man sleeps.", "A man is awake."),
+        ("Two dogs run in a very large green field today.", "Dogs run."),
+        ("Hi.", "Hello there, how are you doing on this fine day?"),
+    ]
     batched = nli(pairs, batch_size=2)
     for pair, got in zip(pairs, batched):
         one = nli(pair)

@@ -1,4 +1,5 @@
 """Readers: the shared files parse with the documented counts; bad rows fail naming file:line."""
+
 import json
 
 import pytest
@@ -22,7 +23,7 @@ def test_shared_files_parse_with_readme_counts(shared_data):
     assert readers.label_list(ex.label for ex in snli) == ["contradiction", "entailment", "neutral"]
     squad = readers.read_task_data("qa", shared_data("squad", "validation-v1.1-from-dev.json"))
     assert len(squad) == 559
-    assert all(ex.context[s:s + len(t)] == t for ex in squad for t, s in ex.answers)
+    assert all(ex.context[s : s + len(t)] == t for ex in squad for t, s in ex.answers)
     conll = readers.read_task_data("ner", shared_data("conll2003", "valid.txt"))
     assert len(conll) == 3187 and sum(len(ex.words) for ex in conll) == 51135
 
@@ -71,10 +72,13 @@ def squad_doc(context, qas):
 
 
 def test_squad_answer_start_mismatch(tmp_path):
-    doc = squad_doc("Paris is in France.", [
-        {"id": "q1", "question": "Where?", "answers": [{"text": "France", "answer_start": 12}]},
-        {"id": "q2", "question": "What?", "answers": [{"text": "Paris", "answer_start": 3}]},
-    ])
+    doc = squad_doc(
+        "Paris is in France.",
+        [
+            {"id": "q1", "question": "Where?", "answers": [{"text": "France", "answer_start": 12}]},
+            {"id": "q2", "question": "What?", "answers": [{"text": "Paris", "answer_start": 3}]},
+        ],
+    )
     path = write(tmp_path, "s.json", json.dumps(doc, indent=1))
     with pytest.raises(InputFileError) as err:
         readers.read_squad(path)
@@ -103,10 +107,16 @@ def test_conll_wrong_column_count(tmp_path):
 
 
 def test_conll_sentences_and_iob_label_order(tmp_path):
-    path = write(tmp_path, "c.txt", "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nsays VBZ B-VP O\n\n"
-                 "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n")
+    path = write(
+        tmp_path,
+        "c.txt",
+        "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nsays VBZ B-VP O\n\n"
+        "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n",
+    )
     sents = readers.read_conll(path)
     assert [(s.words, s.tags, s.line) for s in sents] == [
-        (["EU", "says"], ["B-ORG", "O"], 3), (["Peter", "Blackburn"], ["B-PER", "I-PER"], 6)]
+        (["EU", "says"], ["B-ORG", "O"], 3),
+        (["Peter", "Blackburn"], ["B-PER", "I-PER"], 6),
+    ]
     tags = [t for s in sents for t in s.tags]
     assert readers.label_list(tags) == ["O", "B-ORG", "B-PER", "I-PER"]

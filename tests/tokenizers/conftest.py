@@ -2,15 +2,16 @@
 
 The peers (transformers, tokenizers) are loaded once per session; under CI a missing peer fails.
 """
+
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
 import pytest
+from peers import peer
 
 from bertkit.tokenizers import Tokenizer
-from peers import peer
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """The front API as its contract states it, and the `bertkit tokenizer` commands."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,10 @@ import pickle
 import shutil
 
 import pytest
+from peers import peer
 
 from bertkit.cli import main
 from bertkit.tokenizers import BatchEncoding, Encoding, Tokenizer
-from peers import peer
 
 
 def test_constructors_agree(minilm_dir, tmp_path, bert_tok):
@@ -18,8 +19,11 @@ def test_constructors_agree(minilm_dir, tmp_path, bert_tok):
     shutil.copy(minilm_dir / "vocab.txt", only_vocab / "vocab.txt")
     text = "Héllo, Wörld! Let us start pretraining the model."
     expected = bert_tok.encode(text).ids
-    for tok in (Tokenizer.from_pretrained(minilm_dir), Tokenizer.from_pretrained(only_vocab),
-                Tokenizer.from_file(minilm_dir / "tokenizer.json")):
+    for tok in (
+        Tokenizer.from_pretrained(minilm_dir),
+        Tokenizer.from_pretrained(only_vocab),
+        Tokenizer.from_file(minilm_dir / "tokenizer.json"),
+    ):
         assert tok.encode(text).ids[: len(expected)] == expected
     (only_vocab / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False}), encoding="utf-8")
     assert Tokenizer.from_pretrained(only_vocab).tokenize("Hello") == ["[UNK]"]  # cased, as configured
@@ -29,7 +33,15 @@ def test_encoding_fields(bert_tok):
     enc = bert_tok.encode("Let us start pretraining the model", pair="Paris is a city")
     assert isinstance(enc, Encoding)
     n = len(enc)
-    for field in (enc.ids, enc.tokens, enc.type_ids, enc.offsets, enc.attention_mask, enc.special_tokens_mask, enc.word_ids):
+    for field in (
+        enc.ids,
+        enc.tokens,
+        enc.type_ids,
+        enc.offsets,
+        enc.attention_mask,
+        enc.special_tokens_mask,
+        enc.word_ids,
+    ):
         assert len(field) == n
     assert enc.tokens[:8] == ["[CLS]", "let", "us", "start", "pre", "##train", "##ing", "the"]
     assert enc.word_ids[4:7] == [3, 3, 3]  # pre ##train ##ing: one word
@@ -53,7 +65,9 @@ def test_encode_batch_serial_and_parallel_agree(bert_tok, corpus_paragraphs):
 
 def test_call_padding_truncation_and_tensors(bert_tok):
     torch = pytest.importorskip("torch")
-    batch = bert_tok(["short", "a somewhat longer sentence here"], padding="max_length", max_length=12, return_tensors="pt")
+    batch = bert_tok(
+        ["short", "a somewhat longer sentence here"], padding="max_length", max_length=12, return_tensors="pt"
+    )
     assert isinstance(batch, BatchEncoding)
     assert batch["input_ids"].shape == (2, 12) and batch.input_ids.dtype == torch.long
     assert batch["attention_mask"][0].tolist() == [1, 1, 1] + [0] * 9
@@ -74,7 +88,11 @@ def test_decode(bert_tok):
 def test_save_and_reload(tmp_path, small_corpus):
     tok = Tokenizer.train(small_corpus, model="wordpiece", vocab_size=1200, show_progress=False)
     tok.save(tmp_path / "tok")
-    assert sorted(p.name for p in (tmp_path / "tok").iterdir()) == ["tokenizer.json", "tokenizer_config.json", "vocab.txt"]
+    assert sorted(p.name for p in (tmp_path / "tok").iterdir()) == [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+    ]
     for again in (Tokenizer.from_pretrained(tmp_path / "tok"), Tokenizer.from_vocab(tmp_path / "tok" / "vocab.txt")):
         for text in small_corpus[:50]:
             assert again.encode(text).ids == tok.encode(text).ids
@@ -98,7 +116,10 @@ def test_cli_train_and_encode(tmp_path, small_corpus, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(small_corpus[:200]), encoding="utf-8")
     out = tmp_path / "tok"
-    assert main(["tokenizer", "train", "--model", "bpe", "--vocab-size", "900", "--out", str(out), "--quiet", str(corpus)]) == 0
+    assert (
+        main(["tokenizer", "train", "--model", "bpe", "--vocab-size", "900", "--out", str(out), "--quiet", str(corpus)])
+        == 0
+    )
     assert "900 tokens" in capsys.readouterr().out
     assert Tokenizer.from_pretrained(out).vocab_size == 900
 
@@ -107,6 +128,20 @@ def test_cli_train_and_encode(tmp_path, small_corpus, capsys):
     assert "[CLS]" in printed and "offsets" in printed and "0-3" in printed
 
     (tmp_path / "in.txt").write_text("first line\nsecond line here\n", encoding="utf-8")
-    assert main(["tokenizer", "encode", "--tokenizer", str(out), "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "o.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "tokenizer",
+                "encode",
+                "--tokenizer",
+                str(out),
+                "--input",
+                str(tmp_path / "in.txt"),
+                "--output",
+                str(tmp_path / "o.jsonl"),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 2 and rows[0]["tokens"][0] == "[CLS]" and rows[1]["offsets"][1][0] == 0

@@ -1,4 +1,5 @@
 """Bad input gives one clear line naming the file or argument, the problem and the fix."""
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,10 @@ def test_non_utf8_vocab(tmp_path):
         (json.dumps({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}}), "model"),
         (json.dumps({"model": {"type": "WordPiece", "vocab": {"a": 0}, "unk_token": "[UNK]"}}), "[UNK]"),
         (json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b c"]}}), "pair"),
-        (json.dumps({"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}}, "normalizer": {"type": "Precompiled"}}), "Precompiled"),
+        (
+            json.dumps({"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}}, "normalizer": {"type": "Precompiled"}}),
+            "Precompiled",
+        ),
     ],
 )
 def test_malformed_tokenizer_json(tmp_path, content, problem):

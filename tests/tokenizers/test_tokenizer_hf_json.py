@@ -1,16 +1,16 @@
 """tokenizer.json both ways, for WordPiece, BPE and byte-level BPE: what we save loads in
 Hugging Face `tokenizers` and encodes identically; what they save loads in ours and encodes
 identically (ids, tokens, type ids, offsets, word ids) and decodes identically."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
-from bertkit.tokenizers import Tokenizer
-
 from peers import peer
 from test_tokenizer_parity import EDGE_CASES
+
+from bertkit.tokenizers import Tokenizer
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -34,7 +34,8 @@ def assert_same_encodings(ours: Tokenizer, theirs, texts, pairs=None):
 
 def bert_template(tk, tokenizer):
     return tk.processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", tokenizer.token_to_id("[CLS]")), ("[SEP]", tokenizer.token_to_id("[SEP]"))],
     )
 
@@ -50,21 +51,31 @@ def hf_trained(kind: str, corpus: list[str]):
         tok.decoder = tk.decoders.WordPiece()
     elif kind == "bpe":
         tok = tk.Tokenizer(tk.models.BPE(unk_token="[UNK]", end_of_word_suffix="</w>"))
-        tok.normalizer = tk.normalizers.Sequence([tk.normalizers.NFD(), tk.normalizers.Lowercase(), tk.normalizers.StripAccents()])
+        tok.normalizer = tk.normalizers.Sequence(
+            [tk.normalizers.NFD(), tk.normalizers.Lowercase(), tk.normalizers.StripAccents()]
+        )
         tok.pre_tokenizer = tk.pre_tokenizers.Whitespace()
-        trainer = tk.trainers.BpeTrainer(vocab_size=2000, special_tokens=SPECIALS, end_of_word_suffix="</w>", show_progress=False)
+        trainer = tk.trainers.BpeTrainer(
+            vocab_size=2000, special_tokens=SPECIALS, end_of_word_suffix="</w>", show_progress=False
+        )
         tok.decoder = tk.decoders.BPEDecoder(suffix="</w>")
     elif kind == "bpe-prefix":
         tok = tk.Tokenizer(tk.models.BPE(unk_token="[UNK]", continuing_subword_prefix="##"))
         tok.normalizer = tk.normalizers.BertNormalizer(lowercase=False)
         tok.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
-        trainer = tk.trainers.BpeTrainer(vocab_size=2000, special_tokens=SPECIALS, continuing_subword_prefix="##", show_progress=False)
+        trainer = tk.trainers.BpeTrainer(
+            vocab_size=2000, special_tokens=SPECIALS, continuing_subword_prefix="##", show_progress=False
+        )
         tok.decoder = tk.decoders.WordPiece(cleanup=False)
     else:  # byte-level, GPT-2 style
         tok = tk.Tokenizer(tk.models.BPE())
         tok.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=True)
-        trainer = tk.trainers.BpeTrainer(vocab_size=2000, special_tokens=["<s>", "</s>", "<pad>"],
-                                         initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        trainer = tk.trainers.BpeTrainer(
+            vocab_size=2000,
+            special_tokens=["<s>", "</s>", "<pad>"],
+            initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
         tok.decoder = tk.decoders.ByteLevel()
     tok.train_from_iterator(corpus, trainer)
     if kind == "bytelevel":

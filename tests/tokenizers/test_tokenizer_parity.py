@@ -1,28 +1,46 @@
 """Parity with transformers' BertTokenizerFast on the packaged all-MiniLM-L6-v2 vocabulary:
 ids, type ids, attention masks, offsets and word ids identical on real text, pairs, edge cases,
 and under every truncation / padding / stride setting."""
+
 from __future__ import annotations
 
 import shutil
 
 import pytest
+from peers import peer
 
 from bertkit.tokenizers import Tokenizer
-from peers import peer
 
 KEYS = ("input_ids", "token_type_ids", "attention_mask", "offset_mapping")
 
 EDGE_CASES = [
-    "", " ", "   \n\t  ", "\u3000\u00a0", "Let us start pretraining the model",
-    "你好世界，我爱北京天安门。", "日本語のテキストとカタカナ", "한국어 문장입니다",
-    "Café naïve résumé Ångström façade", "İstanbul ΟΔΟΣ Straße ﬁne", "e\u0301cole \u0301abc",
-    "I love 🥰 and 😀! 👍🏽 family 👨‍👩‍👧", "a\x00b\x01c\x7fd\ufffde", "zero\u200bwidth\u200djoiner\ufeffbom",
-    "a\u2028b\u2029c\x85d\x0be\x0cf", "x" * 200, "ab" * 100 + " ok " + "é" * 101,
+    "",
+    " ",
+    "   \n\t  ",
+    "\u3000\u00a0",
+    "Let us start pretraining the model",
+    "你好世界，我爱北京天安门。",
+    "日本語のテキストとカタカナ",
+    "한국어 문장입니다",
+    "Café naïve résumé Ångström façade",
+    "İstanbul ΟΔΟΣ Straße ﬁne",
+    "e\u0301cole \u0301abc",
+    "I love 🥰 and 😀! 👍🏽 family 👨‍👩‍👧",
+    "a\x00b\x01c\x7fd\ufffde",
+    "zero\u200bwidth\u200djoiner\ufeffbom",
+    "a\u2028b\u2029c\x85d\x0be\x0cf",
+    "x" * 200,
+    "ab" * 100 + " ok " + "é" * 101,
     "Hello,world!! (really?) [yes]... 3.14159 $100 50% #tag @user",
-    "don't can't U.S.A. e-mail o'clock", "Paris is the [MASK] of France. [SEP] [CLS][PAD]",
-    "tabs\tand\nnewlines\r\nand   spaces", "«quotes» „German“ ‘single’ — dash – en ― bar",
-    "math ∑∫√∞ ≤ ≥ ≠ → ⇒ arrows", "ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３", "\u0600\u0627\u0644\u0639\u0631\u0628\u064a\u0629 عربي",
-    "Ελληνικά και кириллица", "a" * 99 + " " + "b" * 100 + " " + "c" * 101,
+    "don't can't U.S.A. e-mail o'clock",
+    "Paris is the [MASK] of France. [SEP] [CLS][PAD]",
+    "tabs\tand\nnewlines\r\nand   spaces",
+    "«quotes» „German“ ‘single’ — dash – en ― bar",
+    "math ∑∫√∞ ≤ ≥ ≠ → ⇒ arrows",
+    "ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３",
+    "\u0600\u0627\u0644\u0639\u0631\u0628\u064a\u0629 عربي",
+    "Ελληνικά και кириллица",
+    "a" * 99 + " " + "b" * 100 + " " + "c" * 101,
 ]
 
 
@@ -36,7 +54,10 @@ def compare(ours_tok: Tokenizer, hf, texts, pairs=None, **kwargs):
             b = [[tuple(o) for o in row] for row in b]
         if a != b:
             bad = next(i for i in range(len(a)) if a[i] != b[i])
-            raise AssertionError(f"{key} differs for row {bad}: text={texts[min(bad, len(texts) - 1)]!r}\nours  ={a[bad]}\ntheirs={b[bad]}")
+            raise AssertionError(
+                f"{key} differs for row {bad}: "
+                f"text={texts[min(bad, len(texts) - 1)]!r}\nours  ={a[bad]}\ntheirs={b[bad]}"
+            )
     for i in range(len(ours["input_ids"])):
         assert ours.word_ids(i) == theirs.word_ids(i), f"word ids differ for row {i}"
     return ours
@@ -72,7 +93,12 @@ def test_encode_matches_rust_tokenizers_encoding(bert_tok, minilm_dir):
     rust = peer("tokenizers").Tokenizer.from_file(str(minilm_dir / "tokenizer.json"))
     rust.no_truncation()
     rust.no_padding()
-    for text, pair in [("Hello there!", None), ("Paris is a beautiful city", "I love Paris"), ("", "x"), (EDGE_CASES[7], EDGE_CASES[8])]:
+    for text, pair in [
+        ("Hello there!", None),
+        ("Paris is a beautiful city", "I love Paris"),
+        ("", "x"),
+        (EDGE_CASES[7], EDGE_CASES[8]),
+    ]:
         ours, theirs = bert_tok.encode(text, pair), rust.encode(text, pair)
         assert ours.ids == theirs.ids
         assert ours.tokens == theirs.tokens
@@ -87,7 +113,11 @@ def test_truncation_and_padding_of_pairs(bert_tok, hf_fast, snli_pairs, truncati
     firsts = [p for p, _ in snli_pairs[:40]] + ["a very long first sentence " * 8, "short"]
     seconds = [h for _, h in snli_pairs[:40]] + ["tiny", "a very long second sentence indeed " * 8]
     if truncation in ("only_first", "only_second"):
-        keep = [i for i in range(len(firsts)) if len(bert_tok.encode(firsts[i] if truncation == "only_second" else seconds[i]).ids) < 16]
+        keep = [
+            i
+            for i in range(len(firsts))
+            if len(bert_tok.encode(firsts[i] if truncation == "only_second" else seconds[i]).ids) < 16
+        ]
         firsts = [firsts[i] for i in keep]
         seconds = [seconds[i] for i in keep]
     compare(bert_tok, hf_fast, firsts, seconds, truncation=truncation, padding=padding, max_length=20)
@@ -98,9 +128,26 @@ def test_overflowing_windows_with_stride(bert_tok, hf_fast, corpus_paragraphs, s
     """Question answering windows: every window, its offsets, and the sample mapping."""
     questions = ["Who went to the house?", "What happened next, and why did it matter?"] * 5
     contexts = [p for p in corpus_paragraphs if len(p) > 600][:10]
-    out = compare(bert_tok, hf_fast, questions, contexts, truncation="only_second", max_length=64, stride=stride,
-                  return_overflowing_tokens=True, padding=True)
-    theirs = hf_fast(questions, contexts, truncation="only_second", max_length=64, stride=stride, return_overflowing_tokens=True, padding=True)
+    out = compare(
+        bert_tok,
+        hf_fast,
+        questions,
+        contexts,
+        truncation="only_second",
+        max_length=64,
+        stride=stride,
+        return_overflowing_tokens=True,
+        padding=True,
+    )
+    theirs = hf_fast(
+        questions,
+        contexts,
+        truncation="only_second",
+        max_length=64,
+        stride=stride,
+        return_overflowing_tokens=True,
+        padding=True,
+    )
     assert out["overflow_to_sample_mapping"] == theirs["overflow_to_sample_mapping"]
     assert len(out["input_ids"]) > len(questions)
     for i in range(len(out["input_ids"])):
@@ -111,8 +158,22 @@ def test_overflow_of_single_texts_and_longest_first_pairs(bert_tok, hf_fast):
     texts = ["a b c d e f g h i j", "one two three", "k l m n o p q r s t u v w x"]
     for kwargs in ({"max_length": 6, "stride": 1}, {"max_length": 5, "stride": 0}):
         out = compare(bert_tok, hf_fast, texts, truncation=True, return_overflowing_tokens=True, padding=True, **kwargs)
-        assert out["overflow_to_sample_mapping"] == hf_fast(texts, truncation=True, return_overflowing_tokens=True, padding=True, **kwargs)["overflow_to_sample_mapping"]
-    out = compare(bert_tok, hf_fast, texts[:1], texts[2:], truncation="longest_first", max_length=10, stride=2, return_overflowing_tokens=True)
+        assert (
+            out["overflow_to_sample_mapping"]
+            == hf_fast(texts, truncation=True, return_overflowing_tokens=True, padding=True, **kwargs)[
+                "overflow_to_sample_mapping"
+            ]
+        )
+    out = compare(
+        bert_tok,
+        hf_fast,
+        texts[:1],
+        texts[2:],
+        truncation="longest_first",
+        max_length=10,
+        stride=2,
+        return_overflowing_tokens=True,
+    )
     assert len(out["input_ids"]) > 10  # every pairing of the two sequences' windows, as Hugging Face
 
 
@@ -152,7 +213,9 @@ def test_cased_mode(minilm_dir, hf_fast, corpus_paragraphs, tmp_path):
     assert theirs.tokenize("Hello") == ["[UNK]"]
     compare(ours, theirs, texts)
 
-    trained = Tokenizer.train(corpus_paragraphs[:2000], model="wordpiece", vocab_size=3000, lowercase=False, show_progress=False)
+    trained = Tokenizer.train(
+        corpus_paragraphs[:2000], model="wordpiece", vocab_size=3000, lowercase=False, show_progress=False
+    )
     trained.save(tmp_path / "ours")
     (tmp_path / "vocab_only").mkdir()
     shutil.copy(tmp_path / "ours" / "vocab.txt", tmp_path / "vocab_only" / "vocab.txt")

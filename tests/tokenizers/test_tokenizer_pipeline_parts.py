@@ -1,5 +1,6 @@
 """The pipeline's parts one by one: normalizer, pre-tokenizers, WordPiece, BPE, byte-level BPE,
 post-processor -- each against the lecture's worked examples and BERT's rules."""
+
 from __future__ import annotations
 
 import pytest
@@ -66,7 +67,9 @@ def test_byte_level_pre_tokenizer():
     words, starts, ends = pre.split("Hello world's  end\n")
     assert words == ["Hello", "Ġworld", "'s", "Ġ", "Ġend", "Ċ"]
     assert [e - s for s, e in zip(starts, ends)] == [5, 6, 2, 1, 4, 1]
-    assert to_byte_chars("你好") == "".join(BYTES_TO_UNICODE[b] for b in bytes.fromhex("e4bda0e5a5bd"))  # the lecture's bytes
+    assert to_byte_chars("你好") == "".join(
+        BYTES_TO_UNICODE[b] for b in bytes.fromhex("e4bda0e5a5bd")
+    )  # the lecture's bytes
     assert len(set(BYTES_TO_UNICODE.values())) == 256
     assert bytes_to_text(to_byte_chars("naïve 你好 🥰")) == "naïve 你好 🥰"
 
@@ -132,7 +135,16 @@ def test_bert_template_segments(bert_tok):
 
 
 def test_lecture_tokenization_example(bert_tok):
-    assert bert_tok.tokenize("Let us start pretraining the model") == ["let", "us", "start", "pre", "##train", "##ing", "the", "model"]
+    assert bert_tok.tokenize("Let us start pretraining the model") == [
+        "let",
+        "us",
+        "start",
+        "pre",
+        "##train",
+        "##ing",
+        "the",
+        "model",
+    ]
 
 
 @pytest.mark.parametrize("text", ["Paris is the [MASK] of France.", "[CLS][SEP]x[PAD]"])

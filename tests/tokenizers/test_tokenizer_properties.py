@@ -1,5 +1,6 @@
 """Properties on arbitrary Unicode (hypothesis): byte-level round trip, no crash, and offsets
 that always slice the original text to the token's surface form."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,7 +15,10 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 TEXT = st.text(
     alphabet=st.one_of(
         st.characters(),
-        st.sampled_from(list(" \t\n\u3000\u00a0.,!?'\"-_[]()") + ["\u0301", "\u200b", "\x00", "\ufffd", "你", "한", "é", "İ", "🥰", "ß"]),
+        st.sampled_from(
+            list(" \t\n\u3000\u00a0.,!?'\"-_[]()")
+            + ["\u0301", "\u200b", "\x00", "\ufffd", "你", "한", "é", "İ", "🥰", "ß"]
+        ),
     ),
     max_size=60,
 )
@@ -45,13 +49,20 @@ def test_never_crashes_and_shapes_agree(trained, bert_tok, text, pair):
     for tok in [bert_tok, *trained.values()]:
         enc = tok.encode(text, pair)
         n = len(enc.ids)
-        assert n == len(enc.type_ids) == len(enc.offsets) == len(enc.attention_mask) == len(enc.word_ids) == len(enc.special_tokens_mask)
+        assert (
+            n
+            == len(enc.type_ids)
+            == len(enc.offsets)
+            == len(enc.attention_mask)
+            == len(enc.word_ids)
+            == len(enc.special_tokens_mask)
+        )
         tok.decode(enc.ids)
 
 
 def _surface(tok, token: str) -> str:
     prefix = getattr(tok.model, "prefix", "")
-    return token[len(prefix):] if prefix and token.startswith(prefix) else token
+    return token[len(prefix) :] if prefix and token.startswith(prefix) else token
 
 
 @SETTINGS
@@ -76,7 +87,11 @@ def test_offsets_slice_to_the_surface_form(trained, bert_tok, text):
 
 
 @SETTINGS
-@given(st.lists(TEXT, min_size=1, max_size=6), st.integers(min_value=4, max_value=24), st.integers(min_value=0, max_value=3))
+@given(
+    st.lists(TEXT, min_size=1, max_size=6),
+    st.integers(min_value=4, max_value=24),
+    st.integers(min_value=0, max_value=3),
+)
 def test_windows_cover_every_token_in_order(bert_tok, texts, max_length, stride):
     """Overflowing windows, stripped of special tokens and the stride overlap, rebuild the input."""
     assume(stride < max_length - 2)
@@ -88,7 +103,7 @@ def test_windows_cover_every_token_in_order(bert_tok, texts, max_length, stride)
         body = ids[1:-1]
         assert len(body) <= room
         if rebuilt[sample]:  # a later window starts with the last `stride` tokens of the one before
-            assert body[:stride] == rebuilt[sample][len(rebuilt[sample]) - stride:]
+            assert body[:stride] == rebuilt[sample][len(rebuilt[sample]) - stride :]
             body = body[stride:]
         rebuilt[sample].extend(body)
     assert rebuilt == full

@@ -1,5 +1,6 @@
 """Trainers: the lecture's BPE example, the WordPiece criteria checked against a brute-force
 re-count after every merge, streaming input, progress bar, limits."""
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,14 @@ def test_bpe_lecture_example():
     assert list(vocab)[:11] == list("abcelmnostu")
     assert merges == [("s", "t"), ("m", "e"), ("me", "n")]
     assert list(vocab)[11:] == ["st", "me", "men"]
-    tok = Tokenizer.train([" ".join([w] * n) for w, n in SEED_WORDS.items()], model="bpe", vocab_size=14,
-                          min_frequency=1, special_tokens=[], show_progress=False)
+    tok = Tokenizer.train(
+        [" ".join([w] * n) for w, n in SEED_WORDS.items()],
+        model="bpe",
+        vocab_size=14,
+        min_frequency=1,
+        special_tokens=[],
+        show_progress=False,
+    )
     assert tok.tokenize("mean") == ["me", "a", "n"]
     assert tok.tokenize("men") == ["men"]
 
@@ -42,7 +49,7 @@ def _check_each_merge_is_best(word_counts, merges, score, prefix=""):
         mine = score(pairs[(a, b)], symbols[a], symbols[b], total)
         assert math.isclose(mine, best, rel_tol=1e-12), f"merge {(a, b)} scored {mine}, best was {best}"
         scores.append(mine)
-        merged = a + (b[len(prefix):] if prefix and b.startswith(prefix) else b)
+        merged = a + (b[len(prefix) :] if prefix and b.startswith(prefix) else b)
         new_words = {}
         for w, n in words.items():
             out, i = [], 0
@@ -87,8 +94,14 @@ def test_wordpiece_merges_maximise_the_criterion(word_counts, criterion):
         score = lambda c, ca, cb, n: c * math.log(n * c / (ca * cb))  # noqa: E731
     small = Counter(dict(word_counts.most_common(400)))
     alphabet = sorted({ch for w in small for ch in w})
-    _, merges = train_wordpiece(small, vocab_size=2 * len(alphabet) + 80, min_frequency=1, criterion=criterion,
-                                tolerance=0.0, show_progress=False)
+    _, merges = train_wordpiece(
+        small,
+        vocab_size=2 * len(alphabet) + 80,
+        min_frequency=1,
+        criterion=criterion,
+        tolerance=0.0,
+        show_progress=False,
+    )
     assert len(merges) >= 80
     _check_each_merge_is_best(small, merges, score, prefix="##")
 
@@ -117,7 +130,9 @@ def test_vocab_size_reached_specials_first_and_min_frequency(small_corpus):
 
 
 def test_limit_alphabet(small_corpus):
-    tok = Tokenizer.train(small_corpus, model="bpe", vocab_size=400, limit_alphabet=30, special_tokens=[], show_progress=False)
+    tok = Tokenizer.train(
+        small_corpus, model="bpe", vocab_size=400, limit_alphabet=30, special_tokens=[], show_progress=False
+    )
     single = [t for t in tok.get_vocab() if len(t) == 1]
     assert len(single) == 30
 
@@ -125,7 +140,9 @@ def test_limit_alphabet(small_corpus):
 def test_streams_files_folders_and_iterators(tmp_path, small_corpus):
     (tmp_path / "a.txt").write_text("\n\n".join(small_corpus[:80]), encoding="utf-8")
     (tmp_path / "b.txt").write_text("\n\n".join(small_corpus[80:160]), encoding="utf-8")
-    from_files = Tokenizer.train([tmp_path / "a.txt", str(tmp_path / "b.txt")], model="bpe", vocab_size=600, show_progress=False)
+    from_files = Tokenizer.train(
+        [tmp_path / "a.txt", str(tmp_path / "b.txt")], model="bpe", vocab_size=600, show_progress=False
+    )
     from_folder = Tokenizer.train(tmp_path, model="bpe", vocab_size=600, show_progress=False)
     from_iter = Tokenizer.train(iter(small_corpus[:160]), model="bpe", vocab_size=600, show_progress=False)
     assert from_files.get_vocab() == from_folder.get_vocab()

@@ -2,14 +2,13 @@ import json
 
 import pytest
 import torch
+from toy import ToyModel, accuracy_fn, toy_batches, toy_data
 
 from bertkit.errors import BertkitError
 from bertkit.train.checkpointing import latest_checkpoint, list_checkpoints
 from bertkit.train.curves import read_log
 from bertkit.train.loop import TrainConfig, train
 from bertkit.train.optim import build_optimizer, linear_schedule
-
-from toy import ToyModel, accuracy_fn, toy_batches, toy_data
 
 
 def _run(tmp, steps=None, epochs=None, batch=16, accum=1, dropout=0.1, seed=0, **cfg):
@@ -20,8 +19,15 @@ def _run(tmp, steps=None, epochs=None, batch=16, accum=1, dropout=0.1, seed=0, *
     total = steps or 64
     sched = linear_schedule(opt, 4, total)
     config = TrainConfig(out_dir=tmp, max_steps=steps, epochs=epochs, progress=False, **cfg)
-    state = train(model, opt, sched, toy_batches(x, y, batch, accum), config, eval_fn=accuracy_fn(x, y),
-                  save_fn=lambda m, d: (d.mkdir(parents=True, exist_ok=True), torch.save(m.state_dict(), d / "w.pt")))
+    state = train(
+        model,
+        opt,
+        sched,
+        toy_batches(x, y, batch, accum),
+        config,
+        eval_fn=accuracy_fn(x, y),
+        save_fn=lambda m, d: (d.mkdir(parents=True, exist_ok=True), torch.save(m.state_dict(), d / "w.pt")),
+    )
     return model, state
 
 
@@ -72,8 +78,14 @@ def test_stop_and_resume_is_bitwise_identical(tmp_path):
     opt = build_optimizer(model, lr=1e-2)
     sched = linear_schedule(opt, 4, 30)
     out = tmp_path / "parts"
-    state = train(model, opt, sched, toy_batches(x, y, 16), TrainConfig(out_dir=out, max_steps=30, progress=False, plot=False, log_every=1),
-                  callbacks=[_StopAt(13)])
+    state = train(
+        model,
+        opt,
+        sched,
+        toy_batches(x, y, 16),
+        TrainConfig(out_dir=out, max_steps=30, progress=False, plot=False, log_every=1),
+        callbacks=[_StopAt(13)],
+    )
     assert state.step == 13 and latest_checkpoint(out / "checkpoints").name == "checkpoint-00000013"
     torch.manual_seed(123)  # a different fresh start: everything must come from the checkpoint
     resumed, _ = _run(out, steps=30, resume=True, log_every=1, plot=False)

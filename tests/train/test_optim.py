@@ -21,7 +21,12 @@ def test_no_decay_on_layernorm_and_biases_and_tied_weights_once():
     decay, no_decay = param_groups(net, 0.01)
     names = {id(p): n for n, p in net.named_parameters()}
     assert sorted(names[id(p)] for p in decay["params"]) == ["dense.weight", "emb.weight"]
-    assert sorted(names[id(p)] for p in no_decay["params"]) == ["LayerNorm.bias", "LayerNorm.weight", "bias", "dense.bias"]
+    assert sorted(names[id(p)] for p in no_decay["params"]) == [
+        "LayerNorm.bias",
+        "LayerNorm.weight",
+        "bias",
+        "dense.bias",
+    ]
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
 
 

@@ -1,5 +1,6 @@
 """A toy task for loop tests: 3-way classification of random vectors by a small MLP with dropout
 and LayerNorm (so weight-decay groups, dropout RNG and clipping all matter)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -32,12 +33,14 @@ def toy_data(n: int = 256, seed: int = 0):
     return x, y
 
 
-def toy_batches(x, y, batch_size: int, grad_accum: int = 1, rank: int = 0, world_size: int = 1, seed: int = 0) -> IndexBatches:
+def toy_batches(
+    x, y, batch_size: int, grad_accum: int = 1, rank: int = 0, world_size: int = 1, seed: int = 0
+) -> IndexBatches:
     n = len(x)
 
     def plan(epoch):
         order = np.random.default_rng([seed, epoch]).permutation(n)
-        return [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+        return [order[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
 
     def collate(idx, epoch):
         return {"x": x[idx], "labels": y[idx]}

@@ -3,6 +3,7 @@
 Skipped only where Chromium is not installed; under CI (`CI=true`) a missing browser is a failure
 (.ci/run installs it). Never lets selenium fetch a browser or driver of its own.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,14 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage", "--window-size=1200,900"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,900",
+    ):
         options.add_argument(flag)
     drv = webdriver.Chrome(service=Service(executable_path=driver), options=options)
     yield drv

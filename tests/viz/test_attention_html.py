@@ -1,4 +1,5 @@
 """The HTML head view: self-contained, and in a real browser it draws exactly the given weights."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """PNG views: files are real images, and what is drawn is the attention given, cell for cell."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """End to end on the packaged all-MiniLM-L6-v2: the views show the model's own attention, the
 word vectors behave as the seed says, and bad input gets a clear one-line error."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.image import imread
+from peers import peer
 from viz_browser import choose, drawn_matrix
 
 from bertkit.cli import main
 from bertkit.viz import compute_attention, head_figure, pca_2d, word_vectors
 from bertkit.viz.contextual import cosine
 from bertkit.viz.embeddings_plot import embedding_figure
-from peers import peer
 
 PYTHON_SNAKE = "He got bit by Python"
 PYTHON_LANGUAGE = "Python is my favorite programming language"
@@ -35,8 +36,7 @@ def forward(model, tokenizer, text, pair=None):
     enc = tokenizer.encode(text, pair)
     ids = torch.tensor([enc.ids])
     with torch.no_grad():
-        out = model(ids, token_type_ids=torch.tensor([enc.type_ids]), output_attentions=True,
-                    output_hidden_states=True)
+        out = model(ids, token_type_ids=torch.tensor([enc.type_ids]), output_attentions=True, output_hidden_states=True)
     return enc, out
 
 
@@ -69,15 +69,33 @@ def test_attention_matches_transformers(minilm, minilm_dir):
 def test_cli_png_plots_the_attention_probabilities(minilm, minilm_dir, tmp_path, capsys):
     model, tokenizer = minilm
     out = tmp_path / "head.png"
-    assert main(["attention", "--model", str(minilm_dir), PARIS[0], "--pair", PARIS[1],
-                 "--layer", "4", "--head", "7", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "attention",
+                "--model",
+                str(minilm_dir),
+                PARIS[0],
+                "--pair",
+                PARIS[1],
+                "--layer",
+                "4",
+                "--head",
+                "7",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert f"wrote {out} (layer 4, head 7)" in capsys.readouterr().out
     assert out.stat().st_size > 20_000 and imread(out).shape[0] > 300
     att = compute_attention(model, tokenizer, *PARIS)
     fig = head_figure(att.tokens, att.weights, 4, 7)  # what the command drew
     _, reference = forward(model, tokenizer, *PARIS)
-    np.testing.assert_allclose(np.asarray(fig.axes[0].images[0].get_array()),
-                               reference.attentions[4][0, 7].numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(fig.axes[0].images[0].get_array()), reference.attentions[4][0, 7].numpy(), atol=1e-6
+    )
     for extra, expect in ((["--layer", "-1"], "all 12 heads of layer 5"), ([], "layers x heads overview: 6 x 12")):
         path = tmp_path / f"view{len(extra)}.png"
         assert main(["attention", "--model", str(minilm_dir), PARIS[0], *extra, "--out", str(path)]) == 0
@@ -88,8 +106,9 @@ def test_cli_png_plots_the_attention_probabilities(minilm, minilm_dir, tmp_path,
 def test_html_in_chromium_shows_the_models_probabilities(browser, minilm, minilm_dir, tmp_path, capsys):
     model, tokenizer = minilm
     out = tmp_path / "view.html"
-    assert main(["attention", "--model", str(minilm_dir), PYTHON_SNAKE, "--pair", PYTHON_LANGUAGE,
-                 "--out", str(out)]) == 0
+    assert (
+        main(["attention", "--model", str(minilm_dir), PYTHON_SNAKE, "--pair", PYTHON_LANGUAGE, "--out", str(out)]) == 0
+    )
     capsys.readouterr()
     enc, reference = forward(model, tokenizer, PYTHON_SNAKE, PYTHON_LANGUAGE)
     n = len(enc.ids)
@@ -154,11 +173,14 @@ def test_unknown_word_lists_the_sentence_words(minilm_dir, capsys):
     assert "word 'snake' is not in the sentence 'He got bit by Python'; its words are: He, got, bit, by, Python" in err
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--layer", "6"], "layer 6 is out of range: the model has 6 layers (use 0..5, or -1 for the last)"),
-    (["--layer", "0", "--head", "12"], "head 12 is out of range: the model has 12 heads"),
-    (["--head", "3"], "--head needs --layer for a PNG"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--layer", "6"], "layer 6 is out of range: the model has 6 layers (use 0..5, or -1 for the last)"),
+        (["--layer", "0", "--head", "12"], "head 12 is out of range: the model has 12 heads"),
+        (["--head", "3"], "--head needs --layer for a PNG"),
+    ],
+)
 def test_layer_or_head_out_of_range(minilm_dir, tmp_path, capsys, extra, message):
     out = tmp_path / "x.png"
     assert main(["attention", "--model", str(minilm_dir), "I love Paris", *extra, "--out", str(out)]) == 2
@@ -181,7 +203,9 @@ def test_similarity_of_a_long_sentence(minilm_dir, capsys):
     early = f"Python is {filler} fast"
     assert main(["similarity", "--model", str(minilm_dir), early, PYTHON_LANGUAGE, "--word", "python"]) == 0
     err = capsys.readouterr().err
-    assert "warning: the sentence 'Python is very very" in err and "has 605 tokens but the model takes at most 512" in err
+    assert (
+        "warning: the sentence 'Python is very very" in err and "has 605 tokens but the model takes at most 512" in err
+    )
     late = f"It is {filler} Python"
     assert main(["similarity", "--model", str(minilm_dir), late, PYTHON_LANGUAGE, "--word", "python"]) == 2
     assert "'python' lies past the model's maximum of 512 tokens" in capsys.readouterr().err
@@ -195,8 +219,13 @@ def test_demo_step_leaves_the_files_it_announces(minilm_dir, tmp_path, capsys):
     demo_step(tmp_path)
     printed = capsys.readouterr().out
     announced = [Path(p) for p in re.findall(r"^wrote (\S+) ", printed, flags=re.M)]
-    assert {p.name for p in announced} == {"bank-pca.png", "attention.html", "attention-overview.png",
-                                           "attention-last-layer.png", "attention-layer2-head0.png"}
+    assert {p.name for p in announced} == {
+        "bank-pca.png",
+        "attention.html",
+        "attention-overview.png",
+        "attention-last-layer.png",
+        "attention-layer2-head0.png",
+    }
     for path in announced:
         assert path.parent == tmp_path / "look-inside" and path.stat().st_size > 15_000
     assert "static input embedding (token table): 1.0000" in printed

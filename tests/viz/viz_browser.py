@@ -1,4 +1,5 @@
 """Reading the HTML head view back from the browser, the way a user works it."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Synthetic attention for the renderer tests: rows are softmax distributions, like a model's."""
+
 from __future__ import annotations
 
 import numpy as np
