@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from bertkit.errors import BertkitError, InputFileError
+from bertkit.hub import resolve_folder
 from bertkit.model.config import BertConfig
 
 logger = logging.getLogger("bertkit")
@@ -195,35 +196,6 @@ def load_state_into(
 
 
 # ---------------------------------------------------------------------- from_pretrained / save_pretrained
-def resolve_folder(name_or_path: str | os.PathLike) -> Path:
-    """A local folder, or a hub name downloaded through huggingface_hub when it is installed."""
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise InputFileError(path, "is a file; pass the checkpoint folder holding config.json")
-        return path
-    name = str(name_or_path)
-    if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
-        raise InputFileError(path, "no such checkpoint folder")
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise InputFileError(
-            path, "no such folder; to download hub model names install huggingface_hub (pip install huggingface_hub)"
-        ) from None
-    try:
-        local = Path(snapshot_download(name, allow_patterns=["*.json", "*.txt", "*.safetensors"]))
-        if not any(local.glob("*.safetensors")):
-            local = Path(snapshot_download(name, allow_patterns=["*.json", "*.txt", PT_WEIGHTS]))
-    except Exception as err:  # offline, unknown repo, gated model ...
-        raise InputFileError(
-            path,
-            f"no such folder, and downloading {name!r} from the Hugging Face hub "
-            f"failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})",
-        ) from None
-    return local
-
-
 def load_pretrained(
     cls,
     name_or_path: str | os.PathLike,

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from bertkit.errors import BertkitError
+from bertkit.log import set_verbosity
 
 COMMAND_MODULES = [
     "bertkit.cli.tokenizer",
@@ -31,7 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    _add_verbosity(parser)
     return parser
+
+
+def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+    """--quiet / --verbose on every command that runs (the leaves of the command tree)."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in groups:
+        for sub in set(action.choices.values()):
+            _add_verbosity(sub)
+    if not groups and parser.prog != "bertkit":
+        talk = parser.add_mutually_exclusive_group()
+        talk.add_argument(
+            "--quiet", "-q", action="store_true", help="print only warnings and errors (no progress bars)"
+        )
+        talk.add_argument("--verbose", "-v", action="store_true", help="print debugging messages too")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
+    set_verbosity("warning" if quiet else "debug" if verbose else "info")
     try:
         return int(args.func(args) or 0)
     except BertkitError as err:

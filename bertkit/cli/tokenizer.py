@@ -38,7 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--special-tokens", nargs="*", default=None, help="default: [PAD] [UNK] [CLS] [SEP] [MASK]")
     train.add_argument("--out", required=True, help="folder to write the tokenizer to")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=run_train)
 
     enc = sub.add_parser("encode", help="tokenize a text (prints tokens, ids, offsets) or a file of texts (to JSONL)")

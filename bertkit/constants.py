@@ -1,0 +1,13 @@
+"""Names and numbers shared across packages, written once."""
+
+from __future__ import annotations
+
+# Label id that losses skip (cross-entropy's ignore_index): unmasked positions in MLM, special
+# tokens and later word pieces in NER, padding everywhere.
+IGNORE_INDEX = -100
+
+# BERT's special tokens in the order of its vocab.txt ([PAD]=0 ... in trained vocabularies).
+BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+# Written by `bertkit finetune` beside the weights: the task, label set and recipe of the run.
+FINETUNE_SETTINGS_FILE = "finetune.json"
