@@ -11,3 +11,6 @@ BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 # Written by `bertkit finetune` beside the weights: the task, label set and recipe of the run.
 FINETUNE_SETTINGS_FILE = "finetune.json"
+
+# The random seed every command and settings object starts from unless told otherwise.
+DEFAULT_SEED = 42
