@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -60,12 +61,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_verbosity("warning" if quiet else "debug" if verbose else "info")
     try:
         return int(args.func(args) or 0)
-    except BertkitError as err:
-        print(f"bertkit {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"bertkit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (BertkitError, OSError, UnicodeDecodeError) as err:
+        if os.environ.get("BERTKIT_DEBUG"):
+            raise
+        print(f"bertkit {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return 2
+
+
+def one_line(err: BaseException) -> str:
+    """The message of a BertkitError; for the OS's and codecs' errors, the file and what to do.
+
+    The CLI's last line of defence: whatever escapes the library's own checks still ends as one
+    line naming the file (BERTKIT_DEBUG=1 shows the traceback instead).
+    """
+    if isinstance(err, BertkitError):
+        return " ".join(str(err).split("\n"))
+    if isinstance(err, UnicodeDecodeError):
+        where = getattr(err, "filename", None)
+        return f"{where + ': ' if where else ''}not UTF-8 text (byte {err.start}); save the file as UTF-8"
+    if isinstance(err, OSError):
+        name = err.filename or ""
+        reason = err.strerror or type(err).__name__
+        if err.errno == 28:
+            reason += " (the disk is full: free space and run again; files written before are intact)"
+        return f"{name}: {reason}" if name else reason
+    return str(err)
 
 
 def _version() -> str:
