@@ -87,3 +87,37 @@ def resolve_folder(
 def _lacks_weights(folder: Path) -> bool:
     """A model repository (config.json) whose safetensors file was not published."""
     return (folder / "config.json").exists() and not any(folder.glob("*.safetensors"))
+
+
+def push_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    token: str | bool | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Upload every file of `folder` to the hub repository `repo_id` (created if needed); its URL.
+
+    The one upload path behind `model.push_to_hub` and `tokenizer.push_to_hub`.
+    """
+    try:
+        from huggingface_hub import HfApi
+    except ImportError:
+        raise BertkitError("push_to_hub needs huggingface_hub: pip install 'bertkit[hub]'") from None
+    if offline():
+        raise BertkitError("push_to_hub: offline (HF_HUB_OFFLINE / BERTKIT_OFFLINE is set); unset it to upload")
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=os.fspath(folder),
+            revision=revision,
+            commit_message=commit_message or "Upload with bertkit",
+        )
+    except Exception as err:  # auth, network, permissions: one line with the hub's reason
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise BertkitError(f"push_to_hub {repo_id}: the upload failed ({type(err).__name__}: {first})") from None
+    return str(getattr(info, "commit_url", None) or f"https://huggingface.co/{repo_id}")

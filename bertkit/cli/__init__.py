@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_verbosity(parser: argparse.ArgumentParser) -> None:
-    """--quiet / --verbose on every command that runs (the leaves of the command tree)."""
+    """--quiet / --verbose on every command that runs (the leaves of the command tree); every
+    command's --help shows the defaults."""
+    parser.formatter_class = _DefaultsHelp
     groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     for action in groups:
         for sub in set(action.choices.values()):
@@ -95,3 +97,15 @@ def _version() -> str:
     from bertkit import __version__
 
     return f"bertkit {__version__}"
+
+
+class _DefaultsHelp(argparse.HelpFormatter):
+    """Help lines end with "(default: X)" wherever a default means something (not None, not a switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        meaningful = default not in (None, argparse.SUPPRESS) and not isinstance(default, bool)
+        if meaningful and "%(default)" not in text and "default" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
