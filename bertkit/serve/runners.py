@@ -1,0 +1,205 @@
+"""What the forward threads run: a model folder behind bertkit's own public inference calls.
+
+`EmbedRunner` answers with `bertkit.embed` (so the server returns exactly what the library does
+in process, on either backend), `PipelineRunner` with `bertkit.pipeline(task)`. Both measure an
+input in tokens before it is queued (the batch budget and the too-long check use it) and run a
+warm-up batch at start, which is also where dtype="int8" calibrates its scales.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bertkit.errors import BertkitError
+from bertkit.log import get_logger
+from bertkit.serve.settings import ServeSettings
+
+logger = get_logger(__name__)
+
+# Varied English for the warm-up forward (and int8's calibration): short and long, with digits,
+# punctuation and names, so that activation ranges are not measured on one kind of text.
+WARMUP_TEXTS = (
+    "The cat sat on the mat.",
+    "A gripping, funny film with a terrible ending that nobody saw coming.",
+    "Paris is the capital and most populous city of France, with 2,102,650 residents in January 2023.",
+    "How do I reset my password if I no longer have access to the e-mail address on my account?",
+    "not bad",
+    "The mitochondria is the powerhouse of the cell; it produces ATP through oxidative phosphorylation.",
+    "She sold 37 paintings in 1998, then moved to Lisbon and never painted again.",
+    "Error 404: the page you requested could not be found on this server.",
+    "Stocks fell 3.2% on Tuesday after the central bank raised interest rates by half a point.",
+    "I loved it!!! Best concert ever :)",
+    "Quantum computers use qubits, which can be in a superposition of states.",
+    "Turn left at the second light, then keep going until you see the old church.",
+    "The committee will meet again on March 14 to review the proposal and vote.",
+    "what is the boiling point of water at high altitude",
+    "Shakespeare wrote 39 plays, 154 sonnets and several longer poems.",
+    "This product broke after two days. Do not buy.",
+)
+
+
+def _torch_threads_for(workers: int) -> None:
+    """In a forward thread: with several forward threads, each uses one CPU thread of its own."""
+    if workers > 1:
+        torch.set_num_threads(1)
+
+
+class EmbedRunner:
+    """Sentence vectors through `bertkit.embed`; rows come back as float32 tensors [H]."""
+
+    task = "embed"
+
+    def __init__(self, settings: ServeSettings) -> None:
+        from bertkit.hardware import resolve_device
+        from bertkit.inference import embed
+        from bertkit.loading import load_folder
+
+        self.settings = settings
+        self._embed = embed
+        self._options: dict[str, Any] = {}
+        if settings.backend == "torch":
+            model, self.tokenizer, _ = load_folder(settings.model, "BertModel")
+            self.device = resolve_device(settings.device)
+            self.model = model.to(self.device).eval()
+            config = self.model.config
+        else:
+            self.model, self.tokenizer, config, self.device = _onnx_parts(settings, embed)
+            self._options["backend"] = settings.backend
+        self.dims = config.hidden_size
+        self.max_tokens = config.max_position_embeddings
+        self.workers = settings.workers or _default_workers(self.device)
+
+    def measure(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text as the model would see it untruncated (with [CLS] and [SEP])."""
+        return [len(ids) for ids in self.tokenizer(list(texts), padding=False, truncation=False)["input_ids"]]
+
+    def run(self, texts: list[str], key: tuple = ()) -> list[torch.Tensor]:
+        vectors = self._embed(
+            texts,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            pooling=self.settings.pooling,
+            batch_size=len(texts),
+            dtype=self.settings.dtype,
+            max_length=self.max_tokens,
+            **self._options,
+        )
+        return list(vectors)
+
+    def thread_start(self) -> None:
+        _torch_threads_for(self.workers)
+
+    def warm_up(self) -> None:
+        self.run(list(WARMUP_TEXTS))
+
+    def info(self) -> dict[str, Any]:
+        return {"dims": self.dims, "pooling": self.settings.pooling, "max_input_tokens": self.max_tokens}
+
+
+class PipelineRunner:
+    """A task's pipeline output per input (classify, nli, ner, qa, fill-mask)."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        from bertkit.hardware import resolve_device
+        from bertkit.pipelines import pipeline
+
+        self.settings = settings
+        self.task = settings.task
+        options: dict[str, Any] = {}
+        if settings.backend != "torch":
+            options["backend"] = settings.backend
+        if settings.dtype not in ("fp32", "float32"):
+            options["dtype"] = settings.dtype
+        try:
+            self.pipe = pipeline(settings.task, model=settings.model, **options)
+        except TypeError as err:
+            if "unexpected keyword" not in str(err):
+                raise
+            given = ", ".join(f"--{k.replace('dtype', 'precision')} {v}" for k, v in options.items())
+            raise BertkitError(
+                f"{given}: bertkit.pipeline({settings.task!r}) runs torch float32 only in this version; "
+                "leave the flag out (or serve an embedding model with --task embed)"
+            ) from None
+        self.device = resolve_device(settings.device)
+        if settings.backend == "torch":
+            self.pipe.model.to(self.device)
+        self.tokenizer = self.pipe.tokenizer
+        config = self.pipe.model.config
+        self.max_tokens = config.max_position_embeddings
+        self.labels = [config.id2label[i] for i in sorted(config.id2label)] if config.id2label else None
+        self.workers = settings.workers or _default_workers(self.device)
+
+    @property
+    def windowed(self) -> bool:
+        """qa and ner cut long inputs into overlapping windows: any length is answered whole."""
+        return self.task in ("qa", "ner")
+
+    def measure(self, inputs: Sequence[Any]) -> list[int]:
+        firsts, seconds = zip(*(_parts(x) for x in inputs))
+        pairs = None if all(s is None for s in seconds) else [s or "" for s in seconds]
+        return [len(ids) for ids in self.tokenizer(list(firsts), pairs, padding=False, truncation=False)["input_ids"]]
+
+    def run(self, inputs: list[Any], key: tuple = ()) -> list[Any]:
+        options = dict(key) if key else {}
+        return list(self.pipe(list(inputs), batch_size=len(inputs), **options))
+
+    def thread_start(self) -> None:
+        _torch_threads_for(self.workers)
+
+    def warm_up(self) -> None:
+        samples: dict[str, list[Any]] = {
+            "classify": ["a gripping, funny film"],
+            "nli": [("A man plays a guitar.", "A person makes music.")],
+            "ner": ["Jeremy lives in Paris and works for the BBC."],
+            "qa": [{"question": "Where does Jeremy live?", "context": "Jeremy lives in Paris."}],
+            "fill-mask": ["Paris is a beautiful [MASK]."],
+        }
+        self.run(samples[self.task])
+
+    def info(self) -> dict[str, Any]:
+        return {"labels": self.labels, "max_input_tokens": self.max_tokens}
+
+
+def _parts(x: Any) -> tuple[str, str | None]:
+    """(first text, second text or None) of a validated /predict input."""
+    if isinstance(x, str):
+        return x, None
+    if isinstance(x, dict):
+        return x["question"], x["context"]
+    return x[0], x[1]
+
+
+def _default_workers(device: torch.device) -> int:
+    # Small forwards scale poorly across CPU threads and independent ones almost perfectly (see
+    # bertkit.inference.for_each_batch); an accelerator is kept busy by one stream of batches.
+    return max(1, torch.get_num_threads()) if device.type == "cpu" else 1
+
+
+def _onnx_parts(settings: ServeSettings, embed: Any) -> tuple[Any, Any, Any, torch.device]:
+    """(model folder, tokenizer, config, device) for embed(..., backend="onnx")."""
+    from bertkit.hub import resolve_folder
+    from bertkit.model.config import BertConfig
+    from bertkit.tokenizers import Tokenizer
+
+    if "backend" not in inspect.signature(embed).parameters:
+        raise BertkitError(
+            f"--backend {settings.backend}: this bertkit has no ONNX backend for embed; use --backend torch"
+        )
+    if settings.device not in ("auto", "cpu"):
+        raise BertkitError(f"--backend {settings.backend} runs on the CPU; leave out --device {settings.device}")
+    folder = Path(resolve_folder(settings.model))
+    return str(folder), Tokenizer.from_pretrained(folder), BertConfig.from_pretrained(folder), torch.device("cpu")
+
+
+def build_runner(settings: ServeSettings) -> EmbedRunner | PipelineRunner:
+    """The runner for settings.task, loaded and warmed up."""
+    runner: EmbedRunner | PipelineRunner
+    runner = EmbedRunner(settings) if settings.task == "embed" else PipelineRunner(settings)
+    runner.warm_up()
+    logger.info(f"loaded {settings.model} for {settings.task} ({settings.backend}, {settings.dtype}, {runner.device})")
+    return runner
