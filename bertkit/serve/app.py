@@ -179,6 +179,11 @@ def _add_errors(app: FastAPI) -> None:
     async def refused(request: Request, err: Refused) -> Response:
         return _error(err.status, err.message, err.error_type, err.headers)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, err: Exception) -> Response:
+        logger.warning(f"{request.url.path}: {type(err).__name__}: {err}")
+        return _error(500, f"internal error ({type(err).__name__}: {err})", "backend")
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> Response:
         return _error(422, _one_line(err.errors()), "validation")
