@@ -40,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pooling", default=d.pooling, choices=POOLINGS, help="embed: token vectors -> one vector")
     p.add_argument("--max-batch-tokens", type=int, default=d.max_batch_tokens, help="tokens (unpadded) per forward")
     p.add_argument("--max-batch-requests", type=int, default=d.max_batch_requests, help="inputs per forward")
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=d.batch_wait_ms,
+        help="while another forward runs, how long a free forward thread waits for a fuller batch",
+    )
     p.add_argument("--max-queue", type=int, default=d.max_queue, help="inputs waiting; past it, 429 with Retry-After")
     p.add_argument("--max-inputs", type=int, default=d.max_inputs, help="inputs per request; past it, 413")
     p.add_argument("--max-input-chars", type=int, default=d.max_input_chars, help="characters per input; past it, 413")
@@ -73,6 +79,7 @@ def run_serve(args: argparse.Namespace) -> int:
         pooling=args.pooling,
         max_batch_tokens=args.max_batch_tokens,
         max_batch_requests=args.max_batch_requests,
+        batch_wait_ms=args.batch_wait_ms,
         max_queue=args.max_queue,
         max_inputs=args.max_inputs,
         max_input_chars=args.max_input_chars,

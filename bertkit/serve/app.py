@@ -16,11 +16,11 @@ import asyncio
 import base64
 import contextlib
 import hmac
-import json
 import time
 from collections.abc import AsyncIterator, MutableMapping, Sequence
 from typing import Any
 
+import orjson
 import torch
 import torch.nn.functional as F
 from fastapi import FastAPI, Request
@@ -58,8 +58,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def json_response(value: Any, status: int = 200, headers: dict | None = None) -> Response:
-    # json.dumps directly: FastAPI's default encoder walks every float of every vector first
-    return Response(json.dumps(value), status_code=status, headers=headers, media_type="application/json")
+    # orjson on numpy arrays: float32 written in their shortest exact form, ~15x faster than
+    # json.dumps on Python floats (which FastAPI's default encoder would also walk one by one)
+    body = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 def _error(status: int, message: str, error_type: str, headers: dict | None = None) -> Response:
@@ -80,6 +82,7 @@ class Service:
             max_batch_requests=settings.max_batch_requests,
             max_queue=settings.max_queue,
             workers=runner.workers,
+            linger=settings.batch_wait_ms / 1000,
             on_thread_start=runner.thread_start,
             metrics=metrics,
         )
@@ -135,6 +138,7 @@ class Service:
             "limits": {
                 "max_batch_tokens": s.max_batch_tokens,
                 "max_batch_requests": s.max_batch_requests,
+                "batch_wait_ms": s.batch_wait_ms,
                 "max_queue": s.max_queue,
                 "max_inputs": s.inputs_per_request,
                 "max_input_chars": s.max_input_chars,
@@ -227,7 +231,7 @@ def _add_routes(app: FastAPI, service: Service) -> None:
         @app.post("/embed", summary="sentence vectors (text-embeddings-inference's shape)")
         async def embed(body: EmbedRequest) -> Response:
             vectors, _ = await service.vectors(texts_of(body.inputs, settings), body.truncate, body.normalize)
-            return json_response(vectors.tolist())
+            return json_response(vectors.numpy())
 
         @app.post("/v1/embeddings", summary="sentence vectors, unit length (OpenAI's shape)")
         async def openai_embeddings(body: OpenAIEmbeddingRequest) -> Response:
@@ -235,7 +239,7 @@ def _add_routes(app: FastAPI, service: Service) -> None:
             if body.encoding_format == "base64":
                 rows: list[Any] = [base64.b64encode(v.numpy().astype("<f4").tobytes()).decode() for v in vectors]
             else:
-                rows = vectors.tolist()
+                rows = list(vectors.numpy())
             data = [{"object": "embedding", "embedding": row, "index": i} for i, row in enumerate(rows)]
             usage = {"prompt_tokens": tokens, "total_tokens": tokens}
             return json_response({"object": "list", "data": data, "model": settings.model, "usage": usage})

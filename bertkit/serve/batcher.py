@@ -11,6 +11,10 @@ A forward that raises fails the requests with an item in that batch and nothing 
 goes on with the next batch. A request that times out (or whose client went away) leaves the
 queue at once; rows of it already in a running forward are dropped.
 
+While another forward runs, a thread that finds less than a full batch waits up to `linger`
+seconds for more to arrive: the one running keeps the cores busy meanwhile, and a larger batch
+costs less per input. With no other forward running (a lone client) nothing waits.
+
 Items carry a `key` (the request's options that change the forward, e.g. fill-mask's top_k);
 one batch only holds items with the same key, taken in order, the others keep their place.
 """
@@ -70,6 +74,7 @@ class Batcher:
         max_batch_requests: int,
         max_queue: int,
         workers: int = 1,
+        linger: float = 0.0,
         on_thread_start: Callable[[], None] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -77,10 +82,12 @@ class Batcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_requests = max_batch_requests
         self.max_queue = max_queue
+        self.linger = linger
         self.metrics = metrics
         self._queue: collections.deque[_Item] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._busy = 0  # forwards running now
         self._on_thread_start = on_thread_start
         self._threads = [
             threading.Thread(target=self._work, name=f"bertkit-serve-{w}", daemon=True) for w in range(workers)
@@ -144,7 +151,11 @@ class Batcher:
             batch = self._take()
             if batch is None:
                 return
-            self._run(batch)
+            try:
+                self._run(batch)
+            finally:
+                with self._cond:
+                    self._busy -= bool(batch)
 
     def _take(self) -> list[_Item] | None:
         """The next batch (blocks until there is one); None once stopping with nothing left."""
@@ -153,6 +164,12 @@ class Batcher:
                 if self._stopping:
                     return None
                 self._cond.wait()
+            deadline = time.monotonic() + self.linger
+            while self._busy and len(self._queue) < self.max_batch_requests and not self._stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
             taken: list[_Item] = []
             kept: collections.deque[_Item] = collections.deque()
             tokens = 0
@@ -171,6 +188,7 @@ class Batcher:
                 tokens += item.length
             kept.extend(queue)
             self._queue = kept
+            self._busy += bool(taken)
         taken.sort(key=lambda item: item.length)
         return taken
 

@@ -50,7 +50,13 @@ def _torch_threads_for(workers: int) -> None:
 
 
 class EmbedRunner:
-    """Sentence vectors through `bertkit.embed`; rows come back as float32 tensors [H]."""
+    """Sentence vectors as `bertkit.embed` computes them; rows come back as float32 tensors [H].
+
+    On the torch backend the forward skips the padding (`skip_padding=True`: every Linear, GELU
+    and LayerNorm runs on the real tokens only). `bertkit.embed` sorts a whole corpus by length,
+    so its batches hardly pad; a server's batch is whatever arrived together, and padding it to
+    its longest sentence would multiply the work on short ones. The vectors are the same.
+    """
 
     task = "embed"
 
@@ -61,7 +67,7 @@ class EmbedRunner:
 
         self.settings = settings
         self._embed = embed
-        self._options: dict[str, Any] = {}
+        self._runner: torch.nn.Module | None = None  # the prepared (dtype-converted) model, made at warm-up
         if settings.backend == "torch":
             model, self.tokenizer, _ = load_folder(settings.model, "BertModel")
             self.device = resolve_device(settings.device)
@@ -69,7 +75,6 @@ class EmbedRunner:
             config = self.model.config
         else:
             self.model, self.tokenizer, config, self.device = _onnx_parts(settings, embed)
-            self._options["backend"] = settings.backend
         self.dims = config.hidden_size
         self.max_tokens = config.max_position_embeddings
         self.workers = settings.workers or _default_workers(self.device)
@@ -79,22 +84,44 @@ class EmbedRunner:
         return [len(ids) for ids in self.tokenizer(list(texts), padding=False, truncation=False)["input_ids"]]
 
     def run(self, texts: list[str], key: tuple = ()) -> list[torch.Tensor]:
-        vectors = self._embed(
-            texts,
-            model=self.model,
-            tokenizer=self.tokenizer,
-            pooling=self.settings.pooling,
-            batch_size=len(texts),
-            dtype=self.settings.dtype,
-            max_length=self.max_tokens,
-            **self._options,
-        )
-        return list(vectors)
+        if self._runner is None:  # the onnx backend: bertkit.embed does it all
+            options: dict[str, Any] = {"backend": self.settings.backend, "dtype": self.settings.dtype}
+            vectors = self._embed(
+                texts,
+                model=self.model,
+                tokenizer=self.tokenizer,
+                pooling=self.settings.pooling,
+                batch_size=len(texts),
+                max_length=self.max_tokens,
+                **options,
+            )
+            return list(vectors)
+        return list(self._forward(self._runner, texts))
+
+    def _forward(self, model: torch.nn.Module, texts: list[str]) -> torch.Tensor:
+        from bertkit.inference import pad, pool, tokenize
+
+        encoded = tokenize(self.tokenizer, texts, self.max_tokens)
+        ids, types = encoded["input_ids"], encoded["token_type_ids"]
+        input_ids = pad(ids, self.model.config.pad_token_id).to(self.device)  # [B, T]
+        mask = pad([[1] * len(r) for r in ids], 0).to(self.device)  # [B, T]
+        token_types = pad(types, 0).to(self.device) if any(any(t) for t in types) else None
+        with torch.inference_mode():
+            hidden = model(input_ids, mask, token_types, skip_padding=True).last_hidden_state  # [B, T, H]
+            return pool(hidden, mask, self.settings.pooling).cpu()  # [B, H] float32
 
     def thread_start(self) -> None:
         _torch_threads_for(self.workers)
 
     def warm_up(self) -> None:
+        """Convert the model to the asked dtype (int8 calibrates on WARMUP_TEXTS) and run it once."""
+        if self.settings.backend == "torch":
+            from bertkit.inference import calibration_batches, prepare, tokenize
+
+            calibration = None
+            if self.settings.dtype == "int8":
+                calibration = calibration_batches(tokenize(self.tokenizer, list(WARMUP_TEXTS), self.max_tokens))
+            self._runner = prepare(self.model, self.settings.dtype, calibration)
         self.run(list(WARMUP_TEXTS))
 
     def info(self) -> dict[str, Any]:

@@ -23,8 +23,8 @@ SERVE_EXTRA = "pip install 'bertkit[serve]'"
 
 
 def require_serve_extra() -> None:
-    """A one-line error naming the extra when FastAPI or uvicorn is missing."""
-    for module in ("fastapi", "uvicorn"):
+    """A one-line error naming the extra when FastAPI, uvicorn or orjson is missing."""
+    for module in ("fastapi", "uvicorn", "orjson"):
         try:
             __import__(module)
         except ImportError:

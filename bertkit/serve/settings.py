@@ -36,6 +36,7 @@ class ServeSettings:
     device: str = "auto"
     max_batch_tokens: int = 16384  # tokens (without padding) in one forward
     max_batch_requests: int = 64  # inputs in one forward
+    batch_wait_ms: float = 5.0  # while another forward runs, how long a free thread waits to fill a batch
     max_queue: int = 1024  # inputs waiting for a forward; past it, 429
     max_inputs: int = 256  # inputs in one request (never more than max_queue)
     max_input_chars: int = 20000  # characters in one input
@@ -71,6 +72,8 @@ class ServeSettings:
                 raise BertkitError(f"{flag} {value}: give a positive number")
         if self.max_inputs > MOST_INPUTS:
             raise BertkitError(f"--max-inputs {self.max_inputs}: at most {MOST_INPUTS}; send more in several requests")
+        if not 0 <= self.batch_wait_ms <= 1000:
+            raise BertkitError(f"--batch-wait-ms {self.batch_wait_ms}: give 0..1000 milliseconds")
         if not self.timeout > 0:
             raise BertkitError(f"--timeout {self.timeout}: give a positive number of seconds")
         if self.workers is not None and self.workers < 1:

@@ -26,13 +26,15 @@ def test_every_flag_reaches_the_settings(captured, capsys):
     argv = [
         "serve", "--model", "m", "--task", "classify", "--host", "0.0.0.0", "--port", "9000",
         "--precision", "int8", "--device", "cpu", "--pooling", "cls", "--max-batch-tokens", "2048",
-        "--max-batch-requests", "16", "--max-queue", "64", "--max-inputs", "32", "--max-input-chars", "500",
+        "--max-batch-requests", "16", "--batch-wait-ms", "2.5", "--max-queue", "64", "--max-inputs", "32",
+        "--max-input-chars", "500",
         "--payload-limit", "4096", "--timeout", "5", "--workers", "3", "--api-key", "k",
     ]  # fmt: skip
     assert main(argv) == 0
     s = captured[0]
     assert (s.task, s.host, s.port, s.dtype, s.device, s.pooling) == ("classify", "0.0.0.0", 9000, "int8", "cpu", "cls")
     assert (s.max_batch_tokens, s.max_batch_requests, s.max_queue, s.max_inputs) == (2048, 16, 64, 32)
+    assert s.batch_wait_ms == 2.5
     assert (s.max_input_chars, s.payload_limit, s.timeout, s.workers, s.api_key) == (500, 4096, 5.0, 3, "k")
 
 

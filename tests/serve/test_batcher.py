@@ -198,3 +198,50 @@ def test_a_wrong_number_of_rows_is_a_failure_not_a_silent_misalignment():
             asyncio.run(go())
     finally:
         b.stop()
+
+
+def test_a_free_thread_waits_for_a_fuller_batch_only_while_another_forward_runs():
+    batches: list = []
+    gate = threading.Event()
+
+    def run(values, key):
+        if values == ["hold"]:
+            gate.wait(5)
+        return _echo(batches)(values, key)
+
+    b = _batcher(run, max_batch_requests=4, linger=0.5, workers=2)
+
+    async def go():
+        hold = asyncio.create_task(b.submit(["hold"], [1]))  # thread 1 is busy with it
+        await asyncio.sleep(0.05)
+        first = asyncio.create_task(b.submit(["a"], [1]))  # thread 2 lingers instead of running "a" alone
+        await asyncio.sleep(0.05)
+        rest = asyncio.create_task(b.submit(["b", "c", "d"], [1, 1, 1]))  # the batch is full: no more waiting
+        outs = await first, await rest
+        gate.set()
+        await hold
+        return outs
+
+    b.start()
+    try:
+        assert asyncio.run(go()) == (["out:a"], ["out:b", "out:c", "out:d"])
+    finally:
+        b.stop()
+    assert [values for values, _ in batches if values != ["hold"]] == [["a", "b", "c", "d"]]
+
+
+def test_a_lone_request_never_waits():
+    import time
+
+    b = _batcher(lambda values, key: list(values), linger=5.0, workers=2)
+
+    async def go():
+        start = time.monotonic()
+        await b.submit(["a"], [1])
+        return time.monotonic() - start
+
+    b.start()
+    try:
+        assert asyncio.run(go()) < 2.0  # no other forward ran: the 5 s linger did not apply
+    finally:
+        b.stop()

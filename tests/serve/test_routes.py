@@ -68,6 +68,19 @@ def test_a_request_spanning_batches_equals_bertkit_embed(minilm_dir, minilm_runn
     assert float(sizes) >= 5  # 40 inputs, 8 per forward
 
 
+@pytest.mark.parametrize("dtype, worst", [("int8", 0.99), ("bf16", 0.999)])
+def test_reduced_precision_serves_vectors_close_to_float32(minilm_dir, sst2_sentences, dtype, worst):
+    from bertkit.hardware import cpu_has_native
+
+    if dtype == "bf16" and not cpu_has_native("bf16"):
+        pytest.skip("this CPU has no native bf16 (serve refuses it there; see test_hostile)")
+    runner = build_runner(ServeSettings(model=str(minilm_dir), dtype=dtype))
+    texts = sst2_sentences[:32]
+    got = torch.stack(runner.run(texts))
+    expected = bertkit.embed(texts, model=minilm_dir)
+    assert _cosines(got.tolist(), expected).min() >= worst
+
+
 def test_openai_shape_with_usage_and_base64(minilm_dir, minilm_runner, client_for):
     client = client_for(minilm_runner, model=str(minilm_dir))
     texts = ["hello world", "a gripping, funny film"]
