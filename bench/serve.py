@@ -159,10 +159,8 @@ async def drive(url: str, sentences: list[str], reference: torch.Tensor, clients
     return counts, statuses, latencies, wall
 
 
-def level(url: str, sentences: list[str], reference: torch.Tensor, clients: int, args) -> dict:
-    counts, statuses, latencies, wall = asyncio.run(
-        drive(url, sentences, reference, clients, args.requests, args.max_seconds)
-    )
+def level(url: str, sentences: list[str], reference: torch.Tensor, clients: int, args, seconds: float) -> dict:
+    counts, statuses, latencies, wall = asyncio.run(drive(url, sentences, reference, clients, args.requests, seconds))
     q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [float("nan")] * 99
     return {
         "clients": clients,
@@ -192,6 +190,7 @@ def main() -> None:
     p.add_argument("--clients", default="1,8,32,128", help="comma-separated client counts")
     p.add_argument("--requests", type=int, default=6000, help="requests per level (at most)")
     p.add_argument("--max-seconds", type=float, default=60.0, help="seconds per level (at most)")
+    p.add_argument("--naive-seconds", type=float, default=30.0, help="seconds per level for the naive server")
     p.add_argument("--threads", type=int, default=None, help="torch threads in every process (default: torch's)")
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--skip-overload", action="store_true")
@@ -208,7 +207,8 @@ def main() -> None:
     import bertkit
     from bertkit.hardware import describe
 
-    print(f"bench/serve.py on {describe('cpu')}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"bench/serve.py on {describe('cpu')}; {torch.get_num_threads()} threads")
+    print(f"load average at the start (other work on this machine): {os.getloadavg()[0]:.1f}")
     sentences = load_sentences(args.sentences)
     bertkit.embed(sentences[:64], model=model)  # load and warm up before timing
     start = time.perf_counter()
@@ -220,16 +220,16 @@ def main() -> None:
 
     with server(bertkit_server(model, args.threads), "bertkit serve") as url:
         for clients in levels:
-            rows["bertkit"].append(level(url, sentences, reference, clients, args))
+            rows["bertkit"].append(level(url, sentences, reference, clients, args, args.max_seconds))
             show("bertkit", rows["bertkit"][-1])
     if not args.skip_naive:
         with server(naive_server(model, args.threads), "naive server") as url:
             for clients in levels:
-                rows["naive"].append(level(url, sentences, reference, clients, args))
+                rows["naive"].append(level(url, sentences, reference, clients, args, args.naive_seconds))
                 show("naive", rows["naive"][-1])
     if not args.skip_overload:
         with server(bertkit_server(model, args.threads, "--max-queue", "64"), "bertkit serve --max-queue 64") as url:
-            row = level(url, sentences, reference, 256, args)
+            row = level(url, sentences, reference, 256, args, args.max_seconds)
             rows["overload"].append(row)
             show("overload", row)
             answered = sum(row["statuses"].values())
@@ -238,6 +238,7 @@ def main() -> None:
                 f"  overload: {answered} of {row['requests']} answered, statuses {row['statuses']}: "
                 f"{'every request 200 or 429' if only and not row['lost'] else 'FAILED'}"
             )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     summarize(rows, in_process)
     if args.json:
         Path(args.json).write_text(json.dumps({"in_process": in_process, **rows}, indent=2))
