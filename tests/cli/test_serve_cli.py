@@ -54,3 +54,10 @@ def test_the_api_key_can_come_from_the_environment_and_never_shows_in_help(monke
         main(["serve", "--help"])
     out = capsys.readouterr().out
     assert "from-env-secret" not in out and "--max-batch-tokens" in out and "16384" in out
+
+
+def test_without_the_serve_extra_it_says_which_extra_in_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(__import__("sys").modules, "fastapi", None)  # as if FastAPI were not installed
+    assert main(["serve", "--model", "m"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "pip install 'bertkit[serve]'" in lines[0]
