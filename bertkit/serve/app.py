@@ -64,6 +64,12 @@ def json_response(value: Any, status: int = 200, headers: dict | None = None) ->
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
+def _summary(err: BaseException) -> str:
+    """The exception's type and the first line of its message (torch's errors span many lines)."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
 def _error(status: int, message: str, error_type: str, headers: dict | None = None) -> Response:
     return json_response({"error": message, "error_type": error_type}, status, headers)
 
@@ -115,7 +121,7 @@ class Service:
         except Refused:
             raise
         except Exception as err:  # the forward of this request's batch raised
-            raise Refused(500, f"the model failed on this batch ({type(err).__name__}: {err})", "backend") from None
+            raise Refused(500, f"the model failed on this batch ({_summary(err)})", "backend") from None
 
     async def vectors(self, texts: list[str], truncate: bool, normalize: bool) -> tuple[torch.Tensor, int]:
         lengths = await self.lengths(texts, truncate)
@@ -185,8 +191,8 @@ def _add_errors(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> Response:
-        logger.warning(f"{request.url.path}: {type(err).__name__}: {err}")
-        return _error(500, f"internal error ({type(err).__name__}: {err})", "backend")
+        logger.warning(f"{request.url.path}: {_summary(err)}")
+        return _error(500, f"internal error ({_summary(err)})", "backend")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> Response:

@@ -89,7 +89,7 @@ class ScriptedRunner:
             self.gate.wait(10)
         self.batches.append(list(texts))
         if self.fail_on is not None and any(self.fail_on in t for t in texts):
-            raise RuntimeError("scripted failure")
+            raise RuntimeError("scripted failure\non two lines")
         return [torch.tensor([float(len(t)), 1.0, 0.0, 0.0]) for t in texts]
 
     def thread_start(self) -> None:
