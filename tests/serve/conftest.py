@@ -61,6 +61,17 @@ def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Pa
     )
 
 
+@pytest.fixture(scope="session")
+def tiny_mlm_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
+    return _tiny_folder(tmp_path_factory.mktemp("tiny-mlm"), minilm_dir, "BertForMaskedLM")
+
+
+@pytest.fixture(scope="session")
+def tiny_ner_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
+    labels = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+    return _tiny_folder(tmp_path_factory.mktemp("tiny-ner"), minilm_dir, "BertForTokenClassification", id2label=labels)
+
+
 class ScriptedRunner:
     """A runner double: vectors [len(text), 1.0, ...] of width 4, with hooks to block or fail.
 

@@ -139,6 +139,28 @@ def test_predict_classify_equals_the_pipeline(tiny_classifier_dir, client_for):
     assert top_k.status_code == 422 and "top_k" in top_k.json()["error"]
 
 
+def test_predict_fill_mask_passes_top_k_through(tiny_mlm_dir, client_for):
+    settings = ServeSettings(model=str(tiny_mlm_dir), task="fill-mask")
+    client = client_for(build_runner(settings), model=str(tiny_mlm_dir), task="fill-mask")
+    texts = ["Paris is a beautiful [MASK].", "The [MASK] sat on the mat."]
+    got = client.post("/predict", json={"inputs": texts, "top_k": 3}).json()
+    expected = bertkit.fill_mask(texts, model=tiny_mlm_dir, top_k=3)
+    assert [[c["token"] for c in g] for g in got] == [[c["token"] for c in e] for e in expected]
+    assert len(client.post("/predict", json={"inputs": texts[0]}).json()) == 5  # the pipeline's default
+
+
+def test_predict_ner_equals_the_pipeline_on_long_inputs_too(tiny_ner_dir, client_for):
+    settings = ServeSettings(model=str(tiny_ner_dir), task="ner")
+    client = client_for(build_runner(settings), model=str(tiny_ner_dir), task="ner")
+    texts = ["Jeremy lives in Paris.", " ".join(["Anna met Jeremy in Paris again."] * 40)]  # > 128 tokens: windows
+    got = client.post("/predict", json={"inputs": texts}).json()
+    expected = bertkit.pipeline("ner", model=tiny_ner_dir)(texts)
+    strip = [[{k: v for k, v in e.items() if k != "score"} for e in row] for row in expected]
+    assert [[{k: v for k, v in e.items() if k != "score"} for e in row] for row in got] == strip
+    scores = [[e["score"] for e in row] for row in got], [[e["score"] for e in row] for row in expected]
+    assert all(np.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(*scores))  # batches differ: float noise
+
+
 @pytest.mark.parametrize(
     "task, inputs, expected",
     [
