@@ -17,8 +17,10 @@ import torch
 from peers import peer
 
 import bertkit.model as bk
-from bertkit.checkpoint import tf_bundle
-from bertkit.checkpoint.google import convert_google_checkpoint, google_to_hf_name
+from bertkit.checkpoint import leveldb, tf_bundle
+from bertkit.checkpoint.crc32c import crc32c, mask_crc, unmask_crc
+from bertkit.checkpoint.google import google_to_hf_name
+from bertkit.convert import convert_google_checkpoint
 from bertkit.errors import InputFileError
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "google_bert_tiny"
@@ -136,15 +138,15 @@ def test_missing_bert_config_is_a_clear_error(tmp_path):
 
 
 def test_wire_format_helpers():
-    assert tf_bundle.crc32c(b"123456789") == 0xE3069283  # the standard CRC-32C check value
-    assert tf_bundle.read_varint(bytes([0xAC, 0x02]), 0) == (300, 2)
+    assert crc32c(b"123456789") == 0xE3069283  # the standard CRC-32C check value
+    assert leveldb.read_varint(bytes([0xAC, 0x02]), 0) == (300, 2)
     # field 1 varint 150, field 2 bytes "hi", field 6 fixed32
     msg = bytes([0x08, 0x96, 0x01, 0x12, 0x02]) + b"hi" + bytes([0x35, 1, 0, 0, 0])
-    assert tf_bundle.parse_proto(msg) == {1: [150], 2: [b"hi"], 6: [1]}
+    assert leveldb.parse_proto(msg) == {1: [150], 2: [b"hi"], 6: [1]}
     masked = ((((0x12345678 >> 15) | (0x12345678 << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
-    assert tf_bundle.unmask_crc(masked) == 0x12345678
+    assert unmask_crc(masked) == 0x12345678
     # snappy: literal "abc", then a copy of 6 bytes from distance 3 (overlapping its own output)
-    assert tf_bundle.snappy_decompress(bytes([9, 0x08]) + b"abc" + bytes([0x09, 0x03])) == b"abcabcabc"
+    assert leveldb.snappy_decompress(bytes([9, 0x08]) + b"abc" + bytes([0x09, 0x03])) == b"abcabcabc"
 
 
 def _varint(n: int) -> bytes:
@@ -171,8 +173,7 @@ def _table(blocks: list[list[tuple[bytes, bytes]]], snappy_literal: bool = False
     data, index = bytearray(), []
 
     def add_block(contents: bytes, kind: int = 0) -> bytes:
-        crc = tf_bundle.crc32c(contents + bytes([kind]))
-        masked = ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+        masked = mask_crc(crc32c(contents + bytes([kind])))
         handle = _varint(len(data)) + _varint(len(contents))
         data.extend(contents + bytes([kind]) + masked.to_bytes(4, "little"))
         return handle
@@ -185,12 +186,12 @@ def _table(blocks: list[list[tuple[bytes, bytes]]], snappy_literal: bool = False
         index.append((entries[-1][0], add_block(contents, kind)))
     meta = add_block(_block([]))
     idx = add_block(_block(index))
-    footer = (meta + idx).ljust(40, b"\x00") + tf_bundle.TABLE_MAGIC.to_bytes(8, "little")
+    footer = (meta + idx).ljust(40, b"\x00") + leveldb.TABLE_MAGIC.to_bytes(8, "little")
     return bytes(data) + footer
 
 
 @pytest.mark.parametrize("snappy", [False, True])
 def test_table_reader_follows_several_blocks_and_shared_key_prefixes(snappy):
     blocks = [[(b"bert/a", b"1"), (b"bert/ab", b"2"), (b"bert/abc", b"3")], [(b"bert/b", b"4"), (b"cls/x", b"5")]]
-    got = list(tf_bundle.read_table(_table(blocks, snappy_literal=snappy)))
+    got = list(leveldb.read_table(_table(blocks, snappy_literal=snappy)))
     assert got == [kv for block in blocks for kv in block]
