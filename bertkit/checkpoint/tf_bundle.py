@@ -83,6 +83,9 @@ def parse_entry(name: str, buf: bytes, num_shards: int = 1) -> BundleEntry:
     crc = proto_int(f, 6, f"{what}: crc32c", default=None)
     if crc is not None and crc >= 1 << 32:
         raise ValueError(f"{what}: crc32c {crc} does not fit in 32 bits")
+    dtype = TF_DTYPES.get(numbers["dtype"])
+    if dtype is not None and 7 not in f and math.prod(shape) * dtype.itemsize != numbers["size"]:
+        raise ValueError(f"{what}: {numbers['size']} bytes do not hold shape {shape}")
     return BundleEntry(
         name=name,
         dtype=numbers["dtype"],
@@ -178,12 +181,7 @@ class TFCheckpoint:
                 f"variable {name!r} has TensorFlow dtype {entry.dtype}, "
                 "which bertkit does not read (strings/resources are not weights)",
             )
-        dtype = TF_DTYPES[entry.dtype]
-        if math.prod(entry.shape) * dtype.itemsize != entry.size:
-            raise InputFileError(
-                self.index_path, f"variable {name!r}: {entry.size} bytes do not hold shape {list(entry.shape)}"
-            )
-        return entry, dtype
+        return entry, TF_DTYPES[entry.dtype]  # its size was checked against the shape in parse_entry
 
     def read(self, name: str) -> np.ndarray:
         """The named variable as a numpy array (bfloat16 widened to float32), its CRC-32C checked."""

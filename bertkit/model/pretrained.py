@@ -4,8 +4,8 @@
 folder (bert_config.json + bert_model.ckpt.*, converted in memory), or a hub name; the name goes
 through bertkit.hub.resolve_folder with `revision`, `token`, `cache_dir`, `local_files_only`.
 It checks before it allocates: the config's sizes are bounded (BertConfig), then the weights'
-shapes, read from the file headers, are compared with a skeleton of the model built on the meta
-device (no memory); only then is the model built and are the weights read.
+shapes, read from the file headers, are compared with the sizes the config asks for; only then is
+the model built and are the weights read.
 
 `save_pretrained` writes config.json + model.safetensors (or pytorch_model.bin), each file atomic
 and fsynced; `push_to_hub` saves into a temporary folder and uploads it (bertkit.hub.push_folder).
@@ -14,6 +14,7 @@ and fsynced; `push_to_hub` saves into a temporary folder and uploads it (bertkit
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -24,10 +25,9 @@ from torch import nn
 from bertkit.checkpoint.hf import (
     TIED,
     LoadReport,
+    Shape,
     compare_shapes,
     load_state_into,
-    model_keys,
-    normalize_keys,
     read_shapes,
     read_state_dict,
     write_weights,
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 logger = get_logger(__name__)
 
 M = TypeVar("M", bound="BertPreTrainedModel")
+_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
 
 
 def torch_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
@@ -210,25 +211,48 @@ class BertPreTrainedModel(nn.Module):
             )
 
 
-def skeleton(cls: type[M], config: BertConfig) -> M:
-    """`cls(config)` on the meta device: every parameter's shape, no memory allocated."""
-    with torch.device("meta"):
-        return cls(config)
+def size_shapes(config: BertConfig) -> dict[str, Shape]:
+    """The weights whose shapes fix how much memory the network takes, under BertModel's names."""
+    H = config.hidden_size
+    shapes: dict[str, Shape] = {
+        "embeddings.word_embeddings.weight": (config.vocab_size, H),
+        "embeddings.position_embeddings.weight": (config.max_position_embeddings, H),
+        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, H),
+    }
+    for i in range(config.num_hidden_layers):
+        shapes[f"encoder.layer.{i}.intermediate.dense.weight"] = (config.intermediate_size, H)
+    return shapes
+
+
+def check_sizes(config: BertConfig, shapes: dict[str, Shape], prefix: str, ignore_mismatched_sizes: bool) -> None:
+    """Compare the sizes `config` asks for with a checkpoint's shapes, before the model is built.
+
+    A config that disagrees with its weights (a damaged vocab_size of 3,000,000, 500 layers over a
+    12-layer checkpoint) is refused here, not after gigabytes were allocated for it. The full,
+    per-weight comparison follows in load_state_into.
+    """
+    bare = {(k[len(prefix) + 1 :] if k.startswith(prefix + ".") else k): v for k, v in shapes.items()}
+    compare_shapes(bare, size_shapes(config), ignore_mismatched_sizes)
+    layers = {int(m.group(1)) for m in map(_LAYER.match, bare) if m}
+    if layers and config.num_hidden_layers > max(layers) + 1 and not ignore_mismatched_sizes:
+        raise BertkitError(
+            f"the config asks for {config.num_hidden_layers} encoder layers, the checkpoint has {max(layers) + 1}: "
+            f"set num_hidden_layers={max(layers) + 1}, or pass ignore_mismatched_sizes=True to add new layers"
+        )
 
 
 def _read_checked(
     cls: type[BertPreTrainedModel], config: BertConfig, folder: Path, verify: bool, ignore_mismatched_sizes: bool
 ) -> dict[str, torch.Tensor]:
-    """The folder's weights, after their shapes were compared with the model that `config` describes.
+    """The folder's weights, after their shapes were compared with the sizes `config` asks for.
 
-    Shapes come from the file headers where the format has them, so a config that disagrees with
-    its checkpoint (a vocab_size far too large, say) is refused before anything big is allocated.
+    Shapes come from the file headers where the format has them (safetensors, TF index), so the
+    check costs no tensor read; a pickle is loaded first (it is no larger than its file).
     """
     shapes = read_shapes(folder, verify=verify)
     state = None
-    if shapes is None:  # a pickle: its shapes are known once it is loaded
+    if shapes is None:
         state = read_state_dict(folder, verify=verify)
         shapes = {k: tuple(v.shape) for k, v in state.items()}
-    empty = skeleton(cls, config)
-    compare_shapes(normalize_keys(shapes, empty), model_keys(empty), ignore_mismatched_sizes)
+    check_sizes(config, shapes, cls.base_model_prefix, ignore_mismatched_sizes)
     return state if state is not None else read_state_dict(folder, verify=verify)
