@@ -15,16 +15,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from bertkit.checkpoint.jsonfile import read_json_object
 from bertkit.checkpoint.tf_bundle import TFCheckpoint
 from bertkit.errors import InputFileError
 
-GOOGLE_CONFIG = "bert_config.json"
 # training-time variables with no place in the model
 _SKIP = re.compile(r"(^|/)(adam_[mv]|global_step|bad_steps|good_steps|loss_scale|current_loss_scale)($|/)")
 
@@ -38,20 +35,6 @@ _FIXED = {
     "cls/squad/output_weights": "qa_outputs.weight",  # run_squad.py
     "cls/squad/output_bias": "qa_outputs.bias",
 }
-# the fields of bert_config.json (modeling.BertConfig); anything else in the file is ignored
-_GOOGLE_FIELDS = (
-    "vocab_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "hidden_act",
-    "hidden_dropout_prob",
-    "attention_probs_dropout_prob",
-    "max_position_embeddings",
-    "type_vocab_size",
-    "initializer_range",
-)
 
 
 def google_to_hf_name(name: str) -> tuple[str, bool] | None:
@@ -117,27 +100,6 @@ def has_pretraining_heads(folder: str | os.PathLike) -> bool:
 
 def is_google_folder(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("*.ckpt*.index"))
-
-
-def read_google_config(path: str | os.PathLike) -> dict[str, Any]:
-    """bert_config.json -> the same sizes under Hugging Face's config.json names.
-
-    Google's code computes "gelu" with the tanh formula, so that name becomes "gelu_tanh": outputs
-    then match the TensorFlow model, not an erf approximation of it.
-    """
-    values = read_json_object(Path(path), "Google's release folders hold bert_config.json beside the checkpoint")
-    out = {k: v for k, v in values.items() if k in _GOOGLE_FIELDS}
-    if out.get("hidden_act") == "gelu":
-        out["hidden_act"] = "gelu_tanh"
-    return out
-
-
-def google_config_dict(values: dict[str, Any]) -> dict[str, Any]:
-    """Hugging Face config values -> bert_config.json's fields (the tanh GELU is Google's "gelu")."""
-    out = {k: values[k] for k in sorted(_GOOGLE_FIELDS) if k in values}
-    if out.get("hidden_act") in ("gelu_tanh", "gelu"):
-        out["hidden_act"] = "gelu"
-    return out
 
 
 def read_vocab_lines(path: Path) -> list[str]:

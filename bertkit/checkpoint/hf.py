@@ -31,8 +31,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from bertkit.checkpoint.configfiles import read_json_object
 from bertkit.checkpoint.google import is_google_folder, read_google_shapes, read_google_state_dict
-from bertkit.checkpoint.jsonfile import read_json_object
 from bertkit.errors import BertkitError, InputFileError
 from bertkit.files import atomic_path
 from bertkit.log import get_logger

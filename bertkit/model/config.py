@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertkit.checkpoint.google import GOOGLE_CONFIG, google_config_dict, read_google_config
-from bertkit.checkpoint.jsonfile import read_json_object
+from bertkit.checkpoint.configfiles import GOOGLE_CONFIG, google_config_dict, read_google_config, read_json_object
 from bertkit.errors import BertkitError, InputFileError
 from bertkit.files import atomic_write_json
 from bertkit.hub import resolve_folder
