@@ -196,9 +196,10 @@ class BertConfig:
             raise BertkitError(
                 f"config model_type is {model_type!r}; bertkit loads BERT checkpoints (model_type 'bert')"
             )
-        if "label2id" in values:
+        if values.get("label2id") is not None:  # transformers may write null
             inverse = _inverse_labels(values["label2id"])  # checked even where id2label wins
-            values.setdefault("id2label", inverse)
+            if values.get("id2label") is None:
+                values["id2label"] = inverse
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         kwargs = {k: values.pop(k) for k in list(values) if k in known}
         values.pop("label2id", None)

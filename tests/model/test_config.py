@@ -225,3 +225,9 @@ def test_config_files_are_written_atomically_with_the_umask(tmp_path):
         os.umask(old)
     assert path == tmp_path / "config.json" and (path.stat().st_mode & 0o777) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temporary file left
+
+
+def test_null_label_maps_as_transformers_writes_them():
+    c = BertConfig.from_dict({"id2label": None, "label2id": None, "num_labels": 3})
+    assert c.id2label is None and c.num_labels == 3
+    assert BertConfig.from_dict({"id2label": None, "label2id": {"a": 0, "b": 1}}).id2label == {0: "a", 1: "b"}
