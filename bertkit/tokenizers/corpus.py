@@ -127,7 +127,7 @@ def count_words(source, normalizer, pre_tokenizer, show_progress: bool = True) -
         chunks = read_chunks(files, bar)
     else:
         bar = tqdm(unit=" texts", desc="counting words", disable=not show_progress)
-        chunks = text_chunks(texts, bar)
+        chunks = text_chunks(texts or (), bar)
     counts: Counter = Counter()
     # Pre-tokenizers that always split at whitespace let us count raw whitespace-separated
     # pieces first (str.split and Counter run in C) and normalize + split each distinct piece

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from bertkit.errors import BertkitError
+
 # Rust's `char::is_whitespace` (the Unicode White_Space property), as Hugging Face uses it.
 WHITESPACE = (
     "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
@@ -183,3 +185,37 @@ class Sequence(Normalizer):
 
     def to_json(self) -> dict:
         return {"type": "Sequence", "normalizers": [n.to_json() for n in self.normalizers]}
+
+
+def _flag(n: dict, key: str, default: bool | None) -> bool | None:
+    value = n.get(key, default)
+    if value is not None and not isinstance(value, bool):
+        raise BertkitError(f"normalizer.{key} must be true, false or null, got {value!r}")
+    return value
+
+
+def from_json(n: object) -> Normalizer | None:
+    """The "normalizer" object of a tokenizer.json (null: no normalizer)."""
+    if n is None:
+        return None
+    if not isinstance(n, dict):
+        raise BertkitError(f"normalizer must be an object or null, got {type(n).__name__}")
+    kind = n.get("type")
+    if kind == "BertNormalizer":
+        return BertNormalizer(
+            clean_text=bool(_flag(n, "clean_text", True)),
+            handle_chinese_chars=bool(_flag(n, "handle_chinese_chars", True)),
+            strip_accents=_flag(n, "strip_accents", None),
+            lowercase=bool(_flag(n, "lowercase", True)),
+        )
+    simple: dict[object, type[Normalizer]] = {"Lowercase": Lowercase, "NFD": NFD, "StripAccents": StripAccents}
+    if kind in simple:
+        return simple[kind]()
+    if kind == "Sequence":
+        parts = n.get("normalizers", [])
+        if not isinstance(parts, list):
+            raise BertkitError("normalizer Sequence: 'normalizers' must be a list")
+        return Sequence([part for part in map(from_json, parts) if part is not None])
+    raise BertkitError(
+        f"normalizer type {kind!r} is not supported (supported: BertNormalizer, Lowercase, NFD, StripAccents, Sequence)"
+    )

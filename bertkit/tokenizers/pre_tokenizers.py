@@ -4,6 +4,10 @@
 is one `re.findall` per text; each match carries the whitespace before its word, so the end
 offsets are a running sum of match lengths (`itertools.accumulate`, C speed) and no per-word
 Python code runs.
+
+The search stops at the last non-space character. A pattern "spaces, then a word" tried at each
+of n trailing spaces would otherwise scan to the end every time and fail -- n^2 steps, minutes
+for a megabyte of spaces -- while the stripped run costs one `str.rstrip`.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from functools import cache
 from itertools import accumulate, repeat
 from operator import sub
 
+from bertkit.errors import BertkitError
 from bertkit.tokenizers.bytelevel import BYTES_TO_UNICODE
 from bertkit.tokenizers.normalizers import WHITESPACE
 
 _ASCII_PUNCT = "!-/:-@\\[-`{-~"  # BERT counts every non-alphanumeric printable ASCII char
 _ASCII_WS = "\\t-\\r "
+_ASCII_WS_CHARS = "\t\n\x0b\x0c\r "
 
 
 @cache
@@ -53,7 +59,7 @@ class PreTokenizer:
         """Just the words (training counts them; spans are not needed)."""
         return self.split(text)[0]
 
-    def to_json(self) -> dict:  # pragma: no cover
+    def to_json(self) -> dict | None:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -69,8 +75,14 @@ class _RegexSplit(PreTokenizer):
     unicode_pattern: re.Pattern
 
     def split(self, text: str) -> tuple[list[str], list[int], list[int]]:
-        pattern = self.ascii_pattern if self.ascii_pattern is not None and text.isascii() else self.unicode_pattern
-        pieces = pattern.findall(text)  # each piece: leading whitespace + word
+        if self.ascii_pattern is not None and text.isascii():
+            pattern, spaces = self.ascii_pattern, _ASCII_WS_CHARS
+        else:
+            pattern, spaces = self.unicode_pattern, WHITESPACE
+        if text and text[-1] in spaces:  # stop the search at the last word (see the module docstring)
+            pieces = pattern.findall(text, 0, len(text.rstrip(spaces)))
+        else:
+            pieces = pattern.findall(text)  # each piece: leading whitespace + word
         if _NOT_WHITESPACE_TO_RUST.search(text) is None:
             words = list(map(str.lstrip, pieces))
         else:
@@ -92,7 +104,7 @@ class BertPreTokenizer(_RegexSplit):
         self._words_pattern = re.compile(f"{word}|[{punct}]")
 
     def words(self, text: str) -> list[str]:
-        return self._words_pattern.findall(text)
+        return self._words_pattern.findall(text)  # no leading-space part: linear as it is
 
     def to_json(self) -> dict:
         return {"type": "BertPreTokenizer"}
@@ -130,7 +142,7 @@ class NoSplit(PreTokenizer):
     def split(self, text: str) -> tuple[list[str], list[int], list[int]]:
         return ([text], [0], [len(text)]) if text else ([], [], [])
 
-    def to_json(self) -> None:
+    def to_json(self) -> dict | None:
         return None
 
 
@@ -153,7 +165,6 @@ class ByteLevel(PreTokenizer):
         self.use_regex = use_regex
         self.trim_offsets = trim_offsets
         self._pattern = regex.compile(GPT2_PATTERN)
-        self._map = {b: BYTES_TO_UNICODE[b] for b in range(256)}
 
     def split(self, text: str) -> tuple[list[str], list[int], list[int]]:
         # add_prefix_space is applied by the tokenizer, which also shifts the offsets back
@@ -193,3 +204,28 @@ def to_byte_chars(word: str) -> str:
     if word.isascii():
         return word.translate(_BYTE_TABLE)
     return "".join(map(BYTES_TO_UNICODE.__getitem__, word.encode("utf-8", "surrogatepass")))
+
+
+def from_json(p: object) -> PreTokenizer:
+    """The "pre_tokenizer" object of a tokenizer.json (null: the whole text is one word)."""
+    if p is None:
+        return NoSplit()
+    if not isinstance(p, dict):
+        raise BertkitError(f"pre_tokenizer must be an object or null, got {type(p).__name__}")
+    kind = p.get("type")
+    simple: dict[object, type[PreTokenizer]] = {
+        "BertPreTokenizer": BertPreTokenizer,
+        "Whitespace": Whitespace,
+        "WhitespaceSplit": WhitespaceSplit,
+    }
+    if kind in simple:
+        return simple[kind]()
+    if kind == "ByteLevel":
+        flags = {k: p.get(k, True) for k in ("add_prefix_space", "use_regex", "trim_offsets")}
+        if not all(isinstance(v, bool) for v in flags.values()):
+            raise BertkitError(f"pre_tokenizer ByteLevel: flags must be true or false, got {flags}")
+        return ByteLevel(**flags)
+    raise BertkitError(
+        f"pre_tokenizer type {kind!r} is not supported (supported: "
+        "BertPreTokenizer, ByteLevel, Whitespace, WhitespaceSplit)"
+    )

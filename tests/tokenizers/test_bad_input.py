@@ -65,7 +65,8 @@ def test_non_utf8_vocab(tmp_path):
     "content, problem",
     [
         ("{not json", "malformed JSON"),
-        ("[1, 2]", "no 'model'"),
+        ("[1, 2]", "JSON object"),
+        ("{}", "no 'model'"),
         (json.dumps({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}}), "model"),
         (json.dumps({"model": {"type": "WordPiece", "vocab": {"a": 0}, "unk_token": "[UNK]"}}), "[UNK]"),
         (json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b c"]}}), "pair"),
