@@ -5,12 +5,12 @@ was never learned, so the tokens are [me, a, n]. Options as in Hugging Face: a c
 prefix on non-initial symbols ("##"), or an end-of-word suffix on the last one ("</w>");
 `unk_token` replaces characters missing from the vocabulary (without it they are dropped).
 
-The merges are replayed with a priority queue over a linked list of symbols, as Hugging Face
-does: every adjacent pair with a merge sits in the queue keyed by (rank, position); the lowest is
-merged, and the two pairs it forms with its neighbours are queued. Each step costs O(log n), so a
-word of n characters takes O(n log n) -- a megabyte-long "word" (a run of letters with no space)
-is no slower per character than an ordinary one. The plain "find the best pair, merge it
-everywhere, repeat" loop (O(n^2)) is `reference.bpe_word_reference`; both give the same pieces.
+The merges are replayed in Hugging Face's order -- the adjacent pair with the lowest rank first,
+the leftmost among equals -- over a linked list of symbols, with the candidates queued by rank;
+merging a pair queues the two pairs it forms with its neighbours. A word of n characters costs
+about n steps, so a megabyte-long "word" (a run of letters, or of spaces, with nothing to split
+it) is no slower per character than an ordinary one. The plain "find the best pair, merge it
+everywhere, repeat" loop (n^2 steps) is `reference.bpe_word_reference`; both give the same pieces.
 """
 
 from __future__ import annotations
@@ -41,11 +41,13 @@ class BPE(Model):
         cut = len(self.prefix)
         # pair -> (rank, merged symbol); a pair listed twice keeps its last rank, as in Hugging Face
         self.ranks: dict[tuple[str, str], tuple[int, str]] = {}
+        self.merged_by_rank: list[str] = []
         for rank, (a, b) in enumerate(self.merges):
             merged = a + (b[cut:] if cut and b.startswith(self.prefix) else b)
             if merged not in self.vocab:
                 raise BertkitError(f"merge #{rank} {a!r} + {b!r} gives {merged!r}, which is not in the vocabulary")
             self.ranks[(a, b)] = (rank, merged)
+            self.merged_by_rank.append(merged)
 
     @classmethod
     def from_json(cls, data: dict) -> BPE:
@@ -79,7 +81,7 @@ class BPE(Model):
             if whole is not None:
                 return [(whole, 0, len(word))]
         symbols, spans = self.initial_symbols(word)
-        merged_symbols, merged_spans = merge_word(symbols, spans, self.ranks)
+        merged_symbols, merged_spans = merge_word(symbols, spans, self.ranks, self.merged_by_rank)
         vocab = self.vocab  # every symbol is in it: characters were checked, merges point into it
         return [(vocab[s], a, b) for s, (a, b) in zip(merged_symbols, merged_spans)]
 
@@ -124,9 +126,17 @@ class BPE(Model):
 
 
 def merge_word(
-    symbols: list[str], spans: list[tuple[int, int]], ranks: dict[tuple[str, str], tuple[int, str]]
+    symbols: list[str],
+    spans: list[tuple[int, int]],
+    ranks: dict[tuple[str, str], tuple[int, str]],
+    merged_by_rank: list[str],
 ) -> tuple[list[str], list[tuple[int, int]]]:
-    """Apply the merges to one word's symbols: lowest rank first, leftmost first among equals."""
+    """Apply the merges to one word's symbols: lowest rank first, leftmost first among equals.
+
+    The queue is a heap of the ranks that have candidates, with one bucket of positions per rank,
+    sorted when its rank comes up (in C): each merge then costs O(1) Python steps, and a run of
+    one repeated pair (a long line of spaces) is merged in one left-to-right sweep.
+    """
     n = len(symbols)
     if n < 2:
         return symbols, spans
@@ -134,30 +144,44 @@ def merge_word(
     alive = [True] * n
     following = list(range(1, n)) + [-1]  # a linked list over the live symbols
     preceding = list(range(-1, n - 1))
-    queue = []
+    buckets: dict[int, list[int]] = {}  # rank -> positions whose pair has that merge
     for i in range(n - 1):
         hit = ranks.get((symbols[i], symbols[i + 1]))
         if hit is not None:
-            queue.append((hit[0], i, hit[1]))
-    heapq.heapify(queue)
-    while queue:
-        _, i, merged = heapq.heappop(queue)
-        j = following[i]
-        if not alive[i] or j < 0:
-            continue  # the left symbol was merged away, or is now the last one
-        hit = ranks.get((symbols[i], symbols[j]))
-        if hit is None or hit[1] != merged:
-            continue  # out of date: the pair at i changed since it was queued
-        symbols[i], alive[j] = merged, False
-        spans[i] = (spans[i][0], spans[j][1])
-        k = following[j]
-        following[i] = k
-        if k >= 0:
-            preceding[k] = i
-        p = preceding[i]  # queue the two pairs the new symbol forms with its neighbours
-        if p >= 0 and (hit := ranks.get((symbols[p], merged))) is not None:
-            heapq.heappush(queue, (hit[0], p, hit[1]))
-        if k >= 0 and (hit := ranks.get((merged, symbols[k]))) is not None:
-            heapq.heappush(queue, (hit[0], i, hit[1]))
+            buckets.setdefault(hit[0], []).append(i)
+    pending = list(buckets)
+    heapq.heapify(pending)
+    while pending:
+        rank = heapq.heappop(pending)
+        positions = sorted(buckets.pop(rank))
+        merged = merged_by_rank[rank]
+        for at, i in enumerate(positions):
+            j = following[i]
+            if not alive[i] or j < 0:
+                continue  # the left symbol was merged away, or is now the last one
+            hit = ranks.get((symbols[i], symbols[j]))
+            if hit is None or hit[1] != merged:
+                continue  # out of date: the pair at i changed since it was queued
+            symbols[i], alive[j] = merged, False
+            spans[i] = (spans[i][0], spans[j][1])
+            k = following[j]
+            following[i] = k
+            if k >= 0:
+                preceding[k] = i
+            # the two pairs the new symbol forms with its neighbours join their ranks' buckets
+            first = rank + 1
+            for left, right in ((preceding[i], i), (i, k)):
+                if left >= 0 and right >= 0 and (hit := ranks.get((symbols[left], symbols[right]))) is not None:
+                    if hit[0] not in buckets:
+                        buckets[hit[0]] = []
+                        heapq.heappush(pending, hit[0])
+                    buckets[hit[0]].append(left)
+                    first = min(first, hit[0])
+            if first <= rank:  # a pair that must go first (only in hand-made merge lists)
+                if rank not in buckets:
+                    buckets[rank] = []
+                    heapq.heappush(pending, rank)
+                buckets[rank].extend(positions[at + 1 :])
+                break
     keep = [i for i in range(n) if alive[i]]
     return [symbols[i] for i in keep], [spans[i] for i in keep]

@@ -214,6 +214,27 @@ def save_folder(tok: Any, folder: str | os.PathLike) -> list[Path]:
     return written
 
 
+def folder_options(folder: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Tokenizer.from_vocab's options from a folder's tokenizer_config.json (transformers' names)
+    and the caller's `overrides` (either naming)."""
+    config = read_tokenizer_config(folder) | overrides
+    max_len = config.get("model_max_length", 512)
+    # transformers writes 1e30 for "no limit": BERT's positions stop at 512
+    max_len = int(max_len) if isinstance(max_len, (int, float)) and 0 < max_len < 1e9 else 512
+    for side in ("padding_side", "truncation_side"):
+        if config.get(side, "right") not in ("left", "right"):
+            raise BertkitError(f"{side}={config[side]!r} is not 'left' or 'right'")
+    options = {
+        "lowercase": config.get("do_lower_case", True),
+        "strip_accents": config.get("strip_accents"),
+        "tokenize_chinese_chars": config.get("tokenize_chinese_chars", True),
+        "model_max_length": max_len,
+        "padding_side": config.get("padding_side", "right"),
+        "truncation_side": config.get("truncation_side", "right"),
+    }
+    return options | {k: v for k, v in overrides.items() if k not in CONFIG_TYPES}
+
+
 def read_tokenizer_config(folder: Path) -> dict[str, Any]:
     """The settings of tokenizer_config.json that bertkit uses, type-checked ({} when absent)."""
     path = folder / "tokenizer_config.json"

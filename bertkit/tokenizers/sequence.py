@@ -17,6 +17,7 @@ from itertools import compress, count, repeat
 from operator import is_
 from re import Pattern
 
+from bertkit.errors import BertkitError
 from bertkit.tokenizers.added_tokens import AddedToken, build_pattern, split_on_added
 from bertkit.tokenizers.bytelevel import byte_to_char_index
 from bertkit.tokenizers.models import Model
@@ -58,6 +59,21 @@ class SequenceEncoder:
             if pattern.search(text):
                 return self._around_added(text, pattern, self.raw_added, self._plain, _same)
         return self._plain(text)
+
+    def encode_words(self, words: object, what: str = "text") -> Raw:
+        """A text already split into words (is_split_into_words): each word is encoded on its own,
+        word ids are the words' indices, offsets count inside each word (as in transformers)."""
+        if isinstance(words, str) or not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
+            raise BertkitError(f"with is_split_into_words=True, {what} must be a list of str (the words)")
+        ids: list[int] = []
+        offsets: Offsets = []
+        word_ids: list[int] = []
+        for i, word in enumerate(words):
+            w_ids, w_offsets, _ = self.encode(word)
+            ids += w_ids
+            offsets += w_offsets
+            word_ids += [i] * len(w_ids)
+        return ids, offsets, word_ids
 
     def _plain(self, text: str) -> Raw:
         """Text without raw added tokens: normalize, then look for normalized added tokens."""

@@ -157,25 +157,14 @@ class Tokenizer:
             local_files_only=local_files_only,
             what="tokenizer folder",
         )
-        config = hf_json.read_tokenizer_config(folder) | kwargs
-        max_len = config.get("model_max_length", 512)
-        max_len = int(max_len) if isinstance(max_len, (int, float)) and 0 < max_len < 1e9 else 512
-        sides = {k: config.get(k, "right") for k in ("padding_side", "truncation_side")}
+        options = hf_json.folder_options(folder, kwargs)
         if (folder / "tokenizer.json").is_file():
             tok = cls.from_file(folder / "tokenizer.json")
             tok.truncation = tok.padding = None
-            tok.model_max_length = max_len
-            tok.padding_side, tok.truncation_side = (_side(v, k) for k, v in sides.items())
+            for key in ("model_max_length", "padding_side", "truncation_side"):
+                setattr(tok, key, options[key])
             return tok
         if (folder / "vocab.txt").is_file():
-            options = {
-                "lowercase": config.get("do_lower_case", True),
-                "strip_accents": config.get("strip_accents"),
-                "tokenize_chinese_chars": config.get("tokenize_chinese_chars", True),
-                "model_max_length": max_len,
-                **sides,
-            }
-            options.update({k: v for k, v in kwargs.items() if k not in hf_json.CONFIG_TYPES})
             return cls.from_vocab(folder / "vocab.txt", **options)
         raise BertkitError(
             f"{folder}: no tokenizer.json or vocab.txt in this folder; pass a checkpoint or tokenizer folder"
@@ -381,18 +370,9 @@ class Tokenizer:
     # the pipeline -----------------------------------------------------------------------------------
     def encode_pieces(self, text: str | Sequence[str], is_split_into_words: bool = False, what: str = "text") -> Raw:
         """One sequence as (ids, offsets, word ids), before truncation and special tokens."""
-        if not is_split_into_words:
-            return self._sequence.encode(_check_text(text, what))
-        words = _check_words(text, what)
-        ids: list[int] = []
-        offsets: list[tuple[int, int]] = []
-        word_ids: list[int] = []
-        for i, word in enumerate(words):
-            w_ids, w_offsets, _ = self._sequence.encode(word)
-            ids += w_ids
-            offsets += w_offsets  # inside each word, as transformers reports them
-            word_ids += [i] * len(w_ids)
-        return ids, offsets, word_ids
+        if is_split_into_words:
+            return self._sequence.encode_words(text, what)
+        return self._sequence.encode(_check_text(text, what))
 
     def assemble(
         self, first: Raw, second: Raw | None, add_special_tokens: bool = True, truncation: dict | None = None
@@ -463,9 +443,3 @@ def _check_text(text: object, what: str) -> str:
             "or is_split_into_words=True for a list of words)"
         )
     return text
-
-
-def _check_words(words: object, what: str) -> list[str]:
-    if isinstance(words, str) or not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
-        raise BertkitError(f"with is_split_into_words=True, {what} must be a list of str (the words)")
-    return list(words)
