@@ -13,42 +13,28 @@ for a megabyte of spaces -- while the stripped run costs one `str.rstrip`.
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import cache
 from itertools import accumulate, repeat
 from operator import sub
 
 from bertkit.errors import BertkitError
+from bertkit.tokenizers import unicode_tables as tables
 from bertkit.tokenizers.bytelevel import BYTES_TO_UNICODE
-from bertkit.tokenizers.normalizers import WHITESPACE
+from bertkit.tokenizers.normalizers import WHITESPACE, in_ranges
 
 _ASCII_PUNCT = "!-/:-@\\[-`{-~"  # BERT counts every non-alphanumeric printable ASCII char
 _ASCII_WS = "\\t-\\r "
 _ASCII_WS_CHARS = "\t\n\x0b\x0c\r "
 
 
-@cache
-def _punctuation_class() -> str:
-    """A regex class of BERT's punctuation: ASCII punctuation plus Unicode categories P*."""
-    cps = sorted(
-        {cp for cp in range(0x110000) if unicodedata.category(chr(cp))[0] == "P"}
-        | {cp for cp in range(33, 127) if not chr(cp).isalnum()}
-    )
-    parts, start, prev = [], cps[0], cps[0]
-    for cp in cps[1:] + [-1]:
-        if cp == prev + 1:
-            prev = cp
-            continue
-        parts.append(re.escape(chr(start)) + ("-" + re.escape(chr(prev)) if prev > start else ""))
-        start = prev = cp
-    return "".join(parts)
+def char_class(ranges: tuple[int, ...]) -> str:
+    """The inside of a regex [...] class for a flat (start, stop, ...) range table."""
+    pairs = zip(ranges[::2], ranges[1::2])  # [start, stop) ranges
+    return "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b - 1)) if b - 1 > a else "") for a, b in pairs)
 
 
 def is_punctuation(char: str) -> bool:
-    cp = ord(char)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(char)[0] == "P"
+    return in_ranges(tables.PUNCTUATION, char)
 
 
 class PreTokenizer:
@@ -96,7 +82,7 @@ class BertPreTokenizer(_RegexSplit):
 
     def __init__(self) -> None:
         ws = re.escape(WHITESPACE)
-        punct = _punctuation_class()
+        punct = char_class(tables.PUNCTUATION)
         self.ascii_pattern = re.compile(f"[{_ASCII_WS}]*(?:[^{_ASCII_WS}{_ASCII_PUNCT}]+|[{_ASCII_PUNCT}])")
         # ASCII letters and digits are tried first: the big punctuation class is slow in `re`
         word = f"(?:[a-zA-Z0-9]+|[^{ws}{punct}])+"
@@ -122,15 +108,13 @@ class WhitespaceSplit(_RegexSplit):
 class Whitespace(_RegexSplit):
     """Hugging Face's `Whitespace`: runs of word characters, or runs of other non-space characters.
 
-    "Word character" is Rust's `\\w` (letters, marks, digits, connectors, zero-width joiners),
-    which is wider than Python's, hence the `regex` module.
+    "Word character" is Rust's `\\w` (letters, marks, digits, connectors, zero-width joiners), as
+    Hugging Face's tables answer it (unicode_tables.WORD_CHARS).
     """
 
     def __init__(self) -> None:
-        import regex
-
-        w = r"\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}"
-        self.unicode_pattern = regex.compile(rf"\p{{White_Space}}*(?:[{w}]+|[^{w}\p{{White_Space}}]+)")
+        w, ws = char_class(tables.WORD_CHARS), re.escape(WHITESPACE)
+        self.unicode_pattern = re.compile(f"[{ws}]*(?:[{w}]+|[^{w}{ws}]+)")
 
     def to_json(self) -> dict:
         return {"type": "Whitespace"}
@@ -146,9 +130,30 @@ class NoSplit(PreTokenizer):
         return None
 
 
-# GPT-2's split: contractions, letters, digits, other symbols (each optionally after one space),
-# and runs of whitespace (keeping the last space for the next word).
-GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+def _below(ranges: tuple[int, ...], limit: int) -> tuple[int, ...]:
+    """The part of a flat range table below `limit`."""
+    out: list[int] = []
+    for a, b in zip(ranges[::2], ranges[1::2]):
+        if a < limit:
+            out += [a, min(b, limit)]
+    return tuple(out)
+
+
+@cache
+def gpt2_pattern(ascii_only: bool = False) -> re.Pattern:
+    """GPT-2's split: contractions, letters, digits, other symbols (each optionally after one
+    space), and runs of whitespace (keeping the last space for the next word) -- the pattern
+    's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+ with the letters,
+    digits and spaces of Hugging Face's tables (unicode_tables.GPT2_*). `ascii_only`: the same
+    for texts of ASCII characters only, whose small classes `re` matches much faster."""
+    limit = 128 if ascii_only else 0x110000
+    letter, digit, space = (
+        char_class(_below(t, limit)) for t in (tables.GPT2_LETTERS, tables.GPT2_NUMBERS, tables.GPT2_SPACES)
+    )
+    return re.compile(
+        f"'s|'t|'re|'ve|'m|'ll|'d| ?[{letter}]+| ?[{digit}]+| ?[^{space}{letter}{digit}]+"
+        f"|[{space}]+(?![^{space}])|[{space}]+"
+    )
 
 
 class ByteLevel(PreTokenizer):
@@ -159,17 +164,18 @@ class ByteLevel(PreTokenizer):
     """
 
     def __init__(self, add_prefix_space: bool = False, use_regex: bool = True, trim_offsets: bool = True) -> None:
-        import regex  # the GPT-2 pattern needs \p{L} / \p{N}
-
         self.add_prefix_space = add_prefix_space
         self.use_regex = use_regex
         self.trim_offsets = trim_offsets
-        self._pattern = regex.compile(GPT2_PATTERN)
+        self._pattern, self._ascii_pattern = gpt2_pattern(), gpt2_pattern(ascii_only=True)
+
+    def _split(self, text: str) -> list[str]:
+        return (self._ascii_pattern if text.isascii() else self._pattern).findall(text)
 
     def split(self, text: str) -> tuple[list[str], list[int], list[int]]:
         # add_prefix_space is applied by the tokenizer, which also shifts the offsets back
         if self.use_regex:
-            raw = self._pattern.findall(text)
+            raw = self._split(text)
         else:
             raw = [text] if text else []
         ends = list(accumulate(map(len, raw)))
@@ -181,7 +187,7 @@ class ByteLevel(PreTokenizer):
         """Words as written (trainers count these, then map each distinct one with `word_key`)."""
         if self.add_prefix_space and text and not text.startswith(" "):
             text = " " + text
-        return self._pattern.findall(text) if self.use_regex else ([text] if text else [])
+        return self._split(text) if self.use_regex else ([text] if text else [])
 
     @staticmethod
     def word_key(word: str) -> str:
