@@ -188,11 +188,15 @@ def save_folder(tok: Any, folder: str | os.PathLike) -> list[Path]:
     """tokenizer.json + vocab.txt (+ merges.txt for BPE) + tokenizer_config.json in `folder`,
     each written atomically; the paths written."""
     folder = Path(folder)
+    vocab = tok.get_vocab()
+    unwritable = next((t for t in vocab if not _is_utf8(t)), None)
+    if unwritable is not None:  # checked before anything is written
+        raise BertkitError(f"token {unwritable!r} holds a lone surrogate, which UTF-8 files cannot hold; remove it")
     folder.mkdir(parents=True, exist_ok=True)
     written = [
         atomic_write_text(folder / "tokenizer.json", json.dumps(tokenizer_json(tok), ensure_ascii=False, indent=2))
     ]
-    write_vocab_txt(tok.get_vocab(), folder / "vocab.txt")
+    write_vocab_txt(vocab, folder / "vocab.txt")
     written.append(folder / "vocab.txt")
     if isinstance(tok.model, BPE):
         lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in tok.model.merges]
@@ -212,6 +216,14 @@ def save_folder(tok: Any, folder: str | os.PathLike) -> list[Path]:
             config[role] = name
     written.append(atomic_write_json(folder / "tokenizer_config.json", config))
     return written
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def folder_options(folder: Path, overrides: dict[str, Any]) -> dict[str, Any]:
