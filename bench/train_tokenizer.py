@@ -27,10 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bertkit.constants import BERT_SPECIAL_TOKENS
+
 os.environ.setdefault("RAYON_NUM_THREADS", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SPECIALS = list(BERT_SPECIAL_TOKENS)
 
 
 def corpus_bytes() -> bytes:
@@ -81,10 +83,12 @@ def main() -> int:
 
     import tokenizers
 
+    from bertkit.hardware import describe
     from bertkit.tokenizers import Tokenizer
     from bertkit.tokenizers.normalizers import BertNormalizer
     from bertkit.tokenizers.pre_tokenizers import BertPreTokenizer
 
+    print(describe("cpu"), f"(load average {os.getloadavg()[0]:.1f}: other jobs share this machine)", flush=True)
     data = corpus_bytes()
     train = data[: int(args.mb * 1e6)].decode("utf-8", "ignore")
     held = data[-int(args.held_out_mb * 1e6) :].decode("utf-8", "ignore")

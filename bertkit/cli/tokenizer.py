@@ -12,8 +12,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+from bertkit.cli.common import add_overwrite, add_progress, add_renamed
+from bertkit.constants import BERT_SPECIAL_TOKENS
 from bertkit.errors import BertkitError, InputFileError
+from bertkit.files import atomic_write, require_new_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +26,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     train = sub.add_parser("train", help="learn a vocabulary from text files; writes tokenizer.json and vocab.txt")
     train.add_argument("files", nargs="+", help="UTF-8 text files (or folders of .txt files)")
-    train.add_argument("--model", choices=["wordpiece", "bpe", "bytelevel"], default="wordpiece")
+    train.add_argument(
+        "--model",
+        choices=["wordpiece", "bpe", "bytelevel", "wordlevel"],
+        default="wordpiece",
+        help="wordlevel: whole words only, the rest [UNK] (the lecture's case for subwords)",
+    )
+    train.add_argument(
+        "--criterion",
+        choices=["likelihood", "ratio"],
+        default="likelihood",
+        help="WordPiece's merge score: the likelihood gain count(ab)*log(N*count(ab)/(count(a)*count(b))), "
+        "or the lecture's bare ratio count(ab)/(count(a)*count(b))",
+    )
     train.add_argument("--vocab-size", type=int, default=30000)
     train.add_argument("--min-frequency", type=int, default=2, help="a pair must occur this often to be merged")
     train.add_argument("--limit-alphabet", type=int, default=None, help="keep only the N most frequent characters")
@@ -36,8 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="lowercase and strip accents (default for wordpiece, bpe)",
     )
-    train.add_argument("--special-tokens", nargs="*", default=None, help="default: [PAD] [UNK] [CLS] [SEP] [MASK]")
-    train.add_argument("--out", required=True, help="folder to write the tokenizer to")
+    train.add_argument("--special-tokens", nargs="*", default=None, help=f"default: {' '.join(BERT_SPECIAL_TOKENS)}")
+    train.add_argument("--out", required=True, help="folder to write the tokenizer to (new or empty)")
+    add_overwrite(train)
+    add_progress(train)
     train.set_defaults(func=run_train)
 
     enc = sub.add_parser("encode", help="tokenize a text (prints tokens, ids, offsets) or a file of texts (to JSONL)")
@@ -51,12 +69,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enc.add_argument("--pairs", action="store_true", help="input lines are text<TAB>pair")
     enc.add_argument("--no-special-tokens", dest="add_special_tokens", action="store_false")
     enc.add_argument(
-        "--max-length", type=int, default=None, help="truncate to this many tokens (special tokens included)"
+        "--max-seq-len", type=int, default=None, help="truncate to this many tokens (special tokens included)"
     )
+    add_renamed(enc, "--max-length", "--max-seq-len", type=int)
     enc.set_defaults(func=run_encode)
 
 
-def load_tokenizer(path: str):
+def load_tokenizer(path: str) -> Any:
     from bertkit.tokenizers import Tokenizer
 
     p = Path(path)
@@ -74,6 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
     for f in files:
         if not f.exists():
             raise InputFileError(f, "training file not found")
+    require_new_folder(args.out, "--out", args.overwrite)  # before the work, not after it
     start = time.perf_counter()
     tok = Tokenizer.train(
         files if len(files) > 1 else files[0],
@@ -83,7 +103,8 @@ def run_train(args: argparse.Namespace) -> int:
         lowercase=args.lowercase,
         special_tokens=args.special_tokens,
         limit_alphabet=args.limit_alphabet,
-        show_progress=not args.quiet,
+        show_progress=args.progress and not args.quiet,
+        criterion=args.criterion,
     )
     out = tok.save(args.out)
     print(
@@ -95,8 +116,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_encode(args: argparse.Namespace) -> int:
     tok = load_tokenizer(args.tokenizer)
-    if args.max_length is not None:
-        tok.truncation = {"max_length": args.max_length, "strategy": "longest_first", "stride": 0, "direction": "right"}
+    if args.max_seq_len is not None:
+        if args.max_seq_len < 1:
+            raise BertkitError(f"--max-seq-len must be at least 1, got {args.max_seq_len}")
+        tok.truncation = {
+            "max_length": args.max_seq_len,
+            "strategy": "longest_first",
+            "stride": 0,
+            "direction": "right",
+        }
     if args.input:
         return _encode_file(tok, args)
     if args.text is None:
@@ -110,14 +138,34 @@ def run_encode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encode_file(tok, args: argparse.Namespace) -> int:
-    path = Path(args.input)
+def _read_lines(path: Path) -> list[str]:
+    """One text per line; only newlines end a line (a U+2028 inside a text does not)."""
+    if path.is_dir():
+        raise InputFileError(path, "is a folder; --input takes a text file with one text per line")
     if not path.is_file():
         raise InputFileError(path, "input file not found")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise InputFileError(path, "not UTF-8 text; convert the file to UTF-8") from None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise InputFileError(path, "not UTF-8 text; convert the file to UTF-8", line) from None
+    lines = text.replace("\r\n", "\n").split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def _json_line(record: dict) -> str:
+    """One JSONL line; texts holding lone surrogates (not UTF-8) fall back to JSON's \\u escapes."""
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record)
+    return line + "\n"
+
+
+def _encode_file(tok: Any, args: argparse.Namespace) -> int:
+    path = Path(args.input)
+    lines = _read_lines(path)
     texts, pairs = lines, None
     if args.pairs:
         texts, pairs = [], []
@@ -129,17 +177,13 @@ def _encode_file(tok, args: argparse.Namespace) -> int:
             pairs.append(b)
     start = time.perf_counter()
     encs = tok.encode_batch(texts, pairs, add_special_tokens=args.add_special_tokens)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
-        for enc in encs:
-            record = {"ids": enc.ids, "tokens": enc.tokens, "type_ids": enc.type_ids, "offsets": enc.offsets}
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    n_tokens = sum(len(e.ids) for e in encs)
+    records = ({"ids": e.ids, "tokens": e.tokens, "type_ids": e.type_ids, "offsets": e.offsets} for e in encs)
     if args.output:
+        atomic_write(args.output, lambda out: out.writelines(_json_line(r).encode("utf-8") for r in records))
+        n_tokens = sum(len(e.ids) for e in encs)
         print(f"encoded {len(encs)} lines ({n_tokens} tokens) in {time.perf_counter() - start:.2f} s -> {args.output}")
+    else:
+        sys.stdout.writelines(_json_line(r) for r in records)
     return 0
 
 

@@ -4,19 +4,32 @@
 "longest" / "longest_first", `max_length` defaults to the model's 512, special tokens count
 toward it), cuts long inputs into overlapping windows when `stride` and
 `return_overflowing_tokens` ask for it, and returns a `BatchEncoding`: a dict of lists, or of
-tensors with `return_tensors="pt"`.
+tensors with `return_tensors="pt"`. It uses only the tokenizer's public methods
+(`encode_pieces`, `assemble`, `pad_encodings`).
+
+`encode_many` splits a large batch over forked processes. It falls back to encoding in this
+process -- same result, never a hang -- when forking is not safe (another thread is running,
+or the platform cannot fork) and when a worker dies or does not answer in time.
 """
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Sequence
+import pickle
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bertkit.errors import BertkitError
+from bertkit.log import get_logger
 from bertkit.tokenizers.encoding import Encoding
 
-_PADDING = {
+logger = get_logger(__name__)
+
+_PADDING: dict[Any, str | None] = {
     False: None,
     None: None,
     "do_not_pad": None,
@@ -24,7 +37,7 @@ _PADDING = {
     "longest": "longest",
     "max_length": "max_length",
 }
-_TRUNCATION = {
+_TRUNCATION: dict[Any, str | None] = {
     False: None,
     None: None,
     "do_not_truncate": None,
@@ -62,14 +75,35 @@ class BatchEncoding(dict):
             batch_index, char_index = 0, batch_index
         return self.encodings[batch_index].char_to_token(char_index, sequence_index)
 
-    def to(self, device) -> BatchEncoding:
+    def to(self, device: Any) -> BatchEncoding:
         for key, value in self.items():
             if hasattr(value, "to"):
                 self[key] = value.to(device)
         return self
 
 
-def _resolve(padding, truncation, max_length: int | None, model_max_length: int):
+@dataclass
+class CallOptions:
+    """The keyword arguments of `Tokenizer.__call__` (transformers' names and defaults)."""
+
+    add_special_tokens: bool = True
+    padding: bool | str = False
+    truncation: bool | str | None = None
+    max_length: int | None = None
+    stride: int = 0
+    is_split_into_words: bool = False
+    pad_to_multiple_of: int | None = None
+    padding_side: str | None = None
+    return_tensors: str | None = None
+    return_token_type_ids: bool | None = None
+    return_attention_mask: bool | None = None
+    return_overflowing_tokens: bool = False
+    return_special_tokens_mask: bool = False
+    return_offsets_mapping: bool = False
+    return_length: bool = False
+
+
+def _resolve(padding: Any, truncation: Any, max_length: int | None, model_max_length: int):
     if padding not in _PADDING:
         raise BertkitError(f"padding={padding!r} is not one of True, False, 'longest', 'max_length', 'do_not_pad'")
     if truncation not in _TRUNCATION:
@@ -81,14 +115,24 @@ def _resolve(padding, truncation, max_length: int | None, model_max_length: int)
         trunc = "longest_first"  # as transformers: a max_length alone means "truncate to it"
     if max_length is None and (trunc is not None or pad == "max_length"):
         max_length = model_max_length
-    if max_length is not None and max_length < 0:
-        raise BertkitError(f"max_length must be >= 0, got {max_length}")
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 0):
+        raise BertkitError(f"max_length must be a whole number >= 0, got {max_length!r}")
     return pad, trunc, max_length
 
 
-def _as_texts(value, name: str) -> list[str]:
+def _inputs(value: Any, name: str, split: bool) -> tuple[list[Any], bool]:
+    """(the sequences, whether the call was batched). A sequence is a str, or with `split`
+    (is_split_into_words) a list of words."""
+    if split:
+        if isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
+            return [list(value)], False  # one pre-split sequence
+        if isinstance(value, (list, tuple)) and all(
+            isinstance(s, (list, tuple)) and all(isinstance(w, str) for w in s) for s in value
+        ):
+            return [list(s) for s in value], True
+        raise BertkitError(f"with is_split_into_words=True, {name} must be a list of words or a list of such lists")
     if isinstance(value, str):
-        return [value]
+        return [value], False
     try:
         texts = list(value)
     except TypeError:
@@ -96,78 +140,63 @@ def _as_texts(value, name: str) -> list[str]:
     for t in texts:
         if not isinstance(t, str):
             raise BertkitError(
-                f"{name} must hold only str, found {type(t).__name__}; pre-tokenized input is not supported"
+                f"{name} must hold only str, found {type(t).__name__}; for lists of words pass is_split_into_words=True"
             )
-    return texts
+    return texts, True
 
 
-def call_tokenizer(
-    tok,
-    text,
-    text_pair=None,
-    *,
-    add_special_tokens=True,
-    padding=False,
-    truncation=None,
-    max_length=None,
-    stride=0,
-    return_overflowing_tokens=False,
-    return_offsets_mapping=False,
-    return_special_tokens_mask=False,
-    return_length=False,
-    return_tensors=None,
-    pad_to_multiple_of=None,
-) -> BatchEncoding:
-    batched = not isinstance(text, str)
-    texts = _as_texts(text, "text")
-    pairs = None if text_pair is None else _as_texts(text_pair, "text_pair")
+def call_tokenizer(tok: Any, text: Any, text_pair: Any, options: CallOptions) -> BatchEncoding:
+    """`tok(text, text_pair, **options)`, as transformers' fast tokenizers answer it."""
+    o = options
+    split = o.is_split_into_words
+    texts, batched = _inputs(text, "text", split)
+    pairs = None if text_pair is None else _inputs(text_pair, "text_pair", split)[0]
     if pairs is not None and len(pairs) != len(texts):
         raise BertkitError(f"got {len(texts)} texts but {len(pairs)} text pairs; pass one pair per text")
-    pad, trunc, max_length = _resolve(padding, truncation, max_length, tok.model_max_length)
-    if stride and trunc is None:
+    pad, trunc, max_length = _resolve(o.padding, o.truncation, o.max_length, tok.model_max_length)
+    if o.stride and trunc is None:
         raise BertkitError("stride only applies with truncation; pass truncation=True (or a strategy) and max_length")
-    params = (
-        None if trunc is None else {"max_length": max_length, "strategy": trunc, "stride": stride, "direction": "right"}
-    )
-    n_special = tok.num_special_tokens_to_add(pairs is not None) if add_special_tokens else 0
-
-    encs: list[Encoding] = []
-    simple = tok._simple is not None
+    side = o.padding_side or tok.padding_side
+    if side not in ("left", "right"):
+        raise BertkitError(f"padding_side={side!r} is not 'left' or 'right'")
+    params = None
+    if trunc is not None:
+        params = {"max_length": max_length, "strategy": trunc, "stride": o.stride, "direction": tok.truncation_side}
+    encs = []
     for i, t in enumerate(texts):
-        first = tok._encode_sequence(t)
-        second = tok._encode_sequence(pairs[i]) if pairs is not None else None
-        size = len(first[0]) + (len(second[0]) if second is not None else 0) + n_special
-        if simple and (params is None or size <= max_length):
-            encs.append(tok._assemble(first, second, add_special_tokens))
-        else:
-            encs.append(tok.post_process(first, second, add_special_tokens, params))
-
+        first = tok.encode_pieces(t, split)
+        second = tok.encode_pieces(pairs[i], split, "text_pair") if pairs is not None else None
+        encs.append(tok.assemble(first, second, o.add_special_tokens, params))
     if pad is not None:
         length = max_length if pad == "max_length" else max((len(e) for e in encs), default=0)
-        tok._pad(encs, length, pad_to_multiple_of)
+        tok.pad_encodings(encs, length, o.pad_to_multiple_of, side)
+    return _batch_encoding(encs, batched, o)
 
+
+def _batch_encoding(encs: list[Encoding], batched: bool, o: CallOptions) -> BatchEncoding:
+    """The Encodings (and their overflowing windows) as transformers' dict of columns."""
     rows: list[Encoding] = []
     sample_map: list[int] = []
     for i, enc in enumerate(encs):
-        windows = [enc] + enc.overflowing if return_overflowing_tokens else [enc]
+        windows = [enc] + enc.overflowing if o.return_overflowing_tokens else [enc]
         rows.extend(windows)
         sample_map.extend([i] * len(windows))
-    data: dict[str, list] = {
-        "input_ids": [r.ids for r in rows],
-        "token_type_ids": [r.type_ids for r in rows],
-        "attention_mask": [r.attention_mask for r in rows],
-    }
-    if return_special_tokens_mask:
+    data: dict[str, Any] = {"input_ids": [r.ids for r in rows]}
+    if o.return_token_type_ids is not False:
+        data["token_type_ids"] = [r.type_ids for r in rows]
+    if o.return_attention_mask is not False:
+        data["attention_mask"] = [r.attention_mask for r in rows]
+    if o.return_special_tokens_mask:
         data["special_tokens_mask"] = [r.special_tokens_mask for r in rows]
-    if return_offsets_mapping:
+    if o.return_offsets_mapping:
         data["offset_mapping"] = [r.offsets for r in rows]
-    if return_length:
+    if o.return_length:
         data["length"] = [len(r.ids) for r in rows]
-    if return_overflowing_tokens:
+    if o.return_overflowing_tokens:
         data["overflow_to_sample_mapping"] = sample_map
-    if return_tensors is not None:
-        data = _to_tensors(data, return_tensors)
-    elif not batched and not return_overflowing_tokens:
+    if o.return_tensors is not None:
+        data = _to_tensors(data, o.return_tensors)
+    elif not batched and not o.return_overflowing_tokens:
         data = {k: v[0] for k, v in data.items()}
     return BatchEncoding(data, rows)
 
@@ -193,13 +222,20 @@ def _to_tensors(data: dict[str, list], kind: str) -> dict:
 
 # multi-core encode_batch ------------------------------------------------------------------------
 MIN_PARALLEL_TEXTS = 2000  # below this, forking costs more than it saves
-_JOB = None  # (tokenizer, texts, pairs, add_special_tokens, bounds), inherited by forked children
+CHILD_COST = 1.15  # encode + pickle, per text, relative to encode alone (measured)
+# A worker that has not answered this long after the parent finished its own (larger) share is
+# taken for stuck: it is killed and its share encoded here.
+WORKER_GRACE_SECONDS = 30.0
+EncodeOne = Callable[[Any, Any], Encoding]
 
 
 def default_workers() -> int:
     env = os.environ.get("BERTKIT_NUM_WORKERS")
     if env:
-        return max(1, int(env))
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise BertkitError(f"BERTKIT_NUM_WORKERS={env!r} is not a whole number; unset it or give one") from None
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - macOS/Windows
@@ -220,61 +256,87 @@ def idle_workers() -> int:
     return max(1, min(cores, int(cores - busy + 1.5)))
 
 
-def encode_many(
-    tok, texts: Sequence[str], pairs: Sequence[str] | None, add_special_tokens: bool, num_workers: int | None
-) -> list[Encoding]:
-    """Encode serially, or split the batch over forked processes: the parent encodes a first
-    part itself while each child encodes another and sends its encodings back pickled.
+def _serial(encode_one: EncodeOne, texts: Sequence[Any], pairs: Sequence[Any] | None, a: int, b: int) -> list:
+    if pairs is None:
+        return [encode_one(t, None) for t in texts[a:b]]
+    return [encode_one(t, p) for t, p in zip(texts[a:b], pairs[a:b])]
 
-    A child also pickles what it encoded (~15% more work), so the parent keeps a slightly
-    larger share and both finish together; the parent then unpickles the children's part
-    (~35% of encoding it). With 2 processes: ~54% / 46%, about 1.4x the speed of one.
-    """
+
+def encode_many(
+    encode_one: EncodeOne,
+    texts: Sequence[Any],
+    pairs: Sequence[Any] | None,
+    table: list[str],
+    num_workers: int | None,
+) -> list[Encoding]:
+    """encode_one(text, pair) for every text, serially or split over forked processes: the parent
+    encodes a first part itself while each child encodes another and sends its encodings back
+    pickled (a child also pickles, so the parent keeps a slightly larger share)."""
     import multiprocessing as mp
 
     workers = idle_workers() if num_workers is None else max(1, num_workers)
-    if workers == 1 or len(texts) < MIN_PARALLEL_TEXTS or "fork" not in mp.get_all_start_methods():
-        return tok._encode_pairs_serial(texts, pairs, add_special_tokens)
-    global _JOB
+    # Forking copies only the calling thread: a lock another thread holds stays locked in the
+    # child forever. With other threads alive the batch is encoded here instead.
+    if (
+        workers == 1
+        or len(texts) < MIN_PARALLEL_TEXTS
+        or "fork" not in mp.get_all_start_methods()
+        or threading.active_count() > 1
+    ):
+        return _without_gc(_serial, encode_one, texts, pairs, 0, len(texts))
     ctx = mp.get_context("fork")
-    parent_share = CHILD_COST  # relative to one child's share: both sides finish together
-    child = len(texts) / (parent_share + workers - 1)
-    cuts = [0, round(parent_share * child)] + [round(parent_share * child + k * child) for k in range(1, workers)]
-    cuts[-1] = len(texts)
+    child = len(texts) / (CHILD_COST + workers - 1)
+    cuts = [0] + [round(CHILD_COST * child + k * child) for k in range(workers - 1)] + [len(texts)]
     bounds = list(zip(cuts, cuts[1:]))
-    _JOB = (tok, texts, pairs, add_special_tokens, bounds)
     children = []
     try:
-        for k in range(1, len(bounds)):
+        for a, b in bounds[1:]:
             receive, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(k, send), daemon=True)
+            proc = ctx.Process(target=_child, args=(encode_one, texts, pairs, a, b, send), daemon=True)
             proc.start()
             send.close()
-            children.append((proc, receive))
-        a, b = bounds[0]
-        out = tok._encode_pairs_serial(texts[a:b], None if pairs is None else pairs[a:b], add_special_tokens)
-        for proc, receive in children:
-            try:
-                payload = receive.recv_bytes()
-            except EOFError:
-                raise BertkitError("a worker process of encode_batch died; retry with num_workers=1") from None
-            out.extend(_unpack(payload, tok._table))
-            proc.join()
+            children.append((proc, receive, a, b))
+        start = time.monotonic()
+        out = _without_gc(_serial, encode_one, texts, pairs, *bounds[0])
+        deadline = time.monotonic() + WORKER_GRACE_SECONDS + (time.monotonic() - start)
+        for proc, receive, a, b in children:
+            out.extend(_collect(proc, receive, deadline, table) or _serial(encode_one, texts, pairs, a, b))
     finally:
-        _JOB = None
-        for proc, _ in children:
+        for proc, receive, _, _ in children:
+            receive.close()
             if proc.is_alive():
                 proc.kill()
+            proc.join()
     return out
 
 
-CHILD_COST = 1.15  # encode + pickle, per text, relative to encode alone (measured)
+def _without_gc(fn: Callable[..., list], *args: Any) -> list:
+    """Run fn with the cyclic garbage collector paused: a batch allocates millions of lists that
+    stay alive, and each collection would walk all of them again (they hold no cycles)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return fn(*args)
+    finally:
+        if enabled:
+            gc.enable()
 
 
-def _child(k: int, send) -> None:
-    tok, texts, pairs, add_special_tokens, bounds = _JOB
-    a, b = bounds[k]
-    encs = tok._encode_pairs_serial(texts[a:b], None if pairs is None else pairs[a:b], add_special_tokens)
+def _collect(proc: Any, receive: Any, deadline: float, table: list[str]) -> list[Encoding] | None:
+    """A child's encodings, or None (with a warning) when it died or did not answer in time."""
+    try:
+        if receive.poll(max(0.0, deadline - time.monotonic())):
+            return _without_gc(_unpack, receive.recv_bytes(), table)
+        problem = "did not answer in time"
+    except (EOFError, OSError, pickle.UnpicklingError):
+        problem = "died"
+    logger.warning(f"a worker process of encode_batch {problem}; encoding its share in this process")
+    proc.kill()
+    return None
+
+
+def _child(encode_one: EncodeOne, texts: Sequence[Any], pairs: Sequence[Any] | None, a: int, b: int, send: Any) -> None:
+    encs = _without_gc(_serial, encode_one, texts, pairs, a, b)
     send.send_bytes(_pack(encs))
     send.close()
 
@@ -292,18 +354,14 @@ def _fields(e: Encoding) -> tuple:
     )
 
 
-def _build(f: tuple, table) -> Encoding:
+def _build(f: tuple, table: list[str]) -> Encoding:
     ids, types, offsets, words, special, attention, ranges, over = f
     return Encoding(ids, types, offsets, words, special, attention, table, [_build(o, table) for o in over], ranges)
 
 
 def _pack(encs: list[Encoding]) -> bytes:
-    import pickle
-
     return pickle.dumps([_fields(e) for e in encs], protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _unpack(payload: bytes, table) -> list[Encoding]:
-    import pickle
-
+def _unpack(payload: bytes, table: list[str]) -> list[Encoding]:
     return [_build(f, table) for f in pickle.loads(payload)]

@@ -32,10 +32,7 @@ def resolve_source(source) -> tuple[list[Path] | None, Iterable[str] | None]:
             raise InputFileError(path, "training file not found")
         return [path], None
     if isinstance(source, (list, tuple)):
-        is_path = [
-            isinstance(s, os.PathLike) or (isinstance(s, str) and "\n" not in s and len(s) < 4096 and Path(s).is_file())
-            for s in source
-        ]
+        is_path = [isinstance(s, os.PathLike) or (isinstance(s, str) and _names_a_file(s)) for s in source]
         if source and all(is_path):
             for s in source:
                 if not Path(s).is_file():
@@ -55,6 +52,16 @@ def resolve_source(source) -> tuple[list[Path] | None, Iterable[str] | None]:
     raise BertkitError(
         f"cannot train on a {type(source).__name__}; pass a file, a folder, a list of files or an iterator of texts"
     )
+
+
+def _names_a_file(text: str) -> bool:
+    """Whether a str in a training list is a file name (else it is a text to train on)."""
+    if "\n" in text or "\x00" in text or len(text) >= 4096:
+        return False
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # too long for a file name, or not one at all: a text
+        return False
 
 
 def read_chunks(files: list[Path], progress=None) -> Iterator[str]:
@@ -127,7 +134,7 @@ def count_words(source, normalizer, pre_tokenizer, show_progress: bool = True) -
         chunks = read_chunks(files, bar)
     else:
         bar = tqdm(unit=" texts", desc="counting words", disable=not show_progress)
-        chunks = text_chunks(texts, bar)
+        chunks = text_chunks(texts or (), bar)
     counts: Counter = Counter()
     # Pre-tokenizers that always split at whitespace let us count raw whitespace-separated
     # pieces first (str.split and Counter run in C) and normalize + split each distinct piece

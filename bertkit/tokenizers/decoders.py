@@ -7,6 +7,7 @@ Without a decoder, tokens are joined with spaces (as in Hugging Face).
 
 from __future__ import annotations
 
+from bertkit.errors import BertkitError
 from bertkit.tokenizers.bytelevel import bytes_to_text
 
 _CLEANUPS = [
@@ -74,3 +75,25 @@ class ByteLevelDecoder(Decoder):
 
     def to_json(self) -> dict:
         return {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+
+
+def from_json(d: object) -> Decoder:
+    """The "decoder" object of a tokenizer.json (null: tokens joined with spaces)."""
+    if d is None:
+        return Decoder()
+    if not isinstance(d, dict):
+        raise BertkitError(f"decoder must be an object or null, got {type(d).__name__}")
+    kind = d.get("type")
+    if kind == "WordPiece":
+        prefix = d.get("prefix", "##")
+        if not isinstance(prefix, str):
+            raise BertkitError(f"decoder.prefix must be a string, got {prefix!r}")
+        return WordPieceDecoder(prefix, bool(d.get("cleanup", True)))
+    if kind == "BPEDecoder":
+        suffix = d.get("suffix", "</w>")
+        if not isinstance(suffix, str):
+            raise BertkitError(f"decoder.suffix must be a string, got {suffix!r}")
+        return BPEDecoder(suffix)
+    if kind == "ByteLevel":
+        return ByteLevelDecoder()
+    raise BertkitError(f"decoder type {kind!r} is not supported (supported: WordPiece, BPEDecoder, ByteLevel)")

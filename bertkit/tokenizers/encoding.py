@@ -9,7 +9,9 @@ windows and their order match theirs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+
+from bertkit.errors import BertkitError
 
 Offsets = tuple[int, int]
 
@@ -50,10 +52,12 @@ class Encoding:
         self._table = table  # id -> token string, shared with the tokenizer
 
     @classmethod
-    def from_pieces(cls, ids: list[int], offsets: list[Offsets], word_ids: list[int | None], table) -> Encoding:
+    def from_pieces(
+        cls, ids: list[int], offsets: list[Offsets], word_ids: Sequence[int | None], table: list[str] | None
+    ) -> Encoding:
         """One sequence straight from the model: no special tokens yet."""
         n = len(ids)
-        return cls(ids, [0] * n, offsets, word_ids, [0] * n, [1] * n, table)
+        return cls(ids, [0] * n, offsets, list(word_ids), [0] * n, [1] * n, table)
 
     # views -------------------------------------------------------------------------------
     @property
@@ -138,13 +142,13 @@ class Encoding:
         n = len(self.ids)
         if max_length >= n:
             return
-        if max_length == 0:
+        if max_length == 0:  # nothing kept: the whole sequence becomes the one overflowing window
             whole = self._slice(0, n)
-            self.__init__([], [], [], [], [], [], self._table, [whole])
+            for name in ("ids", "type_ids", "offsets", "word_ids", "special_tokens_mask", "attention_mask"):
+                setattr(self, name, [])
+            self.overflowing, self.sequence_ranges = [whole], {}
             return
         if stride >= max_length:
-            from bertkit.errors import BertkitError
-
             raise BertkitError(f"stride ({stride}) must be smaller than the room left for tokens ({max_length})")
         step = max_length - stride
         ranges: list[tuple[int, int]] = []
@@ -199,9 +203,10 @@ class Encoding:
             self.special_tokens_mask = self.special_tokens_mask + [1] * k
             self.offsets = self.offsets + [(0, 0)] * k
         else:
+            no_words: list[int | None] = [None] * k
             self.ids = [pad_id] * k + self.ids
             self.type_ids = [pad_type_id] * k + self.type_ids
-            self.word_ids = [None] * k + self.word_ids
+            self.word_ids = no_words + self.word_ids
             self.attention_mask = [0] * k + self.attention_mask
             self.special_tokens_mask = [1] * k + self.special_tokens_mask
             self.offsets = [(0, 0)] * k + self.offsets
@@ -236,8 +241,6 @@ def truncate_pair(
     direction: str = "right",
 ) -> None:
     """Cut one or two sequences (before special tokens) to `max_length` tokens in total, in place."""
-    from bertkit.errors import BertkitError
-
     if max_length == 0:
         first.truncate(0, stride, direction)
         if second is not None:

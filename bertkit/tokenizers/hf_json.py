@@ -1,243 +1,156 @@
-"""Hugging Face tokenizer.json, read and written, so vocabularies move freely both ways.
+"""Hugging Face tokenizer.json and tokenizer folders, read and written, so vocabularies move both ways.
 
-Only the components bertkit implements are accepted (listed in the error when one is not); a
-file we write loads in `tokenizers.Tokenizer.from_file` and encodes identically.
+Each pipeline component reads and writes its own part of the file (`from_json` / `to_json` in
+normalizers.py, pre_tokenizers.py, the models, post_processors.py, decoders.py); this module
+holds only the file-level steps: `read_tokenizer_json` (what `Tokenizer.from_file` builds from),
+`tokenizer_json` and `save_folder`. Only the components bertkit implements are accepted (listed
+in the error when one is not); a file we write loads in `tokenizers.Tokenizer.from_file` and
+encodes identically. Every problem becomes an InputFileError naming the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
+from typing import Any
 
+from bertkit.constants import BERT_SPECIAL_TOKENS
 from bertkit.errors import BertkitError, InputFileError
-from bertkit.tokenizers import decoders, normalizers, pre_tokenizers
+from bertkit.files import atomic_write_json, atomic_write_text
+from bertkit.tokenizers import decoders, normalizers, post_processors, pre_tokenizers
 from bertkit.tokenizers.added_tokens import AddedToken
 from bertkit.tokenizers.bpe import BPE
-from bertkit.tokenizers.post_processors import ByteLevelOffsets, TemplateProcessing
+from bertkit.tokenizers.models import Model, check_density
+from bertkit.tokenizers.wordlevel import WordLevel
 from bertkit.tokenizers.wordpiece import WordPiece, write_vocab_txt
 
+MODEL_TYPES: dict[str, Any] = {"WordPiece": WordPiece, "BPE": BPE, "WordLevel": WordLevel}
+# tokenizer_config.json names each special token by its role
+ROLES = dict(zip(BERT_SPECIAL_TOKENS, ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")))
+CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "do_lower_case": (bool,),
+    "strip_accents": (bool, type(None)),
+    "tokenize_chinese_chars": (bool,),
+    "model_max_length": (int, float),
+    "padding_side": (str,),
+    "truncation_side": (str,),
+}
 
-class _Bad(Exception):
-    """A problem inside the JSON; turned into an InputFileError naming the file."""
 
-
-def load_tokenizer_json(path: str | os.PathLike):
-    from bertkit.tokenizers.tokenizer import Tokenizer
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "tokenizer file not found; pass a Hugging Face tokenizer.json")
+def read_json_object(path: Path, what: str) -> dict:
+    """A UTF-8 JSON file holding an object, or an InputFileError naming the file."""
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
-        raise InputFileError(path, "not UTF-8 text; a tokenizer.json is UTF-8 JSON") from None
+        raise InputFileError(path, f"not UTF-8 text; a {what} is UTF-8 JSON") from None
     except json.JSONDecodeError as err:
         raise InputFileError(
             path, f"malformed JSON ({err.msg}, column {err.colno}); re-save the file", err.lineno
         ) from None
+    except RecursionError:
+        raise InputFileError(path, "JSON nested too deeply; re-save the file") from None
+    if not isinstance(data, dict):
+        raise InputFileError(path, f"a {what} holds a JSON object, not a {type(data).__name__}")
+    return data
+
+
+def read_tokenizer_json(path: str | os.PathLike) -> dict[str, Any]:
+    """tokenizer.json -> the keyword arguments of `Tokenizer(...)` (pipeline, truncation, padding)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "tokenizer file not found; pass a Hugging Face tokenizer.json")
+    data = read_json_object(path, "tokenizer.json")
     try:
-        if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
-            raise _Bad("no 'model' object; this is not a tokenizer.json")
-        model = _model(data["model"])
-        added = [AddedToken.from_json(t) for t in data.get("added_tokens") or []]
-        tok = Tokenizer(
-            model,
-            normalizer=_normalizer(data.get("normalizer")),
-            pre_tokenizer=_pre_tokenizer(data.get("pre_tokenizer")),
-            post_processor=_post_processor(data.get("post_processor"), model, added),
-            decoder=_decoder(data.get("decoder")),
-            added_tokens=added,
-            truncation=_truncation(data.get("truncation")),
-            padding=_padding(data.get("padding")),
-        )
-        pad = (data.get("padding") or {}).get("pad_token")
-        if pad:
-            tok.pad_token = pad
-        return tok
-    except _Bad as err:
+        if not isinstance(data.get("model"), dict):
+            raise BertkitError("no 'model' object; this is not a tokenizer.json")
+        model = model_from_json(data["model"])
+        added = data.get("added_tokens") or []
+        if not isinstance(added, list):
+            raise BertkitError("added_tokens must be a list")
+        added_tokens = [AddedToken.from_json(t) for t in added]
+        check_density([t.id for t in added_tokens], len(model.vocab) + len(added_tokens), "added_tokens")
+        token_ids = dict(model.vocab) | {t.content: t.id for t in added_tokens}
+        padding = _padding(data.get("padding"))
+        return {
+            "model": model,
+            "normalizer": normalizers.from_json(data.get("normalizer")),
+            "pre_tokenizer": pre_tokenizers.from_json(data.get("pre_tokenizer")),
+            "post_processor": post_processors.from_json(data.get("post_processor"), token_ids),
+            "decoder": decoders.from_json(data.get("decoder")),
+            "added_tokens": added_tokens,
+            "truncation": _truncation(data.get("truncation")),
+            "padding": padding,
+            "pad_token": (padding or {}).get("pad_token") or "[PAD]",
+        }
+    except BertkitError as err:
         raise InputFileError(path, str(err)) from None
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
         raise InputFileError(
             path, f"malformed tokenizer.json ({type(err).__name__}: {err}); re-save it with Hugging Face or bertkit"
         ) from None
 
 
-def _model(m: dict):
+def model_from_json(m: dict) -> Model:
     kind = m.get("type") or ("BPE" if "merges" in m else "WordPiece" if "continuing_subword_prefix" in m else None)
-    vocab = m.get("vocab")
-    if not isinstance(vocab, dict) or not vocab:
-        raise _Bad("model.vocab is missing or empty")
-    vocab = {str(k): int(v) for k, v in vocab.items()}
-    if kind == "WordPiece":
-        unk = m.get("unk_token", "[UNK]")
-        if unk not in vocab:
-            raise _Bad(f"the WordPiece vocabulary has no unknown token {unk!r}")
-        return WordPiece(
-            vocab,
-            unk_token=unk,
-            continuing_subword_prefix=m.get("continuing_subword_prefix") or "##",
-            max_input_chars_per_word=int(m.get("max_input_chars_per_word", 100)),
-        )
-    if kind == "BPE":
-        if m.get("byte_fallback"):
-            raise _Bad("BPE byte_fallback is not supported; use a byte-level BPE instead")
-        merges = []
-        for item in m.get("merges") or []:
-            pair = item.split(" ") if isinstance(item, str) else list(item)
-            if len(pair) != 2:
-                raise _Bad(f"merge {item!r} is not a pair of tokens")
-            merges.append((pair[0], pair[1]))
-        try:
-            return BPE(
-                vocab,
-                merges,
-                unk_token=m.get("unk_token"),
-                continuing_subword_prefix=m.get("continuing_subword_prefix"),
-                end_of_word_suffix=m.get("end_of_word_suffix"),
-                fuse_unk=bool(m.get("fuse_unk", False)),
-                ignore_merges=bool(m.get("ignore_merges", False)),
-            )
-        except BertkitError as err:
-            raise _Bad(str(err)) from None
-    raise _Bad(f"model type {kind!r} is not supported (supported: WordPiece, BPE)")
+    if kind not in MODEL_TYPES:
+        raise BertkitError(f"model type {kind!r} is not supported (supported: {', '.join(MODEL_TYPES)})")
+    return MODEL_TYPES[kind].from_json(m)
 
 
-def _normalizer(n):
-    if n is None:
-        return None
-    kind = n.get("type")
-    if kind == "BertNormalizer":
-        return normalizers.BertNormalizer(
-            clean_text=n.get("clean_text", True),
-            handle_chinese_chars=n.get("handle_chinese_chars", True),
-            strip_accents=n.get("strip_accents"),
-            lowercase=n.get("lowercase", True),
-        )
-    simple = {"Lowercase": normalizers.Lowercase, "NFD": normalizers.NFD, "StripAccents": normalizers.StripAccents}
-    if kind in simple:
-        return simple[kind]()
-    if kind == "Sequence":
-        return normalizers.Sequence([_normalizer(x) for x in n.get("normalizers", [])])
-    raise _Bad(
-        f"normalizer type {kind!r} is not supported (supported: BertNormalizer, Lowercase, NFD, StripAccents, Sequence)"
-    )
+def _whole(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BertkitError(f"{what} must be a whole number >= 0, got {value!r}")
+    return value
 
 
-def _pre_tokenizer(p):
-    if p is None:
-        return pre_tokenizers.NoSplit()
-    kind = p.get("type")
-    if kind == "BertPreTokenizer":
-        return pre_tokenizers.BertPreTokenizer()
-    if kind == "ByteLevel":
-        return pre_tokenizers.ByteLevel(
-            add_prefix_space=p.get("add_prefix_space", True),
-            use_regex=p.get("use_regex", True),
-            trim_offsets=p.get("trim_offsets", True),
-        )
-    if kind == "Whitespace":
-        return pre_tokenizers.Whitespace()
-    if kind == "WhitespaceSplit":
-        return pre_tokenizers.WhitespaceSplit()
-    raise _Bad(
-        f"pre_tokenizer type {kind!r} is not supported (supported: "
-        "BertPreTokenizer, ByteLevel, Whitespace, WhitespaceSplit)"
-    )
+def _direction(value: object) -> str:
+    if value not in ("Left", "Right", "left", "right"):
+        raise BertkitError(f"direction must be Left or Right, got {value!r}")
+    return str(value).lower()
 
 
-def _post_processor(p, model, added: list[AddedToken]):
-    if p is None:
-        return None
-    kind = p.get("type")
-    ids = dict(model.vocab)
-    ids.update({t.content: t.id for t in added})
-
-    def token_id(name: str) -> int:
-        if name not in ids:
-            raise _Bad(f"post_processor uses {name!r}, which is not in the vocabulary")
-        return ids[name]
-
-    if kind == "TemplateProcessing":
-
-        def pieces(template):
-            out = []
-            for item in template:
-                if "Sequence" in item:
-                    out.append((item["Sequence"]["id"], int(item["Sequence"].get("type_id", 0))))
-                else:
-                    out.append((item["SpecialToken"]["id"], int(item["SpecialToken"].get("type_id", 0))))
-            return out
-
-        specials = {name: [int(i) for i in spec["ids"]] for name, spec in (p.get("special_tokens") or {}).items()}
-        try:
-            return TemplateProcessing(pieces(p["single"]), pieces(p["pair"]), specials)
-        except BertkitError as err:
-            raise _Bad(str(err)) from None
-    if kind == "BertProcessing":
-        (sep, sep_id), (cls_, cls_id) = p["sep"], p["cls"]
-        return TemplateProcessing.bert(cls_, int(cls_id), sep, int(sep_id))
-    if kind == "RobertaProcessing":
-        (sep, sep_id), (cls_, cls_id) = p["sep"], p["cls"]
-        template = TemplateProcessing(
-            [(cls_, 0), ("A", 0), (sep, 0)],
-            [(cls_, 0), ("A", 0), (sep, 0), (sep, 0), ("B", 0), (sep, 0)],
-            {cls_: [int(cls_id)], sep: [int(sep_id)]},
-        )
-        return ByteLevelOffsets(p.get("trim_offsets", True), p.get("add_prefix_space", True), template)
-    if kind == "ByteLevel":
-        return ByteLevelOffsets(p.get("trim_offsets", True), p.get("add_prefix_space", True))
-    raise _Bad(
-        f"post_processor type {kind!r} is not supported (supported: "
-        "TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel)"
-    )
-
-
-def _decoder(d):
-    if d is None:
-        return decoders.Decoder()
-    kind = d.get("type")
-    if kind == "WordPiece":
-        return decoders.WordPieceDecoder(d.get("prefix", "##"), d.get("cleanup", True))
-    if kind == "BPEDecoder":
-        return decoders.BPEDecoder(d.get("suffix", "</w>"))
-    if kind == "ByteLevel":
-        return decoders.ByteLevelDecoder()
-    raise _Bad(f"decoder type {kind!r} is not supported (supported: WordPiece, BPEDecoder, ByteLevel)")
-
-
-def _truncation(t):
+def _truncation(t: object) -> dict | None:
     if not t:
         return None
-    strategy = {"LongestFirst": "longest_first", "OnlyFirst": "only_first", "OnlySecond": "only_second"}[
-        t.get("strategy", "LongestFirst")
-    ]
+    if not isinstance(t, dict):
+        raise BertkitError("truncation must be an object or null")
+    strategies = {"LongestFirst": "longest_first", "OnlyFirst": "only_first", "OnlySecond": "only_second"}
+    strategy = t.get("strategy", "LongestFirst")
+    if strategy not in strategies:
+        raise BertkitError(f"truncation strategy {strategy!r} is not one of {', '.join(strategies)}")
     return {
-        "max_length": int(t["max_length"]),
-        "strategy": strategy,
-        "stride": int(t.get("stride", 0)),
-        "direction": str(t.get("direction", "Right")).lower(),
+        "max_length": _whole(t.get("max_length"), "truncation.max_length"),
+        "strategy": strategies[strategy],
+        "stride": _whole(t.get("stride", 0), "truncation.stride"),
+        "direction": _direction(t.get("direction", "Right")),
     }
 
 
-def _padding(p):
+def _padding(p: object) -> dict | None:
     if not p:
         return None
+    if not isinstance(p, dict):
+        raise BertkitError("padding must be an object or null")
     strategy = p.get("strategy", "BatchLongest")
-    length = int(strategy["Fixed"]) if isinstance(strategy, dict) else None
+    length = _whole(strategy.get("Fixed"), "padding.strategy.Fixed") if isinstance(strategy, dict) else None
+    multiple = p.get("pad_to_multiple_of")
+    pad_token = p.get("pad_token", "[PAD]")
+    if not isinstance(pad_token, str):
+        raise BertkitError(f"padding.pad_token must be a string, got {pad_token!r}")
     return {
         "length": length,
-        "pad_to_multiple_of": p.get("pad_to_multiple_of"),
-        "pad_id": int(p.get("pad_id", 0)),
-        "pad_type_id": int(p.get("pad_type_id", 0)),
-        "pad_token": p.get("pad_token", "[PAD]"),
-        "direction": str(p.get("direction", "Right")).lower(),
+        "pad_to_multiple_of": None if multiple is None else _whole(multiple, "padding.pad_to_multiple_of"),
+        "pad_id": _whole(p.get("pad_id", 0), "padding.pad_id"),
+        "pad_type_id": _whole(p.get("pad_type_id", 0), "padding.pad_type_id"),
+        "pad_token": pad_token,
+        "direction": _direction(p.get("direction", "Right")),
     }
 
 
 # writing -------------------------------------------------------------------------------------------
-def tokenizer_to_json(tok) -> dict:
+def tokenizer_json(tok: Any) -> dict:
+    """A tokenizer's tokenizer.json content (Hugging Face's layout, read by `tokenizers`)."""
     trunc = None
     if tok.truncation:
         t = tok.truncation
@@ -271,28 +184,26 @@ def tokenizer_to_json(tok) -> dict:
     }
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def save_folder(tok, folder: str | os.PathLike) -> Path:
-    """tokenizer.json + vocab.txt (+ merges.txt for BPE) + tokenizer_config.json in `folder`."""
+def save_folder(tok: Any, folder: str | os.PathLike) -> list[Path]:
+    """tokenizer.json + vocab.txt (+ merges.txt for BPE) + tokenizer_config.json in `folder`,
+    each written atomically; the paths written."""
     folder = Path(folder)
+    vocab = tok.get_vocab()
+    unwritable = next((t for t in vocab if not _is_utf8(t)), None)
+    if unwritable is not None:  # checked before anything is written
+        raise BertkitError(f"token {unwritable!r} holds a lone surrogate, which UTF-8 files cannot hold; remove it")
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "tokenizer.json", json.dumps(tokenizer_to_json(tok), ensure_ascii=False, indent=2))
-    write_vocab_txt(tok.get_vocab(), folder / "vocab.txt")
+    written = [
+        atomic_write_text(folder / "tokenizer.json", json.dumps(tokenizer_json(tok), ensure_ascii=False, indent=2))
+    ]
+    write_vocab_txt(vocab, folder / "vocab.txt")
+    written.append(folder / "vocab.txt")
     if isinstance(tok.model, BPE):
         lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in tok.model.merges]
-        (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    config = {"model_max_length": tok.model_max_length, "tokenizer_class": "PreTrainedTokenizerFast"}
+        written.append(atomic_write_text(folder / "merges.txt", "\n".join(lines) + "\n"))
+    config: dict[str, Any] = {"model_max_length": tok.model_max_length, "tokenizer_class": "PreTrainedTokenizerFast"}
+    if tok.padding_side != "right" or tok.truncation_side != "right":
+        config.update(padding_side=tok.padding_side, truncation_side=tok.truncation_side)
     if isinstance(tok.normalizer, normalizers.BertNormalizer):
         config.update(
             do_lower_case=tok.normalizer.lowercase,
@@ -300,14 +211,59 @@ def save_folder(tok, folder: str | os.PathLike) -> Path:
             tokenize_chinese_chars=tok.normalizer.handle_chinese_chars,
         )
     specials = {t.content for t in tok.added_tokens if t.special}
-    for role, name in (
-        ("unk_token", "[UNK]"),
-        ("sep_token", "[SEP]"),
-        ("pad_token", "[PAD]"),
-        ("cls_token", "[CLS]"),
-        ("mask_token", "[MASK]"),
-    ):
+    for name, role in ROLES.items():
         if name in specials:
             config[role] = name
-    atomic_write_text(folder / "tokenizer_config.json", json.dumps(config, indent=2))
-    return folder
+    written.append(atomic_write_json(folder / "tokenizer_config.json", config))
+    return written
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def folder_options(folder: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Tokenizer.from_vocab's options from a folder's tokenizer_config.json (transformers' names)
+    and the caller's `overrides` (either naming)."""
+    config = read_tokenizer_config(folder) | overrides
+    max_len = config.get("model_max_length", 512)
+    # transformers writes 1e30 for "no limit": BERT's positions stop at 512
+    max_len = int(max_len) if isinstance(max_len, (int, float)) and 0 < max_len < 1e9 else 512
+    for side in ("padding_side", "truncation_side"):
+        if config.get(side, "right") not in ("left", "right"):
+            raise BertkitError(f"{side}={config[side]!r} is not 'left' or 'right'")
+    options = {
+        "lowercase": config.get("do_lower_case", True),
+        "strip_accents": config.get("strip_accents"),
+        "tokenize_chinese_chars": config.get("tokenize_chinese_chars", True),
+        "model_max_length": max_len,
+        "padding_side": config.get("padding_side", "right"),
+        "truncation_side": config.get("truncation_side", "right"),
+    }
+    return options | {k: v for k, v in overrides.items() if k not in CONFIG_TYPES}
+
+
+def read_tokenizer_config(folder: Path) -> dict[str, Any]:
+    """The settings of tokenizer_config.json that bertkit uses, type-checked ({} when absent)."""
+    path = folder / "tokenizer_config.json"
+    if not path.is_file():
+        return {}
+    config = read_json_object(path, "tokenizer_config.json")
+    for key, kinds in CONFIG_TYPES.items():
+        if key in config and not _has_type(config[key], kinds):
+            expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+            raise InputFileError(path, f"{key} is {config[key]!r}; expected {expected}")
+    for key in ("padding_side", "truncation_side"):
+        if config.get(key, "right") not in ("left", "right"):
+            raise InputFileError(path, f"{key} is {config[key]!r}; expected 'left' or 'right'")
+    return config
+
+
+def _has_type(value: object, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # JSON true/false is a bool, never a number here
+        return bool in kinds
+    return isinstance(value, kinds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bertkit.errors import BertkitError
 from bertkit.tokenizers.encoding import Encoding, merge
+from bertkit.tokenizers.models import check_density
 
 # a template piece: ("A" | "B", type_id) for a sequence, or (special token name, type_id)
 Piece = tuple[str, int]
@@ -92,8 +93,7 @@ class TemplateProcessing:
             "single": [piece(*p) for p in self.single],
             "pair": [piece(*p) for p in self.pair],
             "special_tokens": {
-                name: {"id": name, "ids": ids, "tokens": [name] * len(ids) if len(ids) == 1 else [name] * len(ids)}
-                for name, ids in self.special_tokens.items()
+                name: {"id": name, "ids": ids, "tokens": [name] * len(ids)} for name, ids in self.special_tokens.items()
             },
         }
 
@@ -160,3 +160,70 @@ def trim_byte_offsets(enc: Encoding, add_prefix_space: bool) -> None:
             end = max(end - trail, start)
         offsets[i] = (start, end)
     enc.offsets = offsets
+
+
+def _pair_of(p: dict, key: str) -> tuple[str, int]:
+    """BertProcessing's ["[SEP]", 102] form."""
+    value = p.get(key)
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and _is_id(value[1])):
+        raise BertkitError(f"post_processor.{key} must be [token, id], got {value!r}")
+    return value[0], value[1]
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _template(items: object, what: str) -> list[Piece]:
+    if not isinstance(items, list):
+        raise BertkitError(f"post_processor.{what} must be a list")
+    out = []
+    for item in items:
+        body = item.get("Sequence", item.get("SpecialToken")) if isinstance(item, dict) else None
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+            raise BertkitError(f"post_processor.{what}: {item!r} is not a Sequence or SpecialToken piece")
+        type_id = body.get("type_id", 0)
+        if not _is_id(type_id):
+            raise BertkitError(f"post_processor.{what}: type_id {type_id!r} is not a small whole number")
+        out.append((body["id"], type_id))
+    return out
+
+
+def from_json(p: object, token_ids: dict[str, int]) -> TemplateProcessing | ByteLevelOffsets | None:
+    """The "post_processor" object of a tokenizer.json; `token_ids` is the whole vocabulary."""
+    if p is None:
+        return None
+    if not isinstance(p, dict):
+        raise BertkitError(f"post_processor must be an object or null, got {type(p).__name__}")
+    kind = p.get("type")
+    if kind == "TemplateProcessing":
+        specials = p.get("special_tokens") or {}
+        if not isinstance(specials, dict):
+            raise BertkitError("post_processor.special_tokens must be an object")
+        ids: dict[str, list[int]] = {}
+        for name, spec in specials.items():
+            if not (isinstance(spec, dict) and isinstance(spec.get("ids"), list) and all(map(_is_id, spec["ids"]))):
+                raise BertkitError(f"post_processor.special_tokens[{name!r}] needs a list of ids")
+            ids[name] = list(spec["ids"])
+        for name, values in ids.items():
+            check_density(values, len(token_ids), f"post_processor special token {name!r}")
+        return TemplateProcessing(_template(p.get("single"), "single"), _template(p.get("pair"), "pair"), ids)
+    if kind in ("BertProcessing", "RobertaProcessing"):
+        (sep, sep_id), (cls_, cls_id) = _pair_of(p, "sep"), _pair_of(p, "cls")
+        for token, idx in ((sep, sep_id), (cls_, cls_id)):
+            if token_ids.get(token) != idx:
+                raise BertkitError(f"post_processor uses {token!r} with id {idx}, which the vocabulary does not have")
+        if kind == "BertProcessing":
+            return TemplateProcessing.bert(cls_, cls_id, sep, sep_id)
+        template = TemplateProcessing(
+            [(cls_, 0), ("A", 0), (sep, 0)],
+            [(cls_, 0), ("A", 0), (sep, 0), (sep, 0), ("B", 0), (sep, 0)],
+            {cls_: [cls_id], sep: [sep_id]},
+        )
+        return ByteLevelOffsets(bool(p.get("trim_offsets", True)), bool(p.get("add_prefix_space", True)), template)
+    if kind == "ByteLevel":
+        return ByteLevelOffsets(bool(p.get("trim_offsets", True)), bool(p.get("add_prefix_space", True)))
+    raise BertkitError(
+        f"post_processor type {kind!r} is not supported (supported: "
+        "TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel)"
+    )

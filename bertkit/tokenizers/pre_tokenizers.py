@@ -4,45 +4,37 @@
 is one `re.findall` per text; each match carries the whitespace before its word, so the end
 offsets are a running sum of match lengths (`itertools.accumulate`, C speed) and no per-word
 Python code runs.
+
+The search stops at the last non-space character. A pattern "spaces, then a word" tried at each
+of n trailing spaces would otherwise scan to the end every time and fail -- n^2 steps, minutes
+for a megabyte of spaces -- while the stripped run costs one `str.rstrip`.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import cache
 from itertools import accumulate, repeat
 from operator import sub
 
+from bertkit.errors import BertkitError
+from bertkit.tokenizers import unicode_tables as tables
 from bertkit.tokenizers.bytelevel import BYTES_TO_UNICODE
-from bertkit.tokenizers.normalizers import WHITESPACE
+from bertkit.tokenizers.normalizers import WHITESPACE, in_ranges
 
 _ASCII_PUNCT = "!-/:-@\\[-`{-~"  # BERT counts every non-alphanumeric printable ASCII char
 _ASCII_WS = "\\t-\\r "
+_ASCII_WS_CHARS = "\t\n\x0b\x0c\r "
 
 
-@cache
-def _punctuation_class() -> str:
-    """A regex class of BERT's punctuation: ASCII punctuation plus Unicode categories P*."""
-    cps = sorted(
-        {cp for cp in range(0x110000) if unicodedata.category(chr(cp))[0] == "P"}
-        | {cp for cp in range(33, 127) if not chr(cp).isalnum()}
-    )
-    parts, start, prev = [], cps[0], cps[0]
-    for cp in cps[1:] + [-1]:
-        if cp == prev + 1:
-            prev = cp
-            continue
-        parts.append(re.escape(chr(start)) + ("-" + re.escape(chr(prev)) if prev > start else ""))
-        start = prev = cp
-    return "".join(parts)
+def char_class(ranges: tuple[int, ...]) -> str:
+    """The inside of a regex [...] class for a flat (start, stop, ...) range table."""
+    pairs = zip(ranges[::2], ranges[1::2])  # [start, stop) ranges
+    return "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b - 1)) if b - 1 > a else "") for a, b in pairs)
 
 
 def is_punctuation(char: str) -> bool:
-    cp = ord(char)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(char)[0] == "P"
+    return in_ranges(tables.PUNCTUATION, char)
 
 
 class PreTokenizer:
@@ -53,7 +45,7 @@ class PreTokenizer:
         """Just the words (training counts them; spans are not needed)."""
         return self.split(text)[0]
 
-    def to_json(self) -> dict:  # pragma: no cover
+    def to_json(self) -> dict | None:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -69,8 +61,14 @@ class _RegexSplit(PreTokenizer):
     unicode_pattern: re.Pattern
 
     def split(self, text: str) -> tuple[list[str], list[int], list[int]]:
-        pattern = self.ascii_pattern if self.ascii_pattern is not None and text.isascii() else self.unicode_pattern
-        pieces = pattern.findall(text)  # each piece: leading whitespace + word
+        if self.ascii_pattern is not None and text.isascii():
+            pattern, spaces = self.ascii_pattern, _ASCII_WS_CHARS
+        else:
+            pattern, spaces = self.unicode_pattern, WHITESPACE
+        if text and text[-1] in spaces:  # stop the search at the last word (see the module docstring)
+            pieces = pattern.findall(text, 0, len(text.rstrip(spaces)))
+        else:
+            pieces = pattern.findall(text)  # each piece: leading whitespace + word
         if _NOT_WHITESPACE_TO_RUST.search(text) is None:
             words = list(map(str.lstrip, pieces))
         else:
@@ -84,7 +82,7 @@ class BertPreTokenizer(_RegexSplit):
 
     def __init__(self) -> None:
         ws = re.escape(WHITESPACE)
-        punct = _punctuation_class()
+        punct = char_class(tables.PUNCTUATION)
         self.ascii_pattern = re.compile(f"[{_ASCII_WS}]*(?:[^{_ASCII_WS}{_ASCII_PUNCT}]+|[{_ASCII_PUNCT}])")
         # ASCII letters and digits are tried first: the big punctuation class is slow in `re`
         word = f"(?:[a-zA-Z0-9]+|[^{ws}{punct}])+"
@@ -92,7 +90,7 @@ class BertPreTokenizer(_RegexSplit):
         self._words_pattern = re.compile(f"{word}|[{punct}]")
 
     def words(self, text: str) -> list[str]:
-        return self._words_pattern.findall(text)
+        return self._words_pattern.findall(text)  # no leading-space part: linear as it is
 
     def to_json(self) -> dict:
         return {"type": "BertPreTokenizer"}
@@ -110,15 +108,13 @@ class WhitespaceSplit(_RegexSplit):
 class Whitespace(_RegexSplit):
     """Hugging Face's `Whitespace`: runs of word characters, or runs of other non-space characters.
 
-    "Word character" is Rust's `\\w` (letters, marks, digits, connectors, zero-width joiners),
-    which is wider than Python's, hence the `regex` module.
+    "Word character" is Rust's `\\w` (letters, marks, digits, connectors, zero-width joiners), as
+    Hugging Face's tables answer it (unicode_tables.WORD_CHARS).
     """
 
     def __init__(self) -> None:
-        import regex
-
-        w = r"\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}"
-        self.unicode_pattern = regex.compile(rf"\p{{White_Space}}*(?:[{w}]+|[^{w}\p{{White_Space}}]+)")
+        w, ws = char_class(tables.WORD_CHARS), re.escape(WHITESPACE)
+        self.unicode_pattern = re.compile(f"[{ws}]*(?:[{w}]+|[^{w}{ws}]+)")
 
     def to_json(self) -> dict:
         return {"type": "Whitespace"}
@@ -130,13 +126,34 @@ class NoSplit(PreTokenizer):
     def split(self, text: str) -> tuple[list[str], list[int], list[int]]:
         return ([text], [0], [len(text)]) if text else ([], [], [])
 
-    def to_json(self) -> None:
+    def to_json(self) -> dict | None:
         return None
 
 
-# GPT-2's split: contractions, letters, digits, other symbols (each optionally after one space),
-# and runs of whitespace (keeping the last space for the next word).
-GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+def _below(ranges: tuple[int, ...], limit: int) -> tuple[int, ...]:
+    """The part of a flat range table below `limit`."""
+    out: list[int] = []
+    for a, b in zip(ranges[::2], ranges[1::2]):
+        if a < limit:
+            out += [a, min(b, limit)]
+    return tuple(out)
+
+
+@cache
+def gpt2_pattern(ascii_only: bool = False) -> re.Pattern:
+    """GPT-2's split: contractions, letters, digits, other symbols (each optionally after one
+    space), and runs of whitespace (keeping the last space for the next word) -- the pattern
+    's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+ with the letters,
+    digits and spaces of Hugging Face's tables (unicode_tables.GPT2_*). `ascii_only`: the same
+    for texts of ASCII characters only, whose small classes `re` matches much faster."""
+    limit = 128 if ascii_only else 0x110000
+    letter, digit, space = (
+        char_class(_below(t, limit)) for t in (tables.GPT2_LETTERS, tables.GPT2_NUMBERS, tables.GPT2_SPACES)
+    )
+    return re.compile(
+        f"'s|'t|'re|'ve|'m|'ll|'d| ?[{letter}]+| ?[{digit}]+| ?[^{space}{letter}{digit}]+"
+        f"|[{space}]+(?![^{space}])|[{space}]+"
+    )
 
 
 class ByteLevel(PreTokenizer):
@@ -147,18 +164,18 @@ class ByteLevel(PreTokenizer):
     """
 
     def __init__(self, add_prefix_space: bool = False, use_regex: bool = True, trim_offsets: bool = True) -> None:
-        import regex  # the GPT-2 pattern needs \p{L} / \p{N}
-
         self.add_prefix_space = add_prefix_space
         self.use_regex = use_regex
         self.trim_offsets = trim_offsets
-        self._pattern = regex.compile(GPT2_PATTERN)
-        self._map = {b: BYTES_TO_UNICODE[b] for b in range(256)}
+        self._pattern, self._ascii_pattern = gpt2_pattern(), gpt2_pattern(ascii_only=True)
+
+    def _split(self, text: str) -> list[str]:
+        return (self._ascii_pattern if text.isascii() else self._pattern).findall(text)
 
     def split(self, text: str) -> tuple[list[str], list[int], list[int]]:
         # add_prefix_space is applied by the tokenizer, which also shifts the offsets back
         if self.use_regex:
-            raw = self._pattern.findall(text)
+            raw = self._split(text)
         else:
             raw = [text] if text else []
         ends = list(accumulate(map(len, raw)))
@@ -170,7 +187,7 @@ class ByteLevel(PreTokenizer):
         """Words as written (trainers count these, then map each distinct one with `word_key`)."""
         if self.add_prefix_space and text and not text.startswith(" "):
             text = " " + text
-        return self._pattern.findall(text) if self.use_regex else ([text] if text else [])
+        return self._split(text) if self.use_regex else ([text] if text else [])
 
     @staticmethod
     def word_key(word: str) -> str:
@@ -193,3 +210,28 @@ def to_byte_chars(word: str) -> str:
     if word.isascii():
         return word.translate(_BYTE_TABLE)
     return "".join(map(BYTES_TO_UNICODE.__getitem__, word.encode("utf-8", "surrogatepass")))
+
+
+def from_json(p: object) -> PreTokenizer:
+    """The "pre_tokenizer" object of a tokenizer.json (null: the whole text is one word)."""
+    if p is None:
+        return NoSplit()
+    if not isinstance(p, dict):
+        raise BertkitError(f"pre_tokenizer must be an object or null, got {type(p).__name__}")
+    kind = p.get("type")
+    simple: dict[object, type[PreTokenizer]] = {
+        "BertPreTokenizer": BertPreTokenizer,
+        "Whitespace": Whitespace,
+        "WhitespaceSplit": WhitespaceSplit,
+    }
+    if kind in simple:
+        return simple[kind]()
+    if kind == "ByteLevel":
+        flags = {k: p.get(k, True) for k in ("add_prefix_space", "use_regex", "trim_offsets")}
+        if not all(isinstance(v, bool) for v in flags.values()):
+            raise BertkitError(f"pre_tokenizer ByteLevel: flags must be true or false, got {flags}")
+        return ByteLevel(**flags)
+    raise BertkitError(
+        f"pre_tokenizer type {kind!r} is not supported (supported: "
+        "BertPreTokenizer, ByteLevel, Whitespace, WhitespaceSplit)"
+    )

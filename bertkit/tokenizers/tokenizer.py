@@ -6,34 +6,35 @@
 
 Character offsets survive every stage: the normalizer reports where each of its characters came
 from (only when a character changed length), the pre-tokenizer gives word spans, the model gives
-piece spans inside a word. The common path does no per-character and almost no per-word Python
-work: one `str.translate`, one `re.findall`, one `map(dict.get, words)` over a cache of whole
-words, and list arithmetic; only words split into several pieces are handled one by one.
+piece spans inside a word. The work is split by stage: sequence.py turns one text into pieces
+(the fast path), assembly.py adds truncation and special tokens, batch.py holds the
+transformers-style `tok(...)` call and the multi-process `encode_batch`; recipes.py assembles
+the pipelines this class is built from, hf_json.py reads and writes the files.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import tempfile
 from collections.abc import Iterable, Sequence
-from itertools import compress, count, repeat
-from operator import is_
 from pathlib import Path
+from typing import Any
 
 from bertkit.errors import BertkitError
-from bertkit.tokenizers.added_tokens import AddedToken, build_pattern, split_on_added
-from bertkit.tokenizers.batch import BatchEncoding, encode_many
-from bertkit.tokenizers.bytelevel import byte_to_char_index
-from bertkit.tokenizers.decoders import Decoder, WordPieceDecoder
-from bertkit.tokenizers.encoding import Encoding, truncate_pair
-from bertkit.tokenizers.models import Model
-from bertkit.tokenizers.normalizers import BertNormalizer, Normalizer
-from bertkit.tokenizers.post_processors import TemplateProcessing
-from bertkit.tokenizers.pre_tokenizers import BertPreTokenizer, ByteLevel, PreTokenizer
+from bertkit.hub import push_folder, resolve_folder
+from bertkit.tokenizers import hf_json, recipes
+from bertkit.tokenizers.added_tokens import AddedToken
+from bertkit.tokenizers.assembly import Assembler
+from bertkit.tokenizers.batch import BatchEncoding, CallOptions, call_tokenizer, encode_many
+from bertkit.tokenizers.decoders import Decoder
+from bertkit.tokenizers.encoding import Encoding
+from bertkit.tokenizers.models import Model, check_density
+from bertkit.tokenizers.normalizers import Normalizer
+from bertkit.tokenizers.pre_tokenizers import BertPreTokenizer, PreTokenizer
+from bertkit.tokenizers.sequence import Raw, SequenceEncoder
 from bertkit.tokenizers.wordpiece import WordPiece
 
-BERT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-Raw = tuple[list[int], list[tuple[int, int]], list]  # one sequence before post-processing
+SIDES = ("left", "right")
 
 
 class Tokenizer:
@@ -42,50 +43,56 @@ class Tokenizer:
         model: Model,
         normalizer: Normalizer | None = None,
         pre_tokenizer: PreTokenizer | None = None,
-        post_processor=None,
+        post_processor: Any = None,
         decoder: Decoder | None = None,
         added_tokens: Sequence[AddedToken] = (),
         model_max_length: int = 512,
         truncation: dict | None = None,
         padding: dict | None = None,
         pad_token: str = "[PAD]",
+        padding_side: str = "right",
+        truncation_side: str = "right",
     ) -> None:
-        self.model = model
-        self.normalizer = normalizer
-        self.pre_tokenizer = pre_tokenizer if pre_tokenizer is not None else BertPreTokenizer()
-        self.post_processor = post_processor
+        self._model = model
+        self._normalizer = normalizer
+        self._pre_tokenizer = pre_tokenizer if pre_tokenizer is not None else BertPreTokenizer()
+        self._post_processor = post_processor
         self.decoder = decoder if decoder is not None else Decoder()
         self.added_tokens: list[AddedToken] = list(added_tokens)
         self.model_max_length = model_max_length
         self.truncation = truncation  # {"max_length", "strategy", "stride", "direction"}: applied by encode()
         self.padding = padding  # {"length": int | None, "pad_id", "pad_type_id", "pad_token", "direction"}
         self.pad_token = pad_token
+        # transformers' names: which end `tok(...)` pads and truncates (encode() follows `padding` / `truncation`)
+        self.padding_side = _side(padding_side, "padding_side")
+        self.truncation_side = _side(truncation_side, "truncation_side")
         self._refresh()
 
     # set-up ----------------------------------------------------------------------------------
     def _refresh(self) -> None:
-        table = list(self.model.id_to_token_list)
+        """Rebuild the id table and the encoders after the pipeline or the added tokens changed."""
+        table = list(self._model.id_to_token_list)
+        check_density(
+            [t.id for t in self.added_tokens], len(self._model.vocab) + len(self.added_tokens), "added tokens"
+        )
         for tok in self.added_tokens:
             if tok.id >= len(table):
                 table.extend([""] * (tok.id + 1 - len(table)))
             table[tok.id] = tok.content
         self._table = table
         self._special_ids = {t.id for t in self.added_tokens if t.special}
-        raw = [t for t in self.added_tokens if not t.normalized]
-        norm = [t for t in self.added_tokens if t.normalized]
-        self._raw_added, self._raw_pattern = raw, build_pattern(raw)
-        self._norm_added, self._norm_pattern = norm, build_pattern(norm)
-        firsts = {t.content[0] for t in raw if t.content}
-        self._raw_first = firsts if len(firsts) <= 3 else None  # cheap "could there be one?" test
-        self._byte_level = isinstance(self.pre_tokenizer, ByteLevel)
-        self._prefix_space = self._byte_level and self.pre_tokenizer.add_prefix_space
-        pp = self.post_processor
-        simple = (
-            getattr(pp, "simple", None)
-            if pp is not None
-            else {"single": ([[], []], [0]), "pair": ([[], [], []], [0, 1])}
-        )
-        self._simple = None if simple is None else {k: _layout(*v) for k, v in simple.items()}
+        self._sequence = SequenceEncoder(self._model, self._normalizer, self._pre_tokenizer, self.added_tokens)
+        self._assembler = Assembler(self._post_processor, table)
+
+    # the pipeline's stages can be replaced, as in Hugging Face (tok.normalizer = ...)
+    model = property(lambda self: self._model, lambda self, v: self._set("_model", v))
+    normalizer = property(lambda self: self._normalizer, lambda self, v: self._set("_normalizer", v))
+    pre_tokenizer = property(lambda self: self._pre_tokenizer, lambda self, v: self._set("_pre_tokenizer", v))
+    post_processor = property(lambda self: self._post_processor, lambda self, v: self._set("_post_processor", v))
+
+    def _set(self, name: str, value: Any) -> None:
+        setattr(self, name, value)
+        self._refresh()
 
     # construction ----------------------------------------------------------------------------
     @classmethod
@@ -101,73 +108,63 @@ class Tokenizer:
         cls_token: str = "[CLS]",
         mask_token: str = "[MASK]",
         model_max_length: int = 512,
+        **options: Any,
     ) -> Tokenizer:
         """BERT's WordPiece tokenizer from a vocab.txt (uncased when `lowercase`)."""
         model = WordPiece.from_vocab_file(vocab_file, unk_token=unk_token)
-        for role, token in (("sep_token", sep_token), ("cls_token", cls_token)):
-            if token not in model.vocab:
-                raise BertkitError(
-                    f"{vocab_file}: the vocabulary has no {token!r} ({role}); BERT's input format needs it"
-                )
-        specials = [t for t in (pad_token, unk_token, cls_token, sep_token, mask_token) if t in model.vocab]
-        return cls(
+        components = recipes.bert_wordpiece(
             model,
-            normalizer=BertNormalizer(
-                clean_text=True,
-                handle_chinese_chars=tokenize_chinese_chars,
-                strip_accents=strip_accents,
-                lowercase=lowercase,
-            ),
-            pre_tokenizer=BertPreTokenizer(),
-            post_processor=TemplateProcessing.bert(
-                cls_token, model.vocab[cls_token], sep_token, model.vocab[sep_token]
-            ),
-            decoder=WordPieceDecoder(),
-            added_tokens=[AddedToken(t, model.vocab[t], special=True) for t in specials],
-            model_max_length=model_max_length,
+            str(vocab_file),
+            lowercase=lowercase,
+            strip_accents=strip_accents,
+            tokenize_chinese_chars=tokenize_chinese_chars,
+            sep_token=sep_token,
             pad_token=pad_token,
+            cls_token=cls_token,
+            mask_token=mask_token,
+            model_max_length=model_max_length,
         )
+        return cls(**components, **options)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> Tokenizer:
-        """A Hugging Face tokenizer.json (WordPiece, BPE or byte-level BPE), with its truncation
-        and padding settings applied by `encode` as Hugging Face `tokenizers` does."""
-        from bertkit.tokenizers.hf_json import load_tokenizer_json
-
-        return load_tokenizer_json(path)
+        """A Hugging Face tokenizer.json (WordPiece, BPE, byte-level BPE or WordLevel), with its
+        truncation and padding settings applied by `encode` as Hugging Face `tokenizers` does."""
+        return cls(**hf_json.read_tokenizer_json(path))
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **kwargs) -> Tokenizer:
-        """A checkpoint folder with tokenizer.json or vocab.txt (settings from tokenizer_config.json).
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool | None = None,
+        **kwargs: Any,
+    ) -> Tokenizer:
+        """A folder with tokenizer.json or vocab.txt (settings from tokenizer_config.json), or a
+        Hugging Face hub name (fetched through bertkit.hub, the rule every loader follows).
 
-        As in `transformers`, truncation and padding are chosen per call, not taken from the file.
+        As in `transformers`, truncation and padding are chosen per call, not taken from the file;
+        `kwargs` override tokenizer_config.json (model_max_length, padding_side, do_lower_case ...).
         """
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise BertkitError(f"{folder}: not a folder; pass a checkpoint folder holding tokenizer.json or vocab.txt")
-        config = {}
-        if (folder / "tokenizer_config.json").is_file():
-            try:
-                config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as err:
-                raise BertkitError(
-                    f"{folder / 'tokenizer_config.json'}: not valid JSON ({err}); fix or delete the file"
-                ) from None
-        max_len = config.get("model_max_length", 512)
-        max_len = int(max_len) if isinstance(max_len, (int, float)) and max_len < 1e9 else 512
+        folder = resolve_folder(
+            name_or_path,
+            revision=revision,
+            token=token,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            what="tokenizer folder",
+        )
+        options = hf_json.folder_options(folder, kwargs)
         if (folder / "tokenizer.json").is_file():
             tok = cls.from_file(folder / "tokenizer.json")
             tok.truncation = tok.padding = None
-            tok.model_max_length = kwargs.get("model_max_length", max_len)
+            for key in ("model_max_length", "padding_side", "truncation_side"):
+                setattr(tok, key, options[key])
             return tok
         if (folder / "vocab.txt").is_file():
-            options = {
-                "lowercase": config.get("do_lower_case", True),
-                "strip_accents": config.get("strip_accents"),
-                "tokenize_chinese_chars": config.get("tokenize_chinese_chars", True),
-                "model_max_length": max_len,
-            }
-            options.update(kwargs)
             return cls.from_vocab(folder / "vocab.txt", **options)
         raise BertkitError(
             f"{folder}: no tokenizer.json or vocab.txt in this folder; pass a checkpoint or tokenizer folder"
@@ -184,42 +181,52 @@ class Tokenizer:
         special_tokens: Sequence[str] | None = None,
         limit_alphabet: int | None = None,
         show_progress: bool = True,
-        **options,
+        **options: Any,
     ) -> Tokenizer:
         """Learn a vocabulary from text files (or an iterator of texts) and return its tokenizer.
 
-        model: "wordpiece" (likelihood merges, "##" pieces), "bpe" (frequency merges) or
-        "bytelevel" (BPE over UTF-8 bytes). `lowercase` defaults to True, except for
-        bytelevel, which keeps text as it is so that decode(encode(s)) == s.
+        model: "wordpiece" (likelihood merges, "##" pieces; criterion="likelihood" or "ratio"),
+        "bpe" (frequency merges), "bytelevel" (BPE over UTF-8 bytes) or "wordlevel" (whole
+        words, the rest [UNK]). `lowercase` defaults to True, except for bytelevel, which keeps
+        text as it is so that decode(encode(s)) == s. See recipes.trained for the other options.
         """
-        from bertkit.tokenizers.trainers import train_tokenizer
-
-        return train_tokenizer(
-            files_or_iterator,
-            model=model,
-            vocab_size=vocab_size,
-            min_frequency=min_frequency,
-            lowercase=lowercase,
-            special_tokens=special_tokens,
-            limit_alphabet=limit_alphabet,
-            show_progress=show_progress,
-            **options,
+        return cls(
+            **recipes.trained(
+                files_or_iterator,
+                model=model,
+                vocab_size=vocab_size,
+                min_frequency=min_frequency,
+                lowercase=lowercase,
+                special_tokens=special_tokens,
+                limit_alphabet=limit_alphabet,
+                show_progress=show_progress,
+                **options,
+            )
         )
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write tokenizer.json (Hugging Face format), vocab.txt and tokenizer_config.json."""
-        from bertkit.tokenizers.hf_json import save_folder
+        """Write tokenizer.json (Hugging Face format), vocab.txt and tokenizer_config.json
+        (+ merges.txt for BPE) into `folder`, each file atomically; returns the folder."""
+        hf_json.save_folder(self, folder)
+        return Path(folder)
 
-        return save_folder(self, folder)
+    def save_pretrained(self, save_directory: str | os.PathLike, **_: Any) -> tuple[str, ...]:
+        """transformers' name for `save`: the same files; returns their paths, as transformers does."""
+        return tuple(str(p) for p in hf_json.save_folder(self, save_directory))
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """Save into a temporary folder and upload it to the hub repository `repo_id` (created if
+        needed) through bertkit.hub.push_folder; kwargs: token, private, revision, commit_message."""
+        with tempfile.TemporaryDirectory(prefix="bertkit-tokenizer-") as tmp:
+            self.save(tmp)
+            return push_folder(tmp, repo_id, **kwargs)
 
     def to_json(self) -> dict:
-        from bertkit.tokenizers.hf_json import tokenizer_to_json
-
-        return tokenizer_to_json(self)
+        return hf_json.tokenizer_json(self)
 
     # vocabulary --------------------------------------------------------------------------------
     def get_vocab(self) -> dict[str, int]:
-        vocab = dict(self.model.vocab)
+        vocab = dict(self._model.vocab)
         vocab.update({t.content: t.id for t in self.added_tokens})
         return vocab
 
@@ -234,7 +241,7 @@ class Tokenizer:
         for t in self.added_tokens:
             if t.content == token:
                 return t.id
-        return self.model.token_to_id(token)
+        return self._model.token_to_id(token)
 
     def id_to_token(self, idx: int) -> str | None:
         return self._table[idx] if 0 <= idx < len(self._table) and self._table[idx] != "" else None
@@ -242,9 +249,9 @@ class Tokenizer:
     def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:
         return [self._table[i] for i in ids]
 
-    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
+    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int | None]:
         vocab = self.get_vocab()
-        unk = self.model.unk_id
+        unk = self._model.unk_id
         return [vocab.get(t, unk) for t in tokens]
 
     def add_special_tokens(self, tokens: Sequence[str]) -> int:
@@ -258,8 +265,8 @@ class Tokenizer:
         known = {t.content for t in self.added_tokens}
         added = 0
         for content in tokens:
-            if not content:
-                raise BertkitError("cannot add an empty token")
+            if not isinstance(content, str) or not content:
+                raise BertkitError(f"cannot add {content!r}: a token is a non-empty string")
             if content in known:
                 continue
             idx = vocab.get(content)
@@ -276,267 +283,122 @@ class Tokenizer:
     def all_special_ids(self) -> list[int]:
         return sorted(self._special_ids)
 
+    @property
+    def id_table(self) -> list[str]:
+        """id -> token string (added tokens included), shared by every Encoding this tokenizer makes."""
+        return self._table
+
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
-        return self.post_processor.num_special_tokens_to_add(pair) if self.post_processor is not None else 0
+        return self._assembler.num_special_tokens_to_add(pair)
 
     # encoding -------------------------------------------------------------------------------------
-    def encode(self, text: str, pair: str | None = None, add_special_tokens: bool = True) -> Encoding:
-        """One text (and optionally its pair) -> Encoding, truncated/padded as configured."""
-        first = self._encode_sequence(_check_text(text, "text"))
-        second = None if pair is None else self._encode_sequence(_check_text(pair, "pair"))
-        if self.truncation is None and self._simple is not None:
-            enc = self._assemble(first, second, add_special_tokens)
-        else:
-            enc = self.post_process(first, second, add_special_tokens, self.truncation)
+    def encode(
+        self,
+        text: str | Sequence[str],
+        pair: str | Sequence[str] | None = None,
+        add_special_tokens: bool = True,
+        is_split_into_words: bool = False,
+    ) -> Encoding:
+        """One text (and optionally its pair) -> Encoding, truncated/padded as configured.
+
+        is_split_into_words=True: `text` (and `pair`) are lists of words, each tokenized on its
+        own; word ids are the words' indices and offsets count inside each word (as transformers).
+        """
+        if is_split_into_words:
+            first = self.encode_pieces(text, True, "text")
+            second = None if pair is None else self.encode_pieces(pair, True, "pair")
+        else:  # the common case, without the detour
+            first = self._sequence.encode(_check_text(text, "text"))
+            second = None if pair is None else self._sequence.encode(_check_text(pair, "pair"))
+        enc = self._assembler.assemble(first, second, add_special_tokens, self.truncation)
         if self.padding is not None and self.padding.get("length"):
-            self._pad([enc], self.padding["length"], self.padding.get("pad_to_multiple_of"))
+            self.pad_encodings([enc], self.padding["length"], self.padding.get("pad_to_multiple_of"))
         return enc
 
     def encode_batch(
         self,
-        texts: Sequence[str],
-        pairs: Sequence[str] | None = None,
+        texts: Sequence[str] | Sequence[Sequence[str]],
+        pairs: Sequence[str] | Sequence[Sequence[str]] | None = None,
         add_special_tokens: bool = True,
         num_workers: int | None = None,
+        is_split_into_words: bool = False,
     ) -> list[Encoding]:
         """Many texts at once; large batches are spread over the CPU cores (`num_workers`)."""
         if isinstance(texts, str):
             raise BertkitError("encode_batch takes a list of texts; use encode() for a single text")
         if pairs is not None and len(pairs) != len(texts):
             raise BertkitError(f"encode_batch got {len(texts)} texts but {len(pairs)} pairs; pass one pair per text")
-        encs = encode_many(self, texts, pairs, add_special_tokens, num_workers)
+
+        def encode_one(text: Any, pair: Any) -> Encoding:
+            return self.encode(text, pair, add_special_tokens, is_split_into_words)
+
+        encs = encode_many(encode_one, texts, pairs, self._table, num_workers)
         if self.padding is not None:
             length = self.padding.get("length") or max((len(e) for e in encs), default=0)
-            self._pad(encs, length, self.padding.get("pad_to_multiple_of"))
+            self.pad_encodings(encs, length, self.padding.get("pad_to_multiple_of"))
         return encs
-
-    def _encode_pairs_serial(self, texts, pairs, add_special_tokens) -> list[Encoding]:
-        encode = self.encode
-        if pairs is None:
-            return [encode(t, None, add_special_tokens) for t in texts]
-        return [encode(t, p, add_special_tokens) for t, p in zip(texts, pairs)]
 
     def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False) -> list[str]:
         return self.encode(text, pair, add_special_tokens=add_special_tokens).tokens
 
     def __call__(
         self,
-        text,
-        text_pair=None,
+        text: Any,
+        text_pair: Any = None,
         *,
         add_special_tokens: bool = True,
-        padding=False,
-        truncation=None,
+        padding: bool | str = False,
+        truncation: bool | str | None = None,
         max_length: int | None = None,
         stride: int = 0,
-        return_overflowing_tokens: bool = False,
-        return_offsets_mapping: bool = False,
-        return_special_tokens_mask: bool = False,
-        return_length: bool = False,
-        return_tensors: str | None = None,
+        is_split_into_words: bool = False,
         pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_tensors: str | None = None,
+        return_token_type_ids: bool | None = None,
+        return_attention_mask: bool | None = None,
+        return_overflowing_tokens: bool = False,
+        return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
+        return_length: bool = False,
     ) -> BatchEncoding:
         """transformers-style call: padding, truncation strategies, stride windows, tensors."""
-        from bertkit.tokenizers.batch import call_tokenizer
-
-        return call_tokenizer(
-            self,
-            text,
-            text_pair,
-            add_special_tokens=add_special_tokens,
-            padding=padding,
-            truncation=truncation,
-            max_length=max_length,
-            stride=stride,
-            return_overflowing_tokens=return_overflowing_tokens,
-            return_offsets_mapping=return_offsets_mapping,
-            return_special_tokens_mask=return_special_tokens_mask,
-            return_length=return_length,
-            return_tensors=return_tensors,
-            pad_to_multiple_of=pad_to_multiple_of,
-        )
+        # every keyword argument above, by name, into one options object
+        options = CallOptions(**{k: v for k, v in locals().items() if k not in ("self", "text", "text_pair")})
+        return call_tokenizer(self, text, text_pair, options)
 
     # the pipeline -----------------------------------------------------------------------------------
-    def _encode_sequence(self, text: str) -> Raw:
-        """Text -> (ids, offsets, word ids) of one sequence, no special tokens."""
-        if self._raw_pattern is not None and (self._raw_first is None or any(c in text for c in self._raw_first)):
-            if self._raw_pattern.search(text):
-                return self._encode_with_added(text)
-        return self._encode_plain(text)
+    def encode_pieces(self, text: str | Sequence[str], is_split_into_words: bool = False, what: str = "text") -> Raw:
+        """One sequence as (ids, offsets, word ids), before truncation and special tokens."""
+        if is_split_into_words:
+            return self._sequence.encode_words(text, what)
+        return self._sequence.encode(_check_text(text, what))
 
-    def _encode_plain(self, text: str) -> Raw:
-        if self.normalizer is not None:
-            norm, align = self.normalizer.normalize(text)
-        else:
-            norm, align = text, None
-        if self._norm_pattern is not None and self._norm_pattern.search(norm):
-            return self._encode_with_normalized_added(text, norm, align)
-        return self._encode_normalized(norm, align)
-
-    def _encode_normalized(self, norm: str, align: list[int] | None) -> Raw:
-        shift = 0
-        if self._prefix_space and norm and norm[0] != " ":
-            norm, shift = " " + norm, 1
-        words, starts, ends = self.pre_tokenizer.split(norm)
-        ids = list(map(self.model.single.get, words))
-        offsets = list(zip(starts, ends))
-        word_ids = list(range(len(words)))
-        if None in ids:
-            ids, offsets, word_ids = self._split_words(words, ids, offsets, word_ids, norm)
-        if shift:
-            offsets = [(s - 1 if s else 0, e - 1 if e else 0) for s, e in offsets]
-        if align is not None:
-            if shift:  # a piece made only of the added prefix space is empty: keep it empty
-                last = len(align) - 1
-                offsets = [(align[s], align[e - 1] + 1) if e > s else (align[min(s, last)],) * 2 for s, e in offsets]
-            else:
-                offsets = [(align[s], align[e - 1] + 1) for s, e in offsets]  # pieces are never empty
-        return ids, offsets, word_ids
-
-    def _split_words(self, words, ids, offsets, word_ids, norm) -> tuple[list, list, list]:
-        """Replace each word that is not a single token by its pieces (one linear pass)."""
-        tokenize = self.model.tokenize_cached
-        new_ids: list[int] = []
-        new_offsets: list[tuple[int, int]] = []
-        new_words: list[int] = []
-        prev = 0
-        for i in compress(count(), map(is_, ids, repeat(None))):
-            if i > prev:
-                new_ids += ids[prev:i]
-                new_offsets += offsets[prev:i]
-                new_words += word_ids[prev:i]
-            prev = i + 1
-            pids, spans = tokenize(words[i])
-            start, end = offsets[i]
-            if self._byte_level and not norm[start:end].isascii():
-                index = byte_to_char_index(norm[start:end])
-                spans = [(index[a], index[b - 1] + 1) for a, b in spans]
-            new_ids += pids
-            new_offsets += [(start + a, start + b) for a, b in spans]
-            new_words += [i] * len(pids)
-        if prev < len(ids):
-            new_ids += ids[prev:]
-            new_offsets += offsets[prev:]
-            new_words += word_ids[prev:]
-        return new_ids, new_offsets, new_words
-
-    def _encode_with_added(self, text: str) -> Raw:
-        """Text containing added tokens: encode the text between them piece by piece."""
-        ids: list[int] = []
-        offsets: list[tuple[int, int]] = []
-        word_ids: list = []
-        n_words = 0
-        for start, end, tok in split_on_added(text, self._raw_pattern, self._raw_added):
-            if tok is not None:
-                ids.append(tok.id)
-                offsets.append((start, end))
-                word_ids.append(n_words)
-                n_words += 1
-                continue
-            p_ids, p_offsets, p_words = self._encode_plain(text[start:end])
-            ids.extend(p_ids)
-            offsets.extend((s + start, e + start) for s, e in p_offsets)
-            word_ids.extend(w + n_words for w in p_words)
-            n_words += (max(p_words) + 1) if p_words else 0
-        return ids, offsets, word_ids
-
-    def _encode_with_normalized_added(self, text: str, norm: str, align: list[int] | None) -> Raw:
-        ids: list[int] = []
-        offsets: list[tuple[int, int]] = []
-        word_ids: list = []
-        n_words = 0
-        to_orig = (lambda i: i) if align is None else (lambda i: align[i] if i < len(align) else len(text))
-        for start, end, tok in split_on_added(norm, self._norm_pattern, self._norm_added):
-            if tok is not None:
-                ids.append(tok.id)
-                offsets.append((to_orig(start), to_orig(end - 1) + 1))
-                word_ids.append(n_words)
-                n_words += 1
-                continue
-            p_ids, p_offsets, p_words = self._encode_normalized(norm[start:end], None)
-            ids.extend(p_ids)
-            offsets.extend((to_orig(s + start), to_orig(e + start - 1) + 1) for s, e in p_offsets)
-            word_ids.extend(w + n_words for w in p_words)
-            n_words += (max(p_words) + 1) if p_words else 0
-        return ids, offsets, word_ids
-
-    def _assemble(self, first: Raw, second: Raw | None, add_special_tokens: bool) -> Encoding:
-        """Special tokens around one or two sequences, without the general merge machinery."""
-        layout = self._simple["pair" if second is not None else "single"]
-        if not add_special_tokens:
-            layout = _bare_layout(layout)
-        chunks, seq_types, uniform = layout
-        seqs = (first,) if second is None else (first, second)
-        (ids, type_ids, offsets, word_ids, special) = (
-            list(chunks[0][0]),
-            list(chunks[0][1]),
-            list(chunks[0][2]),
-            list(chunks[0][3]),
-            list(chunks[0][4]),
-        )
-        ranges = {}
-        for k, (s_ids, s_offsets, s_words) in enumerate(seqs):
-            n = len(s_ids)
-            ranges[k] = (len(ids), len(ids) + n)
-            c_ids, c_types, c_offsets, c_words, c_special = chunks[k + 1]
-            ids += s_ids
-            ids += c_ids
-            offsets += s_offsets
-            offsets += c_offsets
-            word_ids += s_words
-            word_ids += c_words
-            special += [0] * n
-            special += c_special
-            if uniform is None:
-                type_ids += [seq_types[k]] * n
-                type_ids += c_types
-        if uniform is not None:
-            type_ids = [uniform] * len(ids)
-        return Encoding(ids, type_ids, offsets, word_ids, special, [1] * len(ids), self._table, None, ranges)
+    def assemble(
+        self, first: Raw, second: Raw | None, add_special_tokens: bool = True, truncation: dict | None = None
+    ) -> Encoding:
+        """Truncation (into windows) and special tokens around one or two sequences."""
+        return self._assembler.assemble(first, second, add_special_tokens, truncation)
 
     def post_process(
         self, first: Raw, second: Raw | None, add_special_tokens: bool = True, truncation: dict | None = None
     ) -> Encoding:
-        """Truncate (into windows), then add special tokens with the post-processor."""
-        a = Encoding.from_pieces(*first, self._table)
-        b = Encoding.from_pieces(*second, self._table) if second is not None else None
-        if truncation is not None:
-            room = truncation["max_length"] - (
-                self.num_special_tokens_to_add(b is not None) if add_special_tokens else 0
-            )
-            if room < 0:
-                raise BertkitError(
-                    f"max_length={truncation['max_length']} leaves no room for the special tokens; raise max_length"
-                )
-            truncate_pair(
-                a,
-                b,
-                room,
-                truncation.get("strategy", "longest_first"),
-                truncation.get("stride", 0),
-                truncation.get("direction", "right"),
-            )
-        if self.post_processor is None:
-            if b is None:
-                a.sequence_ranges = {0: (0, len(a))}
-                return a
-            from bertkit.tokenizers.encoding import merge
+        """The general path of `assemble` (Hugging Face's post-processing), never the fast one."""
+        return self._assembler.general(first, second, add_special_tokens, truncation)
 
-            b.type_ids = [1] * len(b)
-            out = merge([a, b])
-            out._table = self._table
-            return out
-        return self.post_processor.process(a, b, add_special_tokens)
-
-    def _pad(self, encs: list[Encoding], length: int, multiple: int | None = None) -> None:
+    def pad_encodings(
+        self, encs: list[Encoding], length: int, multiple: int | None = None, direction: str | None = None
+    ) -> None:
+        """Pad each Encoding (and its overflowing windows) to `length`, rounded up to `multiple`."""
         if multiple and length % multiple:
             length += multiple - length % multiple
         pad_id = self.token_to_id(self.pad_token)
         if pad_id is None:
             raise BertkitError(f"padding needs the pad token {self.pad_token!r}, which is not in the vocabulary")
         pad = self.padding or {}
+        side = direction or pad.get("direction", "right")
         for enc in encs:
-            enc.pad(length, pad_id, pad.get("pad_type_id", 0), pad.get("direction", "right"))
+            enc.pad(length, pad_id, pad.get("pad_type_id", 0), side)
 
     # decoding -------------------------------------------------------------------------------------
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
@@ -554,31 +416,30 @@ class Tokenizer:
         return self.decoder.decode(tokens)
 
     def decode_batch(self, batch: Iterable[Iterable[int]], skip_special_tokens: bool = True) -> list[str]:
+        """`tokenizers`' name and default: special tokens are skipped."""
         return [self.decode(ids, skip_special_tokens) for ids in batch]
 
+    def batch_decode(self, sequences: Iterable[Iterable[int]], skip_special_tokens: bool = False) -> list[str]:
+        """transformers' name and default: special tokens are kept unless skip_special_tokens=True."""
+        if hasattr(sequences, "tolist"):
+            sequences = sequences.tolist()
+        return [self.decode(ids, skip_special_tokens) for ids in sequences]
+
     def __repr__(self) -> str:
-        model, normalizer = type(self.model).__name__, type(self.normalizer).__name__
+        model, normalizer = type(self._model).__name__, type(self._normalizer).__name__
         return f"Tokenizer(model={model}, vocab_size={self.vocab_size}, normalizer={normalizer})"
 
 
-def _layout(chunks: list[list[tuple[int, int]]], seq_types: list[int]):
-    """Precomputed pieces of a simple template: per chunk of special tokens, its ids, type ids,
-    offsets, word ids and special mask; plus the one type id used everywhere, if there is one."""
-    parts = [([i for i, _ in c], [t for _, t in c], [(0, 0)] * len(c), [None] * len(c), [1] * len(c)) for c in chunks]
-    types = {t for c in chunks for _, t in c} | set(seq_types)
-    return parts, seq_types, (types.pop() if len(types) == 1 else None)
+def _side(value: object, name: str) -> str:
+    if value not in SIDES:
+        raise BertkitError(f"{name}={value!r} is not 'left' or 'right'")
+    return str(value)
 
 
-def _bare_layout(layout):
-    parts, seq_types, _ = layout
-    empty = ([], [], [], [], [])
-    types = set(seq_types)
-    return [empty] * len(parts), seq_types, (types.pop() if len(types) == 1 else None)
-
-
-def _check_text(text, what: str) -> str:
+def _check_text(text: object, what: str) -> str:
     if not isinstance(text, str):
         raise BertkitError(
-            f"{what} must be a str, got {type(text).__name__}; pass the text itself (use encode_batch for lists)"
+            f"{what} must be a str, got {type(text).__name__}; pass the text itself (use encode_batch for lists, "
+            "or is_split_into_words=True for a list of words)"
         )
     return text

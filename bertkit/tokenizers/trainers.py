@@ -1,4 +1,9 @@
-"""Trainers: count words once, then merge symbol pairs until the vocabulary is full.
+"""Trainers: learn a vocabulary (and merges) from word counts -- nothing else.
+
+They take `{word: count}` and return `(vocab, merges)`; building a tokenizer around them (the
+normalizer, pre-tokenizer, post-processor and decoder that go with each model) is the recipes'
+job (recipes.py). Plain, slow versions of the two merge loops, written to be read, are in
+reference.py; the tests check that both learn the same merges.
 
 The lecture's two criteria for which pair (a, b) to merge next:
 
@@ -18,14 +23,13 @@ import heapq
 from collections import Counter
 from collections.abc import Sequence
 from math import log
+from typing import Any
 
 from bertkit.errors import BertkitError
 from bertkit.tokenizers.merges import PairStats, sym, sym_id
 
-DEFAULT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
-
-def _alphabet(word_counts: Counter, limit: int | None, initial: Sequence[str] = ()) -> list[str]:
+def alphabet_of(word_counts: Counter, limit: int | None, initial: Sequence[str] = ()) -> list[str]:
     chars: Counter = Counter()
     for word, n in word_counts.items():
         for c in word:
@@ -34,7 +38,7 @@ def _alphabet(word_counts: Counter, limit: int | None, initial: Sequence[str] = 
     return sorted(set(keep) | set(initial))
 
 
-def _check_size(vocab_size: int, base: int, n_alpha: int, n_special: int) -> None:
+def check_size(vocab_size: int, base: int, n_alpha: int, n_special: int) -> None:
     if vocab_size < base:
         raise BertkitError(
             f"vocab_size={vocab_size} is smaller than the alphabet ({n_alpha} symbols + {n_special} special tokens "
@@ -42,7 +46,7 @@ def _check_size(vocab_size: int, base: int, n_alpha: int, n_special: int) -> Non
         )
 
 
-def _progress(total: int, show: bool, desc: str):
+def _progress(total: int, show: bool, desc: str) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=max(total, 0), desc=desc, unit=" merges", disable=not show)
@@ -60,11 +64,11 @@ def train_bpe(
     show_progress: bool = True,
 ) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Frequency-merge BPE -> (vocab, merges in the order learned)."""
-    alphabet = _alphabet(word_counts, limit_alphabet, initial_alphabet)
+    alphabet = alphabet_of(word_counts, limit_alphabet, initial_alphabet)
     vocab: dict[str, int] = {}
     for t in list(special_tokens) + alphabet:
         vocab.setdefault(t, len(vocab))
-    _check_size(vocab_size, len(vocab), len(alphabet), len(special_tokens))
+    check_size(vocab_size, len(vocab), len(alphabet), len(special_tokens))
     prefix, suffix = continuing_subword_prefix, end_of_word_suffix
 
     def symbol(s: str) -> str:
@@ -73,7 +77,8 @@ def train_bpe(
         return sym(vocab[s])
 
     allowed = set(alphabet)
-    words, freqs = [], []
+    words: list[str] = []
+    freqs: list[int] = []
     for word, n in word_counts.items():
         if not word or not allowed.issuperset(word):
             continue  # a word with a dropped (rare) character cannot be built from the alphabet
@@ -91,7 +96,7 @@ def train_bpe(
     stats = PairStats(words, freqs)
     merges: list[tuple[str, str]] = []
 
-    def entry(p: str, c: int):
+    def entry(p: str, c: int) -> tuple[int, int, int, str]:
         a, b = sym_id(p[0]), sym_id(p[1])
         return (-c, -max(a, b), -a, p)
 
@@ -124,12 +129,7 @@ def train_bpe(
     return vocab, merges
 
 
-_LOG_TABLE = 1 << 16
-
-
-def _log_table() -> list[float]:
-    """log(n) for small counts: a list lookup beats a call in the hottest loop."""
-    return [0.0] + [log(n) for n in range(1, _LOG_TABLE)]
+_LOG_TABLE = [0.0] + [log(n) for n in range(1, 1 << 16)]  # log(n) of small counts: a lookup beats a call
 
 
 def train_wordpiece(
@@ -160,249 +160,212 @@ def train_wordpiece(
     such as "##e" sit in thousands of pairs), so a symbol's pairs are re-scored once its count
     has fallen by more than `tolerance` (relative) since they were last scored: each merge
     picks a pair within a factor (1 + tolerance)^2 of the best ratio. tolerance=0 is exact.
+    `park_pairs` sets aside pairs that cannot win soon (see _PairQueue); with tolerance=0 and
+    park_pairs=False the merges are exactly those of `reference.train_wordpiece_reference`.
     """
     if criterion not in ("likelihood", "ratio"):
         raise BertkitError(f"criterion={criterion!r} is not 'likelihood' or 'ratio'")
-    alphabet = _alphabet(word_counts, limit_alphabet, initial_alphabet)
+    alphabet = alphabet_of(word_counts, limit_alphabet, initial_alphabet)
     vocab: dict[str, int] = {}
     # every character both word-initial and as a continuation, so no seen character is [UNK]
     for t in list(special_tokens) + alphabet + [prefix + c for c in alphabet]:
         vocab.setdefault(t, len(vocab))
-    _check_size(vocab_size, len(vocab), 2 * len(alphabet), len(special_tokens))
+    check_size(vocab_size, len(vocab), 2 * len(alphabet), len(special_tokens))
     first = {c: sym(vocab[c]) for c in alphabet}
     inner = {c: sym(vocab[prefix + c]) for c in alphabet}
     allowed = set(alphabet)
-    words, freqs = [], []
+    words: list[str] = []
+    freqs: list[int] = []
     for word, n in word_counts.items():
-        if not word or not allowed.issuperset(word):
-            continue
-        words.append(first[word[0]] + "".join(map(inner.__getitem__, word[1:])))
-        freqs.append(n)
+        if word and allowed.issuperset(word):
+            words.append(first[word[0]] + "".join(map(inner.__getitem__, word[1:])))
+            freqs.append(n)
     if not words:
         raise BertkitError("the training data holds no words; pass non-empty text")
     tokens = {i: t for t, i in vocab.items()}
-    stats = PairStats(words, freqs)
-    count = stats.count
-    symbol_count = [0] * (vocab_size + 1)  # by symbol id
-    for c, n in stats.symbol_counts().items():
-        symbol_count[sym_id(c)] = n
-    scored_at = list(symbol_count)  # each symbol's count when its pairs were last scored
-    log_count = [log(n) if n > 0 else 0.0 for n in symbol_count]
-    n_symbols = [sum(symbol_count)]  # N, the length of the training data in symbols
-    info: dict[str, tuple[int, int, int]] = {}  # pair -> (id a, id b, tie-break key)
-    pairs_of: dict[int, set[str]] = {}  # symbol id -> pairs it is part of
-    ratio = criterion == "ratio"
+    queue = _PairQueue(PairStats(words, freqs), vocab_size, min_frequency, criterion, tolerance, park_pairs)
     merges: list[tuple[str, str]] = []
-
-    def register(p: str) -> None:
-        """Note a pair that can be merged (count >= min_frequency) under both its symbols."""
-        if p not in info:
-            ia, ib = sym_id(p[0]), sym_id(p[1])
-            info[p] = (ia, ib, -((max(ia, ib) << 21) | ia))
-        ia, ib, _ = info[p]
-        pairs_of.setdefault(ia, set()).add(p)
-        pairs_of.setdefault(ib, set()).add(p)
-
-    def entry(p: str, c: int):
-        """Heap entry of a pair: best score first, then higher count, then newest symbol."""
-        ia, ib, tb = info[p]
-        if ratio:
-            return (-c / (symbol_count[ia] * symbol_count[ib]), -c, tb, p)
-        return (-c * (log(c) - log_count[ia] - log_count[ib] + log(n_symbols[0])), -c, tb, p)
-
-    for p, c in count.items():
-        if c >= min_frequency:
-            register(p)
-    heap = [entry(p, c) for p, c in count.items() if c >= min_frequency]
-    heapq.heapify(heap)
-    push, pop = heapq.heappush, heapq.heappop
-    park = not ratio and park_pairs
-    parked: list[tuple[float, str]] = []  # (-bound on the gain, pair) of pairs set aside
-    park_set: set[str] = set()
-    log_n0 = log(n_symbols[0])
-    last_score = 0.0
-    logs = _log_table() if not ratio else []
-    bar = _progress(vocab_size - len(vocab), show_progress, "WordPiece merges")
     cut = len(prefix)
-    with bar:
-        while len(vocab) < vocab_size and heap:
-            top = pop(heap)
-            p = top[3]
-            c = count.get(p, 0)
-            if c < min_frequency:
-                continue
-            fresh = entry(p, c)
-            # A stored entry is out of date when its pair's count fell (score fell) or N fell
-            # (the likelihood gain of every pair fell). Both only lower scores, so a fresh
-            # entry that still beats the best stored one is the best pair.
-            if fresh != top and heap and fresh > heap[0]:
-                push(heap, fresh)
-                continue
-            if parked and -parked[0][0] >= -fresh[0]:  # a parked pair might beat it: unpark those
-                while parked and -parked[0][0] >= -fresh[0]:
-                    _, q = heapq.heappop(parked)
-                    park_set.discard(q)
-                    cq = count.get(q, 0)
-                    if cq >= min_frequency:
-                        register(q)
-                        push(heap, entry(q, cq))
-                push(heap, fresh)
-                continue
-            last_score = -fresh[0]
-            ia, ib, _ = info[p]
-            a, b = tokens[ia], tokens[ib]
+    with _progress(vocab_size - len(vocab), show_progress, "WordPiece merges") as bar:
+        while len(vocab) < vocab_size:
+            pair = queue.pop_best()
+            if pair is None:
+                break
+            a, b = tokens[sym_id(pair[0])], tokens[sym_id(pair[1])]
             merged = a + (b[cut:] if b.startswith(prefix) else b)
             if merged not in vocab:
                 vocab[merged] = len(vocab)
                 tokens[vocab[merged]] = merged
                 bar.update(1)
             merges.append((a, b))
-            inew = vocab[merged]
-            new = sym(inew)
-            changed, n_merged = stats.merge(p, new)
-            symbol_count[ia] -= n_merged
-            symbol_count[ib] -= n_merged
-            symbol_count[inew] += n_merged
-            n_symbols[0] -= n_merged
-            for s in (ia, ib, inew):
-                log_count[s] = log(symbol_count[s]) if symbol_count[s] > 0 else 0.0
-            for q, d in changed.items():
-                if d > 0 and new in q and count[q] >= min_frequency:
-                    register(q)
-            if len(heap) > 4 * len(count) + 100_000:  # too many stale entries: rebuild
-                heap = [entry(q, cq) for q, cq in count.items() if cq >= min_frequency and q not in park_set]
-                heapq.heapify(heap)
-                scored_at = list(symbol_count)
-                continue
-            # count(a) and count(b) fell, so every pair holding them scores higher now: re-score
-            # those pairs once the fall is more than `tolerance` since they were last scored
-            # Parking (likelihood only): a pair's gain can never exceed count * log(N0 / count)
-            # (count(a), count(b) >= count(ab), N <= N0), so a pair whose bound is below half the
-            # last merge's gain is set aside, unscored, until the best gain falls to its bound.
-            log_n = log(n_symbols[0])
-            park_below = last_score - 0.5 * abs(last_score) if park else None
-            for s in (ia, ib, inew):
-                n = symbol_count[s]
-                if n and (s == inew or scored_at[s] > n * (1.0 + tolerance)):
-                    scored_at[s] = n
-                    dead = []
-                    for q in pairs_of.get(s, ()):
-                        cq = count.get(q, 0)
-                        if cq < min_frequency:  # pair counts only fall: it cannot be merged any more
-                            dead.append(q)
-                            continue
-                        qa, qb, tb = info[q]
-                        if ratio:
-                            key = -cq / (symbol_count[qa] * symbol_count[qb])
-                        else:
-                            log_c = logs[cq] if cq < _LOG_TABLE else log(cq)
-                            bound = cq * (log_n0 - log_c)
-                            if park and bound < park_below:
-                                dead.append(q)
-                                park_set.add(q)
-                                heapq.heappush(parked, (-bound, q))
-                                continue
-                            key = -cq * (log_c - log_count[qa] - log_count[qb] + log_n)
-                        push(heap, (key, -cq, tb, q))
-                    for q in dead:
-                        pairs_of[sym_id(q[0])].discard(q)
-                        pairs_of[sym_id(q[1])].discard(q)
+            queue.merge(pair, vocab[merged])
     return vocab, merges
 
 
-def train_tokenizer(
-    source,
-    model: str = "wordpiece",
-    vocab_size: int = 30000,
-    min_frequency: int = 2,
-    lowercase: bool | None = None,
-    special_tokens: Sequence[str] | None = None,
-    limit_alphabet: int | None = None,
-    show_progress: bool = True,
-    continuing_subword_prefix: str | None = None,
-    end_of_word_suffix: str | None = None,
-    model_max_length: int = 512,
-    criterion: str = "likelihood",
-):
-    """Build the pipeline for `model`, count the corpus's words with it, learn the vocabulary."""
-    from bertkit.tokenizers.added_tokens import AddedToken
-    from bertkit.tokenizers.bpe import BPE
-    from bertkit.tokenizers.bytelevel import ALPHABET
-    from bertkit.tokenizers.corpus import count_words
-    from bertkit.tokenizers.decoders import BPEDecoder, ByteLevelDecoder, Decoder, WordPieceDecoder
-    from bertkit.tokenizers.normalizers import BertNormalizer, Lowercase
-    from bertkit.tokenizers.post_processors import TemplateProcessing
-    from bertkit.tokenizers.pre_tokenizers import BertPreTokenizer, ByteLevel
-    from bertkit.tokenizers.tokenizer import Tokenizer
-    from bertkit.tokenizers.wordpiece import WordPiece
+class _PairQueue:
+    """WordPiece's candidate pairs, best score first: a heap with lazy deletion.
 
-    if model not in ("wordpiece", "bpe", "bytelevel"):
-        raise BertkitError(f"model={model!r} is not one of 'wordpiece', 'bpe', 'bytelevel'")
-    if not isinstance(vocab_size, int) or vocab_size < 1:
-        raise BertkitError(f"vocab_size must be a positive integer, got {vocab_size!r}")
-    min_frequency = max(1, int(min_frequency))
-    specials = list(DEFAULT_SPECIAL_TOKENS if special_tokens is None else special_tokens)
-    if len(set(specials)) != len(specials):
-        raise BertkitError(f"special_tokens has duplicates: {specials}")
-    if lowercase is None:
-        lowercase = model != "bytelevel"
+    The heap holds (-score, -count, tie-break, pair) entries; an entry goes stale when its pair's
+    count, a symbol count or N changes, and is re-checked when it reaches the top. Scores of
+    pairs outside the merged symbols only fall (N falls), so a fresh entry that still beats the
+    best stored one is the best pair. Pairs holding a merged symbol rise, and are re-scored
+    (`_rescore`) once the symbol's count fell by more than `tolerance` since their last scoring.
 
-    if model == "bytelevel":
-        normalizer = Lowercase() if lowercase else None
-        pre = ByteLevel(add_prefix_space=False)
-    else:
-        normalizer = BertNormalizer(lowercase=lowercase)
-        pre = BertPreTokenizer()
-    counts = count_words(source, normalizer, pre, show_progress)
-    if not counts:
-        raise BertkitError("the training data holds no words (empty files or texts); pass a non-empty corpus")
+    Parking (likelihood only): a pair's gain can never exceed count * log(N0 / count), since
+    count(a), count(b) >= count(ab) and N <= N0. A pair whose bound is below half the last
+    merge's gain is set aside unscored until the best gain falls to its bound.
+    """
 
-    if model == "wordpiece":
-        prefix = "##" if continuing_subword_prefix is None else continuing_subword_prefix
-        vocab, _ = train_wordpiece(
-            counts,
-            vocab_size,
-            min_frequency,
-            specials,
-            limit_alphabet,
-            prefix=prefix,
-            show_progress=show_progress,
-            criterion=criterion,
-        )
-        unk = "[UNK]" if "[UNK]" in specials else (specials[0] if specials else None)
-        if unk is None:
-            raise BertkitError("a WordPiece vocabulary needs an unknown token; include '[UNK]' in special_tokens")
-        tok_model = WordPiece(vocab, unk_token=unk, continuing_subword_prefix=prefix)
-        decoder = WordPieceDecoder(prefix)
-    else:
-        prefix = continuing_subword_prefix or ""
-        suffix = end_of_word_suffix or ""
-        initial = ALPHABET if model == "bytelevel" else ()
-        vocab, merges = train_bpe(
-            counts, vocab_size, min_frequency, specials, limit_alphabet, initial, prefix, suffix, show_progress
-        )
-        unk = "[UNK]" if model == "bpe" and "[UNK]" in specials else None
-        tok_model = BPE(
-            vocab, merges, unk_token=unk, continuing_subword_prefix=prefix or None, end_of_word_suffix=suffix or None
-        )
-        if model == "bytelevel":
-            decoder = ByteLevelDecoder()
-        elif suffix:
-            decoder = BPEDecoder(suffix)
-        elif prefix:
-            decoder = WordPieceDecoder(prefix, cleanup=False)
-        else:
-            decoder = Decoder()
+    def __init__(
+        self, stats: PairStats, vocab_size: int, min_frequency: int, criterion: str, tolerance: float, park: bool
+    ) -> None:
+        self.stats, self.count = stats, stats.count
+        self.min_frequency, self.tolerance = min_frequency, tolerance
+        self.ratio = criterion == "ratio"
+        self.park = park and not self.ratio
+        self.symbol_count = [0] * (vocab_size + 1)  # by symbol id
+        for symbol, n in stats.symbol_counts().items():
+            self.symbol_count[sym_id(symbol)] = n
+        self.scored_at = list(self.symbol_count)  # each symbol's count when its pairs were last scored
+        self.log_count = [log(n) if n > 0 else 0.0 for n in self.symbol_count]
+        self.n_symbols = sum(self.symbol_count)  # N, the length of the training data in symbols
+        self.log_n0 = log(self.n_symbols)
+        self.info: dict[str, tuple[int, int, int]] = {}  # pair -> (id a, id b, tie-break key)
+        self.pairs_of: dict[int, set[str]] = {}  # symbol id -> the pairs it is part of
+        self.parked: list[tuple[float, str]] = []  # (-bound on the gain, pair)
+        self.park_set: set[str] = set()
+        self.last_score = 0.0
+        for p, c in self.count.items():
+            if c >= min_frequency:
+                self._register(p)
+        self.heap = [self._entry(p, c) for p, c in self.count.items() if c >= min_frequency]
+        heapq.heapify(self.heap)
 
-    post = None
-    if "[CLS]" in vocab and "[SEP]" in vocab:
-        post = TemplateProcessing.bert("[CLS]", vocab["[CLS]"], "[SEP]", vocab["[SEP]"])
-    return Tokenizer(
-        tok_model,
-        normalizer=normalizer,
-        pre_tokenizer=pre,
-        post_processor=post,
-        decoder=decoder,
-        added_tokens=[AddedToken(t, vocab[t], special=True) for t in specials],
-        model_max_length=model_max_length,
-    )
+    def _register(self, p: str) -> None:
+        """Note a pair that can be merged (count >= min_frequency) under both its symbols."""
+        if p not in self.info:
+            ia, ib = sym_id(p[0]), sym_id(p[1])
+            self.info[p] = (ia, ib, -((max(ia, ib) << 21) | ia))  # ties: the newest symbol first
+        ia, ib, _ = self.info[p]
+        self.pairs_of.setdefault(ia, set()).add(p)
+        self.pairs_of.setdefault(ib, set()).add(p)
+
+    def _entry(self, p: str, c: int) -> tuple[float, int, int, str]:
+        """Heap entry of a pair: best score first, then higher count, then newest symbol."""
+        ia, ib, tb = self.info[p]
+        if self.ratio:
+            return (-c / (self.symbol_count[ia] * self.symbol_count[ib]), -c, tb, p)
+        log_n = log(self.n_symbols)
+        return (-c * (log(c) - self.log_count[ia] - self.log_count[ib] + log_n), -c, tb, p)
+
+    def pop_best(self) -> str | None:
+        """The pair to merge next (None when no pair occurs min_frequency times)."""
+        heap, count = self.heap, self.count
+        while heap or self.parked:
+            if not heap:  # only parked pairs are left: bring them all back
+                self._unpark(float("-inf"))
+                continue
+            top = heapq.heappop(heap)
+            p = top[3]
+            c = count.get(p, 0)
+            if c < self.min_frequency:
+                continue
+            fresh = self._entry(p, c)
+            if fresh != top and heap and fresh > heap[0]:
+                heapq.heappush(heap, fresh)  # out of date, and no longer the best
+                continue
+            if self.parked and -self.parked[0][0] >= -fresh[0]:  # a parked pair might beat it
+                self._unpark(-fresh[0])
+                heapq.heappush(heap, fresh)
+                continue
+            self.last_score = -fresh[0]
+            return p
+        return None
+
+    def _unpark(self, score: float) -> None:
+        """Score again every parked pair whose bound reaches `score`."""
+        while self.parked and -self.parked[0][0] >= score:
+            _, q = heapq.heappop(self.parked)
+            self.park_set.discard(q)
+            cq = self.count.get(q, 0)
+            if cq >= self.min_frequency:
+                self._register(q)
+                heapq.heappush(self.heap, self._entry(q, cq))
+
+    def merge(self, p: str, new_id: int) -> None:
+        """Merge the pair everywhere, update the counts, and re-score the pairs that rose."""
+        ia, ib, _ = self.info[p]
+        new = sym(new_id)
+        changed, n_merged = self.stats.merge(p, new)
+        self.symbol_count[ia] -= n_merged
+        self.symbol_count[ib] -= n_merged
+        self.symbol_count[new_id] += n_merged
+        self.n_symbols -= n_merged
+        for s in (ia, ib, new_id):
+            self.log_count[s] = log(self.symbol_count[s]) if self.symbol_count[s] > 0 else 0.0
+        for q, d in changed.items():
+            if d > 0 and new in q and self.count[q] >= self.min_frequency:
+                self._register(q)
+        if len(self.heap) > 4 * len(self.count) + 100_000:  # mostly stale entries: rebuild
+            self.heap = [
+                self._entry(q, cq)
+                for q, cq in self.count.items()
+                if cq >= self.min_frequency and q not in self.park_set
+            ]
+            heapq.heapify(self.heap)
+            self.scored_at = list(self.symbol_count)
+            return
+        for s in (ia, ib, new_id):
+            n = self.symbol_count[s]
+            if n and (s == new_id or self.scored_at[s] > n * (1.0 + self.tolerance)):
+                self.scored_at[s] = n
+                self._rescore(s)
+
+    def _rescore(self, s: int) -> None:
+        """Push fresh entries for every pair holding symbol s (the hottest loop of training)."""
+        count, info, symbol_count, log_count = self.count, self.info, self.symbol_count, self.log_count
+        log_n, log_n0, logs = log(self.n_symbols), self.log_n0, _LOG_TABLE
+        park_below = self.last_score - 0.5 * abs(self.last_score)
+        dead = []
+        for q in self.pairs_of.get(s, ()):
+            cq = count.get(q, 0)
+            if cq < self.min_frequency:  # pair counts only fall: it cannot be merged any more
+                dead.append(q)
+                continue
+            qa, qb, tb = info[q]
+            if self.ratio:
+                key = -cq / (symbol_count[qa] * symbol_count[qb])
+            else:
+                log_c = logs[cq] if cq < len(logs) else log(cq)
+                bound = cq * (log_n0 - log_c)
+                if self.park and bound < park_below:
+                    dead.append(q)
+                    self.park_set.add(q)
+                    heapq.heappush(self.parked, (-bound, q))
+                    continue
+                key = -cq * (log_c - log_count[qa] - log_count[qb] + log_n)
+            heapq.heappush(self.heap, (key, -cq, tb, q))
+        for q in dead:
+            self.pairs_of[sym_id(q[0])].discard(q)
+            self.pairs_of[sym_id(q[1])].discard(q)
+
+
+def train_wordlevel(
+    word_counts: Counter,
+    vocab_size: int,
+    min_frequency: int = 1,
+    special_tokens: Sequence[str] = (),
+) -> dict[str, int]:
+    """Word-level vocabulary: the special tokens, then the most frequent words (ties in
+    alphabetical order) that occur at least `min_frequency` times, up to `vocab_size` tokens."""
+    vocab: dict[str, int] = {}
+    for t in special_tokens:
+        vocab.setdefault(t, len(vocab))
+    if vocab_size < len(vocab):
+        raise BertkitError(f"vocab_size={vocab_size} is smaller than the {len(vocab)} special tokens; raise it")
+    ranked = sorted((w for w, n in word_counts.items() if n >= min_frequency), key=lambda w: (-word_counts[w], w))
+    for word in ranked:
+        if len(vocab) >= vocab_size:
+            break
+        vocab.setdefault(word, len(vocab))
+    return vocab

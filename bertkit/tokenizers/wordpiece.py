@@ -7,9 +7,11 @@ matched, or longer than `max_input_chars_per_word`, becomes a single [UNK].
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from bertkit.errors import InputFileError
+from bertkit.errors import BertkitError, InputFileError
+from bertkit.files import atomic_write_text
 from bertkit.tokenizers.models import Model, Pieces
 
 
@@ -22,6 +24,10 @@ class WordPiece(Model):
         max_input_chars_per_word: int = 100,
     ) -> None:
         super().__init__(vocab, unk_token)
+        if isinstance(max_input_chars_per_word, bool) or not isinstance(max_input_chars_per_word, int):
+            raise BertkitError(f"max_input_chars_per_word must be a whole number, got {max_input_chars_per_word!r}")
+        if not isinstance(continuing_subword_prefix, str):
+            raise BertkitError(f"continuing_subword_prefix must be a string, got {continuing_subword_prefix!r}")
         self.prefix = continuing_subword_prefix
         self.max_input_chars_per_word = max_input_chars_per_word
         n = len(self.prefix)
@@ -33,7 +39,7 @@ class WordPiece(Model):
     def tokenize_word(self, word: str) -> Pieces:
         n = len(word)
         if n > self.max_input_chars_per_word:
-            return [(self.unk_id, 0, n)]
+            return [(self._unk(word), 0, n)]
         vocab, prefix, longest = self.vocab, self.prefix, self._max_piece
         pieces: Pieces = []
         start = 0
@@ -47,7 +53,7 @@ class WordPiece(Model):
                     break
                 end -= 1
             else:  # nothing matched at `start`: the whole word is unknown
-                return [(self.unk_id, 0, n)]
+                return [(self._unk(word), 0, n)]
             start = end
         return pieces
 
@@ -61,7 +67,23 @@ class WordPiece(Model):
         }
 
     @classmethod
-    def from_vocab_file(cls, path: str | Path, unk_token: str = "[UNK]", **kwargs) -> WordPiece:
+    def from_json(cls, data: dict) -> WordPiece:
+        """The "model" object of a tokenizer.json whose type is WordPiece."""
+        vocab = data.get("vocab")
+        if not isinstance(vocab, dict) or not vocab:
+            raise BertkitError("model.vocab is missing or empty")
+        unk = data.get("unk_token", "[UNK]")
+        if not isinstance(unk, str) or unk not in vocab:
+            raise BertkitError(f"the WordPiece vocabulary has no unknown token {unk!r}")
+        return cls(
+            vocab,
+            unk_token=unk,
+            continuing_subword_prefix=data.get("continuing_subword_prefix") or "##",
+            max_input_chars_per_word=data.get("max_input_chars_per_word", 100),
+        )
+
+    @classmethod
+    def from_vocab_file(cls, path: str | os.PathLike, unk_token: str = "[UNK]", **kwargs) -> WordPiece:
         vocab = read_vocab_txt(path)
         if unk_token not in vocab:
             raise InputFileError(
@@ -72,7 +94,7 @@ class WordPiece(Model):
         return cls(vocab, unk_token=unk_token, **kwargs)
 
 
-def read_vocab_txt(path: str | Path) -> dict[str, int]:
+def read_vocab_txt(path: str | os.PathLike) -> dict[str, int]:
     """vocab.txt (one token per line, id = line number) -> {token: id}, refusing broken files."""
     path = Path(path)
     if not path.is_file():
@@ -88,8 +110,8 @@ def read_vocab_txt(path: str | Path) -> dict[str, int]:
     if not lines:
         raise InputFileError(path, "the vocabulary is empty; expected one token per line")
     vocab: dict[str, int] = {}
-    for i, line in enumerate(lines):
-        token = line.rstrip()  # as Hugging Face: trailing whitespace (and \r) is not part of the token
+    for i, raw in enumerate(lines):
+        token = raw.rstrip()  # as Hugging Face: trailing whitespace (and \r) is not part of the token
         if token in vocab:
             raise InputFileError(
                 path,
@@ -100,6 +122,7 @@ def read_vocab_txt(path: str | Path) -> dict[str, int]:
     return vocab
 
 
-def write_vocab_txt(vocab: dict[str, int], path: str | Path) -> None:
+def write_vocab_txt(vocab: dict[str, int], path: str | os.PathLike) -> None:
+    """One token per line in id order, written atomically (a reader never sees half a file)."""
     tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
-    Path(path).write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+    atomic_write_text(path, "".join(t + "\n" for t in tokens))

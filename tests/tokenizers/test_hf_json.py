@@ -8,7 +8,7 @@ import json
 
 import pytest
 from peers import peer
-from test_tokenizer_parity import EDGE_CASES
+from test_parity import EDGE_CASES
 
 from bertkit.tokenizers import Tokenizer
 

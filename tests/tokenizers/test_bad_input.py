@@ -65,7 +65,8 @@ def test_non_utf8_vocab(tmp_path):
     "content, problem",
     [
         ("{not json", "malformed JSON"),
-        ("[1, 2]", "no 'model'"),
+        ("[1, 2]", "JSON object"),
+        ("{}", "no 'model'"),
         (json.dumps({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}}), "model"),
         (json.dumps({"model": {"type": "WordPiece", "vocab": {"a": 0}, "unk_token": "[UNK]"}}), "[UNK]"),
         (json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b c"]}}), "pair"),
@@ -141,3 +142,34 @@ def test_cli_reports_one_line_and_exit_2(tmp_path, capsys):
     assert err.count("\n") == 0 and "error" in err and "none" in err
     assert main(["tokenizer", "train", "--out", str(tmp_path / "o"), str(tmp_path / "missing.txt")]) == 2
     assert "missing.txt" in capsys.readouterr().err
+
+
+def test_a_lone_surrogate_in_the_vocabulary_is_refused_before_saving(tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps({"model": {"type": "WordLevel", "vocab": {"[UNK]": 0, "\ud800": 1}}}), encoding="utf-8")
+    tok = Tokenizer.from_file(path)  # JSON escapes can spell it; UTF-8 files cannot hold it
+    with pytest.raises(BertkitError) as err:
+        tok.save(tmp_path / "out")
+    assert "surrogate" in one_line(err)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "model, problem",
+    [
+        ({"type": "WordPiece", "vocab": {"[UNK]": 0, "a": True}}, "whole numbers"),
+        ({"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 0}}, "share id 0"),
+        ({"type": "WordPiece", "vocab": {"[UNK]": 0, "a": -3}}, "-3"),
+        ({"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 5000}}, "renumber"),
+        ({"type": "WordPiece", "vocab": {"[UNK]": 0}, "max_input_chars_per_word": "100"}, "whole number"),
+        ({"type": "BPE", "vocab": {"a": 0}, "merges": [["a", 1]]}, "pair of tokens"),
+        ({"type": "WordLevel", "vocab": {"a": 0}}, "unknown token"),
+    ],
+)
+def test_vocabulary_ids_and_fields_are_checked_at_load(tmp_path, model, problem):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps({"model": model}), encoding="utf-8")
+    with pytest.raises(InputFileError) as err:
+        Tokenizer.from_file(path)
+    msg = one_line(err)
+    assert "tokenizer.json" in msg and problem in msg
