@@ -57,12 +57,12 @@ def make_batches(n: int, batch_size: int, seq_len: int, workdir: Path):
 def bertkit_side(config):
     from bertkit.model import BertConfig, BertForPreTraining
     from bertkit.train.optim import build_optimizer
-    from bertkit.train.pretrain import PretrainingTask
+    from bertkit.train.pretrain import PretrainingObjective
 
     model = BertForPreTraining(BertConfig.preset("mini", vocab_size=config["vocab_size"]))
     model.train()
-    opt = build_optimizer(model, lr=1e-4)
-    task = PretrainingTask()
+    opt = build_optimizer(model, kind="adamw", lr=1e-4, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
+    task = PretrainingObjective()
 
     def step(batch):
         counts = task.counts(batch)

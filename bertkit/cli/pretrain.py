@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from bertkit.cli.common import add_precision
+
 SHORT_BUDGET_HELP = """\
 recipes:
   default      the seed's recipe: AdamW lr 1e-4, beta 0.9/0.999, weight decay 0.01, 10,000 warmup
@@ -106,7 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-steps", type=int, default=10_000, help="linear warmup steps (default 10,000)")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--seq-len", type=int, help="check: must equal the data's --max-seq-len")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPUs; CPUs with AVX-512 BF16 or AMX)")
+    add_precision(p)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument(
         "--eval-every", type=int, default=1000, help="evaluate on the held-out split every N steps (default 1000)"

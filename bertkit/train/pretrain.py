@@ -32,7 +32,8 @@ from bertkit.data.batching import EVAL_STREAM, PretrainingCollator, length_group
 from bertkit.data.masking import Masker
 from bertkit.data.shards import PretrainingData, read_manifest
 from bertkit.errors import BertkitError, InputFileError
-from bertkit.train.loop import IndexBatches, Task, TrainConfig, TrainState, resume_point, train
+from bertkit.hardware import resolve_device, resolve_precision
+from bertkit.train.loop import IndexBatches, Objective, TrainConfig, TrainState, resume_point, train
 
 RUN_FILE = "run.json"
 
@@ -66,7 +67,7 @@ class PretrainSettings:
     adam_eps: float = 1e-6
     max_grad_norm: float = 1.0
     seq_len: int | None = None  # must equal the data's max_seq_len when given
-    bf16: bool = False
+    precision: str = "fp32"
     seed: int = 42
     eval_every: int = 1000
     eval_instances: int = 1000
@@ -88,7 +89,7 @@ class PretrainSettings:
     progress: bool = True
 
 
-class PretrainingTask(Task):
+class PretrainingObjective(Objective):
     """MLM + NSP losses as sums, so the loop can normalise them over the whole global batch."""
 
     def counts(self, batch):
@@ -239,7 +240,7 @@ _MUST_MATCH = (
     "mlm_probability",
     "max_predictions",
     "length_grouping",
-    "bf16",
+    "precision",
 )
 
 
@@ -280,11 +281,7 @@ def pretrain(s: PretrainSettings) -> TrainState:
             "with this tokenizer or pass the one it was built with"
         )
     config = load_config(s.config, len(tokenizer), seq_len, s.dropout)
-    if s.bf16 and not _bf16_is_fast(s.device):
-        raise BertkitError(
-            "--bf16: this CPU has no native bfloat16 (AVX-512 BF16 / AMX), where bf16 matmuls run ~100x "
-            "slower than fp32; drop --bf16 (or train on a GPU / a CPU with AVX-512 BF16)"
-        )
+    resolve_precision(s.precision, resolve_device(s.device))
 
     env = distributed.setup(s.device, s.threads)
     try:
@@ -315,7 +312,7 @@ def pretrain(s: PretrainSettings) -> TrainState:
             "mlm_probability": masker.mlm_probability,
             "max_predictions": masker.max_predictions,
             "length_grouping": s.length_grouping,
-            "bf16": s.bf16,
+            "precision": s.precision,
             "settings": asdict(s),
             "world_size": env.world_size,
         }
@@ -333,7 +330,9 @@ def pretrain(s: PretrainSettings) -> TrainState:
             with torch.no_grad():
                 table = model.bert.embeddings.position_embeddings.weight
                 table.copy_(sinusoidal_table(*table.shape, std=config.initializer_range))
-        optimizer = build_optimizer(model, lr=s.lr, weight_decay=s.weight_decay, eps=s.adam_eps)
+        optimizer = build_optimizer(
+            model, kind="adamw", lr=s.lr, betas=(0.9, 0.999), eps=s.adam_eps, weight_decay=s.weight_decay
+        )
         scheduler = linear_schedule(optimizer, s.warmup_steps, s.max_steps)
         pad_id = tokenizer.token_to_id("[PAD]") or 0
         collate = PretrainingCollator(train_data, masker, s.seed, pad_id)
@@ -376,7 +375,7 @@ def pretrain(s: PretrainSettings) -> TrainState:
             out_dir=out,
             max_steps=s.max_steps,
             max_grad_norm=s.max_grad_norm,
-            bf16=s.bf16,
+            precision=s.precision,
             log_every=s.log_every,
             eval_every=s.eval_every,
             save_every=s.save_every,
@@ -389,7 +388,15 @@ def pretrain(s: PretrainSettings) -> TrainState:
         )
         started = time.time()
         state = train(
-            model, optimizer, scheduler, batches, loop, task=PretrainingTask(), eval_fn=eval_fn, env=env, save_fn=save
+            model,
+            optimizer,
+            scheduler,
+            batches,
+            loop,
+            objective=PretrainingObjective(),
+            eval_fn=eval_fn,
+            env=env,
+            save_fn=save,
         )
         if env.is_main and not state.interrupted:
             summary = {
@@ -433,11 +440,3 @@ def sinusoidal_table(positions: int, dim: int, std: float = 0.02) -> torch.Tenso
     table[:, 0::2] = torch.sin(pos * freq)
     table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
     return (table * (std * math.sqrt(2.0))).float()  # sin/cos have RMS 1/sqrt(2)
-
-
-def _bf16_is_fast(device: str) -> bool:
-    if device != "cpu" and torch.cuda.is_available():
-        return True
-    from bertkit.inference import half_is_native
-
-    return half_is_native("bfloat16")

@@ -15,7 +15,7 @@ def _run(tmp, steps=None, epochs=None, batch=16, accum=1, dropout=0.1, seed=0, *
     x, y = toy_data()
     torch.manual_seed(seed)
     model = ToyModel(dropout)
-    opt = build_optimizer(model, lr=1e-2)
+    opt = build_optimizer(model, kind="adamw", lr=1e-2, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
     total = steps or 64
     sched = linear_schedule(opt, 4, total)
     config = TrainConfig(out_dir=tmp, max_steps=steps, epochs=epochs, progress=False, **cfg)
@@ -75,7 +75,7 @@ def test_stop_and_resume_is_bitwise_identical(tmp_path):
     x, y = toy_data()
     torch.manual_seed(0)
     model = ToyModel()
-    opt = build_optimizer(model, lr=1e-2)
+    opt = build_optimizer(model, kind="adamw", lr=1e-2, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
     sched = linear_schedule(opt, 4, 30)
     out = tmp_path / "parts"
     state = train(
