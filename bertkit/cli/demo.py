@@ -65,3 +65,24 @@ def run(args: argparse.Namespace) -> int:
     for entry in sorted(out.iterdir()):
         print(f"  {entry.name}{'/' if entry.is_dir() else ''}")
     return 0
+
+
+DEMO_MARK = ".bertkit-demo"  # in every folder the demo made, so it only ever replaces its own
+
+
+def own_folder(folder: Path) -> Path:
+    """An empty folder for a demo step: new, or one an earlier demo made (replaced); anything else is refused."""
+    import shutil
+
+    from bertkit.errors import BertkitError
+
+    folder = Path(folder)
+    if folder.exists() and not (folder / DEMO_MARK).is_file() and (not folder.is_dir() or any(folder.iterdir())):
+        raise BertkitError(
+            f"{folder}: exists and was not made by the demo; move it away or give the demo another --out"
+        )
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / DEMO_MARK).write_text("made by `bertkit demo`; the demo may replace this folder\n", encoding="utf-8")
+    return folder

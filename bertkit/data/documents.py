@@ -33,8 +33,10 @@ ABBREVIATIONS = frozenset(
     """.split()
 )
 
-# A candidate end: the word before it, the terminator, closing quotes/brackets, then whitespace.
-_END = regex.compile(r"""(\S*?)(\.{3}|…|[.!?]+)(["'”’»)\]]*)(\s+)(?=(\S))""")
+# A candidate end: the terminator, closing quotes/brackets, then whitespace. A terminator is only
+# tried where a run of them starts (the lookbehind), so a long run of dots or a long token costs
+# one pass, not one pass per character (which made the splitter quadratic).
+_END = regex.compile(r"""(?<![.!?…])(\.{3}|…|[.!?]+)(["'”’»)\]]*)(\s+)(?=(\S))""")
 _STARTS_SENTENCE = regex.compile(r"""[\p{Lu}\p{Nd}"'“‘«(\[]""")
 _HAS_LETTER = regex.compile(r"[\p{L}\p{N}]")
 _SPACES = regex.compile(r"\s+")
@@ -47,14 +49,14 @@ def split_sentences(text: str) -> list[str]:
         return []
     sentences, start = [], 0
     for m in _END.finditer(text):
-        word, stop, nxt = m.group(1), m.group(2), m.group(5)
+        stop, nxt = m.group(1), m.group(4)
         if not _STARTS_SENTENCE.match(nxt):
             continue  # "Oh!" said he.  /  etc. and so on
-        if stop == "." and _is_abbreviation(word):
+        space = text.rfind(" ", start, m.start())  # the word before the period: whitespace is single spaces here
+        if stop == "." and _is_abbreviation(text[space + 1 if space >= 0 else start : m.start()]):
             continue
-        end = m.end(3)
-        sentences.append(text[start:end])
-        start = m.end(4)
+        sentences.append(text[start : m.end(2)])
+        start = m.end(3)
     sentences.append(text[start:])
     return [s for s in sentences if _HAS_LETTER.search(s)]
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from bertkit.cli import main
 from bertkit.data.build import BuildSettings, build_pretraining_data
-from bertkit.inference import half_is_native
+from bertkit.hardware import cpu_has_native
 from bertkit.train.curves import read_log
 
 SMALL = {
@@ -136,7 +136,8 @@ def test_bad_input_gives_one_line_errors(data, small_config, tmp_path, capsys):
 
     base = _args(data, small_config, tmp_path / "a", "--max-steps", 2)
     assert "different tokenizer" in error(*base, "--tokenizer", _other_tokenizer(tmp_path))
-    assert "--seq-len 128 differs from the data's max_seq_len 64" in error(*base, "--seq-len", 128)
+    assert "--max-seq-len 128 differs from the data's max_seq_len 64" in error(*base, "--max-seq-len", 128)
+    assert "--max-seq-len 128 differs" in error(*base, "--seq-len", 128)  # the old spelling, a hidden alias
     bad_cfg = tmp_path / "bad.json"
     bad_cfg.write_text(json.dumps(dict(SMALL, vocab_size=1000)))
     assert "vocab_size 1000 is smaller" in error(*_args(data, bad_cfg, tmp_path / "b", "--max-steps", 2))
@@ -154,12 +155,15 @@ def test_bad_input_gives_one_line_errors(data, small_config, tmp_path, capsys):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("x")
     assert "not empty" in error(*_args(data, small_config, tmp_path / "junk", "--max-steps", 2))
-    bf16_run = _args(data, small_config, tmp_path / "e", "--max-steps", 2, "--bf16")
-    if half_is_native("bfloat16"):  # AVX-512 BF16 / AMX: the bf16 path runs
+    bf16_run = _args(data, small_config, tmp_path / "e", "--max-steps", 2, "--precision", "bf16")
+    if cpu_has_native("bf16"):  # AVX-512 BF16 / AMX: the bf16 path runs
         assert main(list(map(str, bf16_run))) == 0
     else:  # emulated bf16 would be far slower than float32: refused in one line
         msg = error(*bf16_run)
-        assert "--bf16" in msg and "\n" not in msg
+        assert "--precision bf16" in msg and "\n" not in msg
+    assert "--precision fp16: float16 training needs a GPU" in error(
+        *_args(data, small_config, tmp_path / "f", "--max-steps", 2, "--precision", "fp16", "--device", "cpu")
+    )
 
 
 def _other_tokenizer(tmp_path):
@@ -263,7 +267,7 @@ def test_two_gloo_processes_equal_one_process(data, small_config, tmp_path):
         timeout=300,
     )
     assert two.returncode == 0, two.stdout + two.stderr
-    assert "2 process(es) x 1 x 4" in two.stdout
+    assert "2 process(es) x 1 x 4" in two.stderr  # progress lines go to stderr (logging)
     a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
@@ -281,7 +285,7 @@ def test_unigram_bias_starts_at_the_unigram_loss(data, tmp_path):
 
     from bertkit.data.shards import PretrainingData
     from bertkit.tokenizers import Tokenizer
-    from bertkit.train.pretrain import unigram_log_probs
+    from bertkit.train.init import unigram_log_probs
 
     train = PretrainingData(data, "train")
     tok = Tokenizer.from_pretrained(data / "tokenizer")
@@ -312,7 +316,7 @@ def test_unigram_bias_starts_at_the_unigram_loss(data, tmp_path):
 
 def test_sinusoidal_positions_relate_neighbours_by_one_linear_map(data, tmp_path):
     """--sinusoidal-positions: the table at p+k is one fixed linear map of the table at p, for every p."""
-    from bertkit.train.pretrain import sinusoidal_table
+    from bertkit.train.init import sinusoidal_table
 
     table = sinusoidal_table(128, 64, std=0.02).double()
     assert table.shape == (128, 64)
