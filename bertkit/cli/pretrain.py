@@ -141,7 +141,7 @@ def _show_defaults(p: argparse.ArgumentParser, settings: Any) -> None:
             continue
         value = getattr(settings, action.dest)
         action.default = None if value == "" else value
-        base = getattr(action, "base_help", action.help)
+        base = str(getattr(action, "base_help", action.help or ""))
         action.base_help = base  # type: ignore[attr-defined]
         tag = origin.get(action.dest) if settings == LECTURE.settings else None
         action.help = base + (f" [{ORIGINS[tag]}]" if tag else "")
@@ -232,8 +232,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix.lower() == ".toml":
-            import tomllib
-
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                raise InputFileError(path, "TOML settings need Python 3.11 or newer; write them as JSON") from None
             values = tomllib.loads(text)
         else:
             values = json.loads(text)

@@ -21,6 +21,7 @@ import torch
 from bertkit.constants import IGNORE_INDEX
 from bertkit.data.masking import Masker, sequence_rng
 from bertkit.data.shards import PretrainingData
+from bertkit.errors import BertkitError
 
 EVAL_STREAM = 1 << 41  # masking stream of the evaluation instances, apart from every epoch's
 
@@ -87,6 +88,8 @@ class PretrainingCollator:
                 corrupted, lab = tokens, static
             else:
                 key = (self.stream, int(i)) if self.stream is not None else (epoch, int(i))
+                if self.masker is None:
+                    raise BertkitError("dynamic masking needs a Masker (the data has no static masks)")
                 corrupted, lab = self.masker.mask_labels(tokens, starts, sequence_rng(self.seed, *key))
             ids[r, :n] = corrupted
             labels[r, :n] = lab

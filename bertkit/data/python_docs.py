@@ -42,12 +42,15 @@ def python_doc_texts(max_bytes: int = 2_000_000) -> list[tuple[str, str]]:
 
 
 def _documents() -> Iterator[tuple[str, str]]:
+    found: dict[str, str] = {}
     try:
         from pydoc_data.topics import topics  # absent from some trimmed Python builds
+
+        found = dict(topics)
     except ImportError:
-        topics = {}
-    for name in sorted(topics):
-        yield f"topic-{name}", topics[name]
+        pass
+    for name in sorted(found):
+        yield f"topic-{name}", found[name]
     for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
         text = _module_docstrings(path)
         if text:

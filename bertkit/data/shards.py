@@ -115,6 +115,8 @@ class ShardWriter:
         self.ids.append(ids)
         self.starts.append(starts)
         if self.labels is not None:
+            if labels is None:
+                raise BertkitError(f"shard {self.name}: static masking needs the labels of every instance")
             self.labels.append(labels)
         self.instances += 1
         self.tokens += len(ids)

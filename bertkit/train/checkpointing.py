@@ -50,7 +50,8 @@ _BLOB_KEYS = ("optimizer", "scheduler", "torch_rng", "cuda_rng")
 def capture_rng() -> dict[str, Any]:
     """This process's random states: torch (and CUDA) as tensors, Python and NumPy as JSON."""
     version, state, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    assert not isinstance(keys, str)  # legacy=True: the MT19937 key array
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -329,7 +330,7 @@ def newest_readable(folder: str | os.PathLike, loop_fields: Sequence[str] = ()) 
         try:
             ckpt = read_checkpoint(path, loop_fields)
         except InputFileError as err:
-            logger.warning(f"skipping checkpoint {path.name}: {err.problem} ({Path(err.path).name})")
+            logger.warning(f"skipping checkpoint {path.name}: {err.problem} ({Path(str(err.path)).name})")
             problems.append(str(err))
             continue
         return ckpt

@@ -51,6 +51,7 @@ def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 _SKIP = {"step", "epoch", "elapsed_s", "split"}
+_STYLES: dict[str, dict[str, Any]] = {"train": {"lw": 1.0, "alpha": 0.8}, "eval": {"marker": "o", "ms": 3, "lw": 1.5}}
 
 
 def plot_log(records: Iterable[dict[str, Any]] | str | os.PathLike, png: str | os.PathLike, title: str = "") -> Path:
@@ -61,11 +62,9 @@ def plot_log(records: Iterable[dict[str, Any]] | str | os.PathLike, png: str | o
     """
     from matplotlib.figure import Figure
 
-    if isinstance(records, (str, os.PathLike)):
-        records = read_log(records)
-    records = list(records)
+    entries = read_log(records) if isinstance(records, (str, os.PathLike)) else list(records)
     series: dict[str, dict[str, tuple[list, list]]] = {}
-    for r in records:
+    for r in entries:
         for key, value in r.items():
             if (
                 key in _SKIP
@@ -86,7 +85,7 @@ def plot_log(records: Iterable[dict[str, Any]] | str | os.PathLike, png: str | o
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax, name in zip(axes.flat, names):
         for kind, (xs, ys) in sorted(series[name].items(), reverse=True):
-            style: dict[str, Any] = {"train": dict(lw=1.0, alpha=0.8), "eval": dict(marker="o", ms=3, lw=1.5)}[kind]
+            style = _STYLES[kind]
             ax.plot(xs, ys, label=kind, **style)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("step", fontsize=8)

@@ -131,7 +131,7 @@ def eval_batches(
     chosen = rng.permutation(len(data))[:count]
     chosen = chosen[np.argsort(data.lengths[chosen], kind="stable")]
     collate = PretrainingCollator(data, masker, seed, pad_id, stream=EVAL_STREAM)
-    return [collate(chosen[i : i + batch_size]) for i in range(0, len(chosen), batch_size)]
+    return [collate(chosen[i : i + batch_size].tolist()) for i in range(0, len(chosen), batch_size)]
 
 
 # the run ------------------------------------------------------------------------------------------
@@ -233,19 +233,20 @@ class _Inputs:
 
 def _masker(s: PretrainSettings, built: dict[str, Any], tokenizer: Any, bound: int, seq_len: int) -> Masker:
     """The training-time masking: the settings' rate and cap, else the data's, else the default cap."""
-    probability = s.mlm_probability or built.get("mlm_probability", built.get("masked_lm_prob"))
-    cap = s.max_predictions
+    probability = float(s.mlm_probability or built.get("mlm_probability", built.get("masked_lm_prob", 0)))
+    if not 0 < probability < 1:
+        raise InputFileError(Path(s.data) / "manifest.json", "settings.mlm_probability is missing or not a rate")
+    cap: int | None = s.max_predictions
     if cap is None and s.mlm_probability is None:
         cap = built.get("max_predictions")  # an explicit cap the data was built with (older data: none)
     if cap is None:
         cap = default_max_predictions(probability, seq_len)
     else:
         warn_if_capped(probability, cap, seq_len)
-    whole_word = built.get("whole_word_mask", False) if s.whole_word_mask is None else s.whole_word_mask
-    options = dict(whole_word=whole_word, mlm_probability=probability, max_predictions=cap)
-    masker = Masker.from_tokenizer(tokenizer, **options)
+    whole_word = bool(built.get("whole_word_mask", False) if s.whole_word_mask is None else s.whole_word_mask)
+    masker = Masker.from_tokenizer(tokenizer, whole_word=whole_word, mlm_probability=probability, max_predictions=cap)
     if masker.vocab_size < bound:  # a sparse vocabulary: tables indexed by id need the largest id
-        masker = Masker(bound, masker.mask_id, masker.special_ids, **options)
+        masker = Masker(bound, masker.mask_id, masker.special_ids, probability, cap, whole_word)
     return masker
 
 
@@ -285,7 +286,7 @@ def _build(s: PretrainSettings, env: distributed.DistEnv, inputs: _Inputs) -> _P
     pad_id = inputs.tokenizer.token_to_id("[PAD]") or 0
     collate = PretrainingCollator(train_data, inputs.masker, s.seed, pad_id)
 
-    def plan(epoch: int) -> list[np.ndarray]:
+    def plan(epoch: int) -> list[Any]:
         if s.length_grouping:
             return length_grouped_plan(train_data.lengths, s.batch_size, s.seed, epoch)
         return random_plan(len(train_data), s.batch_size, s.seed, epoch)
@@ -308,7 +309,7 @@ def _build(s: PretrainSettings, env: distributed.DistEnv, inputs: _Inputs) -> _P
             + f", {s.optimizer} lr {s.lr:g} (warmup {s.warmup_steps:,}); device {env.device}"
         )
 
-    def save(m: torch.nn.Module, folder: Path) -> None:
+    def save(m: Any, folder: Path) -> None:  # a BertForPreTraining
         m.save_pretrained(folder)
         inputs.tokenizer.save(folder)
 
@@ -356,7 +357,8 @@ def _starting_points(s: PretrainSettings, model: Any, train_data: PretrainingDat
             model.cls.predictions.bias.copy_(bias)
         if s.sinusoidal_positions:
             table = model.bert.embeddings.position_embeddings.weight
-            table.copy_(sinusoidal_table(*table.shape, std=inputs.config.initializer_range))
+            positions, dim = table.shape
+            table.copy_(sinusoidal_table(positions, dim, std=inputs.config.initializer_range))
 
 
 # checks ---------------------------------------------------------------------------------------------

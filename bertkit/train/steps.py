@@ -98,6 +98,7 @@ class Run:
         if config.budget_seconds:
             self.planner = BudgetPlanner(config.budget_seconds, self.state.total_steps, self.env)
         self.window = Window()
+        self.ddp: torch.nn.Module = model  # DDP around it once the run begins with several ranks
         self.bar: Any = None
         self.log: JsonlLog | None = None
         self.last_saved = self.last_eval = -1
@@ -152,7 +153,7 @@ class Run:
             with self._no_sync(last=i == len(micro) - 1):
                 with autocast(self.env.device, self.precision):
                     sums, metrics = self.objective.loss(self.ddp, batch)
-                    loss = sum(sums[k].float() / max(totals[k], 1e-12) for k in sums)
+                    loss = torch.stack([sums[k].float() / max(totals[k], 1e-12) for k in sums]).sum()
                 # DDP averages gradients over ranks; each term already is its share of the global mean
                 scaled = loss * self.env.world_size
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
@@ -186,7 +187,7 @@ class Run:
     def _no_sync(self, last: bool) -> contextlib.AbstractContextManager[Any]:
         """DDP all-reduces the gradients on the last micro-batch of a step only."""
         if self.env.distributed and not last:
-            return self.ddp.no_sync()
+            return self.ddp.no_sync()  # type: ignore[operator]  # DistributedDataParallel's, typed loosely
         return contextlib.nullcontext()
 
     def _grad_norm(self) -> float:
@@ -197,7 +198,7 @@ class Run:
         if self.config.max_grad_norm:
             return float(torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm))
         if hasattr(torch.nn.utils, "get_total_norm"):
-            return float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+            return float(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
         return float(torch.nn.utils.clip_grad_norm_(params, math.inf))
 
     def _finite(self, loss: float, norm: float) -> bool:
