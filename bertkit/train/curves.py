@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from bertkit.errors import BertkitError
 from bertkit.files import atomic_path, atomic_write_text
 
 
@@ -25,11 +26,16 @@ class JsonlLog:
     def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume_step is None:
-            atomic_write_text(self.path, "")
-        elif self.path.exists():
-            kept = [r for r in read_log(self.path) if r.get("step", 0) <= resume_step]
-            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        try:
+            if resume_step is None:
+                atomic_write_text(self.path, "")
+            elif self.path.exists():
+                kept = [r for r in read_log(self.path) if r.get("step", 0) <= resume_step]
+                atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        except OSError as err:
+            raise BertkitError(
+                f"{self.path}: cannot write the training log ({err.strerror or err}); it is unchanged"
+            ) from err
 
     def write(self, record: dict[str, Any]) -> None:
         # an append: a kill can cut only the last line, which read_log skips

@@ -9,8 +9,10 @@ Two optimizers, both over the same two parameter groups:
 The numbers (lr, betas, eps, weight decay, warmup) come from a recipe (bertkit.train.recipes for
 pretraining, the fine-tuning settings for the tasks); nothing here has a default for them.
 
-    optimizer = build_optimizer(model, kind="adamw", lr=1e-4, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
-    scheduler = linear_schedule(optimizer, warmup_steps=10_000, total_steps=1_000_000)
+    s = recipes.LECTURE.settings
+    optimizer = build_optimizer(model, kind=s.optimizer, lr=s.lr, betas=(s.adam_beta1, s.adam_beta2),
+                                eps=s.adam_eps, weight_decay=s.weight_decay)
+    scheduler = linear_schedule(optimizer, s.warmup_steps, s.max_steps)
 
 The schedule is a `torch.optim.lr_scheduler.LambdaLR` whose multiplier is a small object
 (`WarmupLinearDecay`), so its warmup and total travel with the scheduler's state_dict: a run whose

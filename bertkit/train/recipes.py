@@ -1,8 +1,8 @@
 """The pretraining recipes, as data: `bertkit pretrain --recipe lecture|short-budget|demo`.
 
-lecture       the lecture's recipe (its numbers are PretrainSettings' defaults: Adam, lr 1e-4,
-              beta 0.9/0.999, 10k warmup steps then linear decay, dropout 0.1, batch 256) with
-              what google-research/bert's code adds (decoupled weight decay, eps, clipping).
+lecture       the lecture's recipe (its numbers are PretrainSettings' defaults: Adam, the peak lr,
+              the betas, warmup steps then linear decay, dropout, the batch size) with what
+              google-research/bert's code adds (decoupled weight decay, eps, clipping).
               `--optimizer adam` leaves the additions out: the lecture's plain Adam.
 short-budget  minutes on a CPU (docs/pretraining.md has the measurements behind each change):
               BERT-mini on short sequences, a higher peak lr with a short warmup, small batches,
@@ -81,15 +81,16 @@ SHORT_BUDGET = Recipe(
 
 DEMO = Recipe(
     "demo",
-    "`bertkit demo`'s two minutes: BERT-tiny on 128-token data",
+    "`bertkit demo`'s two minutes: BERT-tiny on 128-token data, the short-budget optimizer settings",
     replace(
-        LECTURE.settings,
+        SHORT_BUDGET.settings,
         config="tiny",
+        max_seq_len=None,
         budget_minutes=2.0,
-        lr=1e-3,
         warmup_steps=50,
-        batch_size=16,
-        dropout=0.0,
+        unigram_bias=False,
+        sinusoidal_positions=False,
+        mlm_probability=None,
         eval_every=200,
         eval_instances=256,
         save_every=200,
