@@ -350,3 +350,95 @@ def test_sinusoidal_positions_relate_neighbours_by_one_linear_map(data, tmp_path
     start = sinusoidal_table(*learned.shape)
     assert (learned - start).abs().max() < 5e-3  # three Adam steps (lr <= 1e-3) away from the sinusoids
     assert (learned - start).abs().max() > 0  # and still trained
+
+
+def test_an_injected_nan_ends_the_run_non_zero_with_finite_checkpoints(
+    data, small_config, tmp_path, monkeypatch, capsys
+):
+    """Issue 13's done-when: NaN from step 5 on; the run stops, exit status 2, nothing poisoned saved."""
+    from bertkit.train import pretrain as module
+
+    real, calls = module.PretrainingObjective.loss, [0]
+
+    def poisoned(self, model, batch):
+        calls[0] += 1
+        sums, metrics = real(self, model, batch)
+        return ({k: v * float("nan") for k, v in sums.items()} if calls[0] >= 5 else sums), metrics
+
+    monkeypatch.setattr(module.PretrainingObjective, "loss", poisoned)
+    out = tmp_path / "nan"
+    flags = ["--max-steps", 40, "--save-every", 2, "--eval-every", 0, "--max-bad-steps", 3, "--log-every", 1]
+    assert main(_args(data, small_config, out, *flags)) == 2
+    err = capsys.readouterr().err
+    assert "more than 3 steps in a row had a non-finite loss" in err and "step 5: non-finite loss" in err
+    newest = sorted((out / "checkpoints").glob("checkpoint-*"))[-1]
+    assert newest.name == "checkpoint-00000008"  # steps 5..8 skipped, then the stop
+    assert all(bool(torch.isfinite(t).all()) for t in load_file(str(newest / "model.safetensors")).values())
+    assert not (out / "model.safetensors").exists()  # no final model: the run failed
+    assert [r.get("skipped", 0) for r in read_log(out / "log.jsonl") if "loss" in r][3:] == [0, 1, 1, 1, 1]
+
+
+def test_resume_after_truncating_the_newest_checkpoint_is_bitwise_identical(data, small_config, tmp_path, monkeypatch):
+    """Issue 13's done-when: the resume falls back to the previous checkpoint and ends as an uncut run."""
+    from bertkit.train.steps import Run
+
+    steps = ["--max-steps", 12, "--save-every", 4, "--log-every", 1, "--eval-every", 0]
+    assert main(_args(data, small_config, tmp_path / "full", *steps)) == 0
+    out = tmp_path / "cut"
+    real = Run.after_step
+
+    def stop_at_8(self, interrupted):  # as a kill right after the save of step 8
+        real(self, interrupted)
+        self.state.should_stop = self.state.should_stop or self.state.step >= 8
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Run, "after_step", stop_at_8)
+        assert main(_args(data, small_config, out, *steps)) == 0
+    newest = out / "checkpoints" / "checkpoint-00000008"
+    weights = (newest / "model.safetensors").read_bytes()
+    (newest / "model.safetensors").write_bytes(weights[: len(weights) // 3])
+    assert main(_args(data, small_config, out, *steps, "--resume")) == 0
+    a, b = _weights(tmp_path / "full"), _weights(out)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert [r["step"] for r in read_log(out / "log.jsonl") if "loss" in r] == list(range(1, 13))
+
+
+@pytest.fixture(scope="module")
+def data512(shared_data, minilm_dir, tmp_path_factory):
+    src = sorted(shared_data("corpus", "books").glob("*.txt"))[20:23]
+    books = tmp_path_factory.mktemp("books512")
+    for path in src:
+        text = path.read_text()[30_000:90_000]
+        (books / path.name).write_text(text[text.index("\n\n") + 2 :])
+    out = tmp_path_factory.mktemp("data512") / "d"
+    build_pretraining_data([books], minilm_dir, out, BuildSettings(max_seq_len=512), progress=False, log=lambda s: None)
+    return out
+
+
+@pytest.mark.parametrize("length", [128, 512])
+def test_masking_keeps_15_percent_at_any_length(data, data512, length, caplog):
+    """--max-predictions defaults to ceil(0.15 x length): 20 at 128 (Google's), 77 at 512 (not 20: 4%)."""
+    import logging
+
+    from bertkit.data.batching import PretrainingCollator
+    from bertkit.data.shards import PretrainingData
+    from bertkit.tokenizers import Tokenizer
+    from bertkit.train.pretrain import _masker
+    from bertkit.train.settings import PretrainSettings
+
+    folder = data512 if length == 512 else data
+    train = PretrainingData(folder, "train")
+    tok = Tokenizer.from_pretrained(folder / "tokenizer")
+    built = dict(train.manifest["settings"], max_seq_len=length)
+    masker = _masker(PretrainSettings(data=str(folder)), built, tok, len(tok), length)
+    assert masker.max_predictions == {128: 20, 512: 77}[length] and masker.mlm_probability == 0.15
+    collate = PretrainingCollator(train, masker, seed=0)
+    batch = collate(range(min(len(train), 64)))
+    real = batch["attention_mask"].sum() - 3 * len(batch["attention_mask"])  # less [CLS] and two [SEP]
+    share = float(batch["labels"].ne(-100).sum() / real)
+    assert abs(share - 0.15) < 0.01, share
+    with caplog.at_level(logging.WARNING, logger="bertkit"):
+        capped = _masker(PretrainSettings(data=str(folder), max_predictions=20), built, tok, len(tok), length)
+    assert capped.max_predictions == 20
+    assert ("--max-predictions 20 masks at most 3.9% of a 512-token sequence" in caplog.text) == (length == 512)
