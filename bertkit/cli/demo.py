@@ -1,4 +1,4 @@
-"""`bertkit demo`: the guided tour of the seed, a thin script over the other commands.
+"""`bertkit demo`: the guided tour of the lecture, a thin script over the other commands.
 
 Each step is a function taking the output folder; it prints what it shows and where its files went.
 """
@@ -27,9 +27,9 @@ def _steps() -> list[tuple[str, DemoStep]]:
             "Pretrain a BERT-tiny from scratch on the same text (MLM + NSP) and ask it to fill in [MASK]",
             pretrain.demo_step,
         ),
-        # 3. the seed's three features seen in a real pretrained model (bertkit similarity / attention)
+        # 3. the lecture's three features seen in a real pretrained model (bertkit similarity / attention)
         ("Look inside a pretrained BERT (all-MiniLM-L6-v2): contextual vectors, pooling, attention", viz.demo_step),
-        # 4. the seed's "BERT model usage": fine-tuning, then the sentiment, NER and QA pipelines
+        # 4. the lecture's "BERT model usage": fine-tuning, then the sentiment, NER and QA pipelines
         ("Fine-tune all-MiniLM-L6-v2 (sentiment, NER, QA) and use the models", finetune.demo_step),
     ]
 
@@ -65,24 +65,3 @@ def run(args: argparse.Namespace) -> int:
     for entry in sorted(out.iterdir()):
         print(f"  {entry.name}{'/' if entry.is_dir() else ''}")
     return 0
-
-
-DEMO_MARK = ".bertkit-demo"  # in every folder the demo made, so it only ever replaces its own
-
-
-def own_folder(folder: Path) -> Path:
-    """An empty folder for a demo step: new, or one an earlier demo made (replaced); anything else is refused."""
-    import shutil
-
-    from bertkit.errors import BertkitError
-
-    folder = Path(folder)
-    if folder.exists() and not (folder / DEMO_MARK).is_file() and (not folder.is_dir() or any(folder.iterdir())):
-        raise BertkitError(
-            f"{folder}: exists and was not made by the demo; move it away or give the demo another --out"
-        )
-    if folder.is_dir():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    (folder / DEMO_MARK).write_text("made by `bertkit demo`; the demo may replace this folder\n", encoding="utf-8")
-    return folder

@@ -289,7 +289,7 @@ DEMO_SENTENCES_PYTHON_DOCS = [  # for a model pretrained on Python's documentati
 
 def demo_step(out: Path) -> None:
     """Demo: MLM + NSP data from the books, a BERT-tiny pretrained with the demo recipe, fill-mask from it."""
-    from bertkit.cli.demo import own_folder
+    from bertkit.cli.demo_out import own_folder
     from bertkit.data.build import BuildSettings, build_pretraining_data
     from bertkit.data.python_docs import default_corpus
     from bertkit.inference import fill_mask
