@@ -65,8 +65,8 @@ def test_bf16_runs_where_native_and_follows_fp32(tmp_path):
 @pytest.mark.skipif(cpu_has_native("bf16"), reason="this CPU has native bf16, so bf16 is not refused")
 def test_bf16_is_refused_in_one_line_where_emulated(tmp_path):
     with pytest.raises(BertkitError, match="precision bf16: this CPU .* has no native bfloat16") as info:
-        _run(tmp_path, precision="bf16")
-    assert "\n" not in str(info.value) and not tmp_path.exists()
+        _run(tmp_path / "run", precision="bf16")
+    assert "\n" not in str(info.value) and not (tmp_path / "run").exists()
 
 
 def test_fp16_training_is_refused_on_the_cpu(tmp_path):
@@ -164,5 +164,5 @@ def test_bf16_refusal_where_emulated_simulated_here(tmp_path, monkeypatch):
     """The refusal path, also on a CPU that has bf16 (pretending it has not)."""
     monkeypatch.setattr("bertkit.hardware.cpu_has_native", lambda precision="bf16": False)
     with pytest.raises(BertkitError, match="precision bf16: this CPU .* has no native bfloat16") as info:
-        _run(tmp_path, precision="bf16")
-    assert "\n" not in str(info.value) and not tmp_path.exists()
+        _run(tmp_path / "run", precision="bf16")
+    assert "\n" not in str(info.value) and not (tmp_path / "run").exists()
