@@ -198,7 +198,7 @@ class _Inputs:
         if s.max_seq_len is not None and s.max_seq_len != seq_len:
             raise BertkitError(
                 f"--max-seq-len {s.max_seq_len} differs from the data's max_seq_len {seq_len}; rebuild the data with "
-                f"`bertkit pretrain-data --max-seq-len {s.max_seq_len}` or drop --max-seq-len"
+                f"`bertkit pretrain-data --max-seq-len {s.max_seq_len}` or pass --max-seq-len {seq_len}"
             )
         tok_dir = Path(s.tokenizer) if s.tokenizer else data_dir / "tokenizer"
         tokenizer = Tokenizer.from_pretrained(tok_dir)
