@@ -163,7 +163,7 @@ def pretrain(s: PretrainSettings) -> TrainState:
             elif env.is_main:
                 summary = {
                     "step": state.step,
-                    "stop_reason": state.stop_reason or "max_steps",
+                    "stop_reason": state.stop_reason or ("budget" if s.budget_minutes else "max_steps"),
                     "wall_seconds": round(time.time() - started, 1),
                     "train_seconds": round(state.train_seconds, 1),
                     "tokens": state.tokens,
