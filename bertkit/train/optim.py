@@ -81,7 +81,7 @@ class WarmupLinearDecay:
     """
 
     def __init__(self, warmup_steps: int, total_steps: int):
-        self.warmup_steps = max(0, int(warmup_steps))
+        self.warmup_steps = self.requested_warmup = max(0, int(warmup_steps))
         self.total_steps = max(1, int(total_steps))
 
     def __call__(self, step: int) -> float:
@@ -98,10 +98,15 @@ def linear_schedule(
 
 
 def replan_schedule(scheduler: object, total_steps: int) -> bool:
-    """Move the end of a linear schedule to `total_steps`; False when `scheduler` has none to move."""
+    """Move the end of a linear schedule to `total_steps`; False when `scheduler` has none to move.
+
+    The warmup keeps its length unless the run became too short for it: then it takes half the
+    run, so that the lr still decays to 0 by the end.
+    """
     shapes = [f for f in getattr(scheduler, "lr_lambdas", []) if isinstance(f, WarmupLinearDecay)]
     for shape in shapes:
         shape.total_steps = max(1, int(total_steps))
+        shape.warmup_steps = min(getattr(shape, "requested_warmup", shape.warmup_steps), shape.total_steps // 2)
     return bool(shapes)
 
 

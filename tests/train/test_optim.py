@@ -105,3 +105,17 @@ def test_a_replanned_schedule_decays_to_zero_at_the_new_end_and_saves_it():
     again.load_state_dict(sched.state_dict())  # the new end travels with the checkpoint
     assert again.lr_lambdas[0].total_steps == 10
     assert not replan_schedule(torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), 10)
+
+
+def test_a_run_replanned_shorter_than_its_warmup_still_decays_to_zero():
+    opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = linear_schedule(opt, 100, 1000)
+    replan_schedule(sched, 14)  # a budget that fits 14 steps: warmup 7, then decay
+    lrs = []
+    for _ in range(14):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[6] == 1.0 and lrs[-1] == 0.0
+    replan_schedule(sched, 3000)  # the requested warmup comes back when the run is long enough
+    assert sched.lr_lambdas[0].warmup_steps == 100
