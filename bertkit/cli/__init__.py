@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "bertkit.cli.demo",
     "bertkit.cli.viz",
     "bertkit.cli.convert",
+    "bertkit.cli.info",
     "bertkit.cli.embed",
     "bertkit.cli.pretrain",
 ]
