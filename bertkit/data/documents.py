@@ -33,8 +33,12 @@ ABBREVIATIONS = frozenset(
     """.split()
 )
 
-# A candidate end: the word before it, the terminator, closing quotes/brackets, then whitespace.
-_END = regex.compile(r"""(\S*?)(\.{3}|…|[.!?]+)(["'”’»)\]]*)(\s+)(?=(\S))""")
+# A candidate end is a word (text between single spaces) ending in a terminator and closing
+# quotes/brackets. Looking at words, not at every character of the text, keeps the splitter
+# linear: a pattern scanning the text for "any non-spaces, then a terminator" retried at every
+# start and was quadratic on a long token without one.
+_WORD_END = regex.compile(r"""(\.{3}|…|[.!?]+)(["'”’»)\]]*)$""")
+_END_CHARS = frozenset(".!?…\"'”’»)]")
 _STARTS_SENTENCE = regex.compile(r"""[\p{Lu}\p{Nd}"'“‘«(\[]""")
 _HAS_LETTER = regex.compile(r"[\p{L}\p{N}]")
 _SPACES = regex.compile(r"\s+")
@@ -45,16 +49,18 @@ def split_sentences(text: str) -> list[str]:
     text = _SPACES.sub(" ", text).strip()
     if not text:
         return []
-    sentences, start = [], 0
-    for m in _END.finditer(text):
-        word, stop, nxt = m.group(1), m.group(2), m.group(5)
-        if not _STARTS_SENTENCE.match(nxt):
-            continue  # "Oh!" said he.  /  etc. and so on
-        if stop == "." and _is_abbreviation(word):
+    words = text.split(" ")
+    sentences, start, pos = [], 0, 0
+    for word, nxt in zip(words, words[1:]):
+        end = pos + len(word)
+        pos = end + 1
+        if word[-1] not in _END_CHARS or not _STARTS_SENTENCE.match(nxt):
+            continue  # no terminator, or  "Oh!" said he.  /  etc. and so on
+        m = _WORD_END.search(word)
+        if m is None or (m.group(1) == "." and _is_abbreviation(word[: m.start()])):
             continue
-        end = m.end(3)
         sentences.append(text[start:end])
-        start = m.end(4)
+        start = pos
     sentences.append(text[start:])
     return [s for s in sentences if _HAS_LETTER.search(s)]
 

@@ -1,8 +1,10 @@
 """Masked-LM corruption: choose 15% of the tokens, then 80% -> [MASK], 10% -> random, 10% kept.
 
-The seed's rule, as in google-research/bert's create_pretraining_data:
+The lecture's rule, as in google-research/bert's create_pretraining_data:
   * candidates are the non-special tokens ([CLS], [SEP], [PAD], [MASK], [UNK] are never chosen);
-  * k = round(15% of the candidates), at least 1 and at most `max_predictions` per sequence;
+  * k = round(15% of the candidates), at least 1 and at most `max_predictions` per sequence --
+    by default ceil(mlm_probability x max_seq_len), so the cap never lowers the rate (a fixed 20,
+    right for 128 tokens, would mask 4% of a 512-token sequence);
   * with `whole_word`, words (a word-start token plus its continuation pieces) are chosen in a
     random order and all their pieces are masked, skipping a word that would overshoot k; the word
     boundaries come from the tokenizer's word ids, so WordPiece, BPE and byte-level all work;
@@ -16,14 +18,36 @@ size, process count and resume point.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from bertkit.constants import IGNORE_INDEX
 from bertkit.errors import BertkitError
+from bertkit.log import get_logger
 
-IGNORE = -100
+logger = get_logger(__name__)
+
+
+def default_max_predictions(mlm_probability: float, max_seq_len: int) -> int:
+    """Predictions per sequence that never cut the rate at this length (Google: 20 at 128, 80 at 512)."""
+    return max(1, math.ceil(mlm_probability * max_seq_len - 1e-9))
+
+
+def warn_if_capped(mlm_probability: float, max_predictions: int, max_seq_len: int) -> bool:
+    """One warning line when an explicit cap predicts fewer than mlm_probability of a full sequence."""
+    full = max_seq_len - 3  # [CLS] A [SEP] B [SEP]: the rest are candidates
+    wanted = int(full * mlm_probability + 0.5)
+    if max_predictions >= wanted:
+        return False
+    logger.warning(
+        f"--max-predictions {max_predictions} masks at most {max_predictions / full:.1%} of a {max_seq_len}-token "
+        f"sequence, below --mlm-probability {mlm_probability:g}; drop it (default "
+        f"{default_max_predictions(mlm_probability, max_seq_len)}) or raise it to {wanted}"
+    )
+    return True
 
 
 def word_starts_from_word_ids(word_ids: Sequence[int | None]) -> np.ndarray:
@@ -41,8 +65,8 @@ class Masker:
     vocab_size: int
     mask_id: int
     special_ids: Sequence[int]
-    mlm_probability: float = 0.15
-    max_predictions: int = 20
+    mlm_probability: float
+    max_predictions: int
     whole_word: bool = False
     mask_ratio: float = 0.8
     random_ratio: float = 0.1
@@ -127,7 +151,7 @@ class Masker:
     ) -> tuple[np.ndarray, np.ndarray]:
         """ids [T] -> (corrupted ids [T], labels [T] with -100 where nothing is predicted)."""
         corrupted, positions, originals = self(ids, word_starts, rng)
-        labels = np.full(len(ids), IGNORE, dtype=np.int64)
+        labels = np.full(len(ids), IGNORE_INDEX, dtype=np.int64)
         labels[positions] = originals
         return corrupted, labels
 

@@ -83,7 +83,7 @@ class PairBuilder:
     max_seq_len: int
     cls_id: int
     sep_id: int
-    short_seq_prob: float = 0.1
+    short_seq_prob: float  # BuildSettings.short_seq_prob when building
 
     def __post_init__(self) -> None:
         if self.max_seq_len < 5:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from bertkit.errors import BertkitError
+from bertkit.files import atomic_write_text
 from bertkit.settings import data_dir
 
 _DOCTEST = re.compile(r"^\s*(>>>|\.\.\.)( |$)")  # interactive examples: code, not prose
@@ -41,12 +42,15 @@ def python_doc_texts(max_bytes: int = 2_000_000) -> list[tuple[str, str]]:
 
 
 def _documents() -> Iterator[tuple[str, str]]:
+    found: dict[str, str] = {}
     try:
         from pydoc_data.topics import topics  # absent from some trimmed Python builds
+
+        found = dict(topics)
     except ImportError:
-        topics = {}
-    for name in sorted(topics):
-        yield f"topic-{name}", topics[name]
+        pass
+    for name in sorted(found):
+        yield f"topic-{name}", found[name]
     for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
         text = _module_docstrings(path)
         if text:
@@ -69,16 +73,29 @@ def _module_docstrings(path: Path) -> str:
     return "\n\n".join(parts)
 
 
+MARK = ".bertkit-python-docs"  # in a folder this module wrote: it may replace the .txt files there
+
+
 def write_python_docs(folder: str | Path, max_bytes: int = 2_000_000) -> list[Path]:
-    """Write `python_doc_texts` as one .txt file per document into `folder`; returns the files."""
+    """Write `python_doc_texts` as one .txt file per document into `folder`; returns the files.
+
+    `folder` must be new, empty, or written here before (it holds MARK): a folder of the user's own
+    files is refused, never cleared.
+    """
     folder = Path(folder)
+    if folder.exists() and not (folder / MARK).is_file() and (not folder.is_dir() or any(folder.iterdir())):
+        raise BertkitError(
+            f"{folder}: exists and was not written by bertkit's Python-documentation corpus; move it away "
+            "or choose another output folder"
+        )
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARK).write_text("Python's documentation as text files, written by bertkit\n", encoding="utf-8")
     for old in folder.glob("*.txt"):  # a previous run's documents, possibly a different selection
         old.unlink()
     files = []
     for i, (name, text) in enumerate(python_doc_texts(max_bytes)):
         path = folder / f"{i:04d}-{_UNSAFE.sub('_', name)}.txt"
-        path.write_text(text + "\n", encoding="utf-8")
+        atomic_write_text(path, text + "\n")
         files.append(path)
     return files
 

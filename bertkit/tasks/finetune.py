@@ -240,7 +240,9 @@ def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) 
     steps = math.ceil(settings.epochs * batches.steps_per_epoch())
     if settings.max_steps:
         steps = min(steps, settings.max_steps)
-    optimizer = build_optimizer(model, lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = build_optimizer(
+        model, kind="adamw", lr=settings.lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=settings.weight_decay
+    )
     scheduler = linear_schedule(optimizer, warmup_from_ratio(steps, settings.warmup_ratio), steps)
     history: list[dict] = []
 
@@ -257,7 +259,7 @@ def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) 
         max_steps=steps,
         epochs=settings.epochs,
         max_grad_norm=settings.max_grad_norm,
-        bf16=settings.bf16,
+        precision="bf16" if settings.bf16 else "fp32",
         log_every=settings.log_every,
         eval_every=settings.eval_every or 0,
         eval_each_epoch=not settings.skip_eval,

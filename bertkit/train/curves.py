@@ -14,28 +14,38 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from bertkit.errors import BertkitError
+from bertkit.files import atomic_path, atomic_write_text
+
 
 class JsonlLog:
     """Append-only log. On resume, records after the resumed step (written by the killed run,
-    then lost with its unsaved steps) are dropped so the curve has no doubled segment."""
+    then lost with its unsaved steps) are dropped so the curve has no doubled segment; that
+    rewrite replaces the file atomically, so a kill or a full disk leaves the old log whole."""
 
     def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume_step is None:
-            self.path.write_text("")
-        elif self.path.exists():
-            kept = [r for r in read_log(self.path) if r.get("step", 0) <= resume_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        try:
+            if resume_step is None:
+                atomic_write_text(self.path, "")
+            elif self.path.exists():
+                kept = [r for r in read_log(self.path) if r.get("step", 0) <= resume_step]
+                atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        except OSError as err:
+            raise BertkitError(
+                f"{self.path}: cannot write the training log ({err.strerror or err}); it is unchanged"
+            ) from err
 
     def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as fh:
+        # an append: a kill can cut only the last line, which read_log skips
+        with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
 
 
 def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
     records = []
-    with open(path) as fh:
+    with open(path, encoding="utf-8") as fh:
         for line in fh:
             line = line.strip()
             if line:
@@ -47,20 +57,20 @@ def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 _SKIP = {"step", "epoch", "elapsed_s", "split"}
+_STYLES: dict[str, dict[str, Any]] = {"train": {"lw": 1.0, "alpha": 0.8}, "eval": {"marker": "o", "ms": 3, "lw": 1.5}}
 
 
 def plot_log(records: Iterable[dict[str, Any]] | str | os.PathLike, png: str | os.PathLike, title: str = "") -> Path:
-    """One panel per quantity (loss, accuracy, lr, tokens/s, ...), x = optimizer step."""
-    import matplotlib
+    """One panel per quantity (loss, accuracy, lr, tokens/s, ...), x = optimizer step.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a bare matplotlib Figure (no pyplot), so the host's backend and open figures are
+    left alone (a notebook keeps its inline backend).
+    """
+    from matplotlib.figure import Figure
 
-    if isinstance(records, (str, os.PathLike)):
-        records = read_log(records)
-    records = list(records)
+    entries = read_log(records) if isinstance(records, (str, os.PathLike)) else list(records)
     series: dict[str, dict[str, tuple[list, list]]] = {}
-    for r in records:
+    for r in entries:
         for key, value in r.items():
             if (
                 key in _SKIP
@@ -77,10 +87,11 @@ def plot_log(records: Iterable[dict[str, Any]] | str | os.PathLike, png: str | o
     names = sorted(series, key=lambda k: (_order(k), k))
     cols = min(3, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 3.0 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, name in zip(axes.flat, names):
         for kind, (xs, ys) in sorted(series[name].items(), reverse=True):
-            style = {"train": dict(lw=1.0, alpha=0.8), "eval": dict(marker="o", ms=3, lw=1.5)}[kind]
+            style = _STYLES[kind]
             ax.plot(xs, ys, label=kind, **style)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
@@ -94,10 +105,8 @@ def plot_log(records: Iterable[dict[str, Any]] | str | os.PathLike, png: str | o
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     png = Path(png)
-    tmp = png.with_name(f".{png.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png)
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return png
 
 

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from bertkit.errors import BertkitError
+from bertkit.hardware import resolve_device
 
 
 @dataclass
@@ -63,13 +64,15 @@ class DistEnv:
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """ "auto" -> the local CUDA GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise BertkitError(f"--device {name}: no CUDA GPU is visible to PyTorch; use --device cpu or auto")
-    if device.type == "cuda" and device.index is None:
+    """hardware.resolve_device's rule, except that "auto" and a bare "cuda" mean this process's
+    own GPU (cuda:LOCAL_RANK) under torchrun."""
+    device = resolve_device(name)
+    if device.type == "cuda" and (str(name).strip().lower() in ("auto", "cuda")):
+        if local_rank >= torch.cuda.device_count():
+            raise BertkitError(
+                f"--device {name}: LOCAL_RANK {local_rank} has no GPU of its own "
+                f"({torch.cuda.device_count()} visible); start at most that many processes per machine"
+            )
         device = torch.device("cuda", local_rank)
     return device
 

@@ -1,25 +1,23 @@
 """BERT pretraining (MLM + NSP) from a data folder, on the shared loop.
 
-What is pretraining-specific lives here and nowhere else: the loss (MLM cross-entropy over the
-masked positions only -- the 30,522-way decoder never sees the other 85% -- plus NSP
-cross-entropy, each normalised by its global count), the held-out evaluation (fixed masks),
-the checks that data, tokenizer, config and output folder belong together, and the final
-`save_pretrained` + tokenizer, so `bertkit fill-mask --model OUT` works on the result.
-
-The defaults are the seed's recipe (AdamW lr 1e-4, beta 0.9/0.999, weight decay 0.01, 10k warmup
-steps then linear decay, dropout 0.1, GELU, batch 256). For a budget of minutes on a CPU see
-`SHORT_BUDGET` (docs/pretraining.md): a higher peak lr with a short warmup, small batches of
-short sequences, more masking, and starting points taken from the data (unigram bias, sinusoids).
+What is pretraining-specific lives here and nowhere else: the objective (MLM cross-entropy over
+the masked positions only -- the 30,522-way decoder never sees the other 85% -- plus NSP
+cross-entropy, each normalised by its global count), the held-out evaluation (fixed masks, the
+same objective's sums), the checks that data, tokenizer, config and output folder belong
+together, and the final `save_pretrained` + tokenizer, so `bertkit fill-mask --model OUT` works
+on the result. The recipes (bertkit.train.recipes) give the numbers; PretrainSettings holds one
+run's choices.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import os
 import random
+import shutil
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,127 +26,101 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bertkit.constants import IGNORE_INDEX
 from bertkit.data.batching import EVAL_STREAM, PretrainingCollator, length_grouped_plan, random_plan
-from bertkit.data.masking import Masker
+from bertkit.data.masking import Masker, default_max_predictions, warn_if_capped
 from bertkit.data.shards import PretrainingData, read_manifest
 from bertkit.errors import BertkitError, InputFileError
-from bertkit.train.loop import IndexBatches, Task, TrainConfig, TrainState, resume_point, train
+from bertkit.files import atomic_write_json
+from bertkit.hardware import resolve_precision
+from bertkit.log import get_logger
+from bertkit.train import distributed
+from bertkit.train.init import sinusoidal_table, unigram_log_probs
+from bertkit.train.lock import RunLock
+from bertkit.train.loop import CHECKPOINT_DIR, IndexBatches, Objective, TrainConfig, TrainState, resume_point, train
+from bertkit.train.settings import PretrainSettings
+
+__all__ = ["PretrainSettings", "PretrainingObjective", "evaluate_pretraining", "pretrain", "sinusoidal_table"]
+
+logger = get_logger(__name__)
 
 RUN_FILE = "run.json"
-
-# What we found to learn fastest in ~20 minutes on 2 CPU cores (BERT-mini); see docs/pretraining.md.
-# PretrainSettings fields; seq_len is the data's (`pretrain-data --max-seq-len 64`).
-SHORT_BUDGET = {
-    "seq_len": 64,
-    "lr": 1e-3,
-    "warmup_steps": 100,
-    "batch_size": 16,
-    "dropout": 0.0,
-    "unigram_bias": True,
-    "sinusoidal_positions": True,
-    "mlm_probability": 0.25,
-    "max_predictions": 32,
-}
-
-
-@dataclass
-class PretrainSettings:
-    data: str
-    out: str
-    config: str = "base"
-    tokenizer: str | None = None  # default: the data folder's tokenizer/
-    batch_size: int = 256  # global batch per optimizer step (all processes, all micro-batches)
-    grad_accum: int = 1
-    max_steps: int = 1_000_000
-    lr: float = 1e-4
-    warmup_steps: int = 10_000
-    weight_decay: float = 0.01
-    adam_eps: float = 1e-6
-    max_grad_norm: float = 1.0
-    seq_len: int | None = None  # must equal the data's max_seq_len when given
-    bf16: bool = False
-    seed: int = 42
-    eval_every: int = 1000
-    eval_instances: int = 1000
-    eval_batch_size: int = 64
-    save_every: int = 1000
-    keep_checkpoints: int = 3
-    log_every: int = 10
-    resume: bool = False
-    whole_word_mask: bool | None = None  # default: as the data was built
-    mlm_probability: float | None = None
-    max_predictions: int | None = None
-    dropout: float | None = None  # override hidden and attention dropout
-    unigram_bias: bool = False  # start the word decoder's bias at log unigram frequencies
-    sinusoidal_positions: bool = False  # start the (learned) position embeddings at scaled sinusoids
-    length_grouping: bool = True
-    max_minutes: float | None = None
-    device: str = "auto"
-    threads: int | None = None
-    progress: bool = True
+SUMMARY_FILE = "summary.json"
+# run.json fields a --resume must find unchanged (else it would not continue the same run)
+MUST_MATCH = frozenset(
+    {
+        "data_fingerprint",
+        "model_config",
+        "batch_size",
+        "grad_accum",
+        "max_steps",
+        "budget_minutes",
+        "optimizer",
+        "lr",
+        "adam_beta1",
+        "adam_beta2",
+        "adam_eps",
+        "warmup_steps",
+        "weight_decay",
+        "max_grad_norm",
+        "seed",
+        "whole_word_mask",
+        "mlm_probability",
+        "max_predictions",
+        "length_grouping",
+        "precision",
+    }
+)
 
 
-class PretrainingTask(Task):
+class PretrainingObjective(Objective):
     """MLM + NSP losses as sums, so the loop can normalise them over the whole global batch."""
 
-    def counts(self, batch):
-        return {"mlm_loss": float(batch["labels"].ne(-100).sum()), "nsp_loss": float(len(batch["labels"]))}
+    def counts(self, batch: dict[str, Any]) -> dict[str, float]:
+        return {"mlm_loss": float(batch["labels"].ne(IGNORE_INDEX).sum()), "nsp_loss": float(len(batch["labels"]))}
 
-    def loss(self, model, batch):
-        out, target, nsp_target = _forward(model, batch)
-        logits = out.prediction_logits  # [N, V]: only the masked positions
+    def loss(
+        self, model: torch.nn.Module, batch: dict[str, Any]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[float, float]]]:
+        labels = batch["labels"]
+        chosen = labels.ne(IGNORE_INDEX)  # [B, T] -> the model keeps only these rows for the decoder
+        out = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            token_type_ids=batch["token_type_ids"],
+            masked_positions=chosen,
+        )
+        target, nsp_target = labels[chosen], batch["next_sentence_label"]
+        logits, nsp_logits = out.prediction_logits, out.seq_relationship_logits  # [N, V]: masked positions only
         mlm = F.cross_entropy(logits.float(), target, reduction="sum")
-        nsp = F.cross_entropy(out.seq_relationship_logits.float(), nsp_target, reduction="sum")
+        nsp = F.cross_entropy(nsp_logits.float(), nsp_target, reduction="sum")
         with torch.no_grad():
             metrics = {
                 "mlm_acc": (float((logits.argmax(-1) == target).sum()), float(len(target))),
-                "nsp_acc": (
-                    float((out.seq_relationship_logits.argmax(-1) == nsp_target).sum()),
-                    float(len(nsp_target)),
-                ),
+                "nsp_acc": (float((nsp_logits.argmax(-1) == nsp_target).sum()), float(len(nsp_target))),
             }
         return {"mlm_loss": mlm, "nsp_loss": nsp}, metrics
 
 
-def _forward(model, batch):
-    labels = batch["labels"]
-    chosen = labels.ne(-100)  # [B, T] -> the model keeps only these rows for the decoder
-    out = model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        token_type_ids=batch["token_type_ids"],
-        masked_positions=chosen,
-    )
-    return out, labels[chosen], batch["next_sentence_label"]
-
-
 def evaluate_pretraining(
-    model, batches: list[dict[str, torch.Tensor]], device: torch.device | str = "cpu"
+    model: torch.nn.Module, batches: list[dict[str, torch.Tensor]], device: torch.device | str = "cpu"
 ) -> dict[str, float]:
-    """Masked-token accuracy / loss and NSP accuracy / loss over fixed batches (eval mode, no grad)."""
+    """Masked-token accuracy / loss and NSP accuracy / loss over fixed batches (eval mode, no grad):
+    the training objective's own sums, divided by their counts over all batches."""
+    objective = PretrainingObjective()
+    sums: dict[str, list[float]] = {}
     was_training = model.training
     model.eval()
-    sums = np.zeros(6)  # mlm loss, mlm correct, mlm count, nsp loss, nsp correct, nsp count
     with torch.no_grad():
         for batch in batches:
             batch = {k: v.to(device) for k, v in batch.items()}
-            out, target, nsp_target = _forward(model, batch)
-            logits, nsp_logits = out.prediction_logits.float(), out.seq_relationship_logits.float()
-            sums += [
-                float(F.cross_entropy(logits, target, reduction="sum")),
-                float((logits.argmax(-1) == target).sum()),
-                len(target),
-                float(F.cross_entropy(nsp_logits, nsp_target, reduction="sum")),
-                float((nsp_logits.argmax(-1) == nsp_target).sum()),
-                len(nsp_target),
-            ]
+            losses, metrics = objective.loss(model, batch)
+            pairs = {k: (float(v), objective.counts(batch)[k]) for k, v in losses.items()} | metrics
+            for name, (value, count) in pairs.items():
+                total = sums.setdefault(name, [0.0, 0.0])
+                total[0], total[1] = total[0] + value, total[1] + count
     model.train(was_training)
-    return {
-        "mlm_loss": sums[0] / max(sums[2], 1),
-        "mlm_acc": sums[1] / max(sums[2], 1),
-        "nsp_loss": sums[3] / max(sums[5], 1),
-        "nsp_acc": sums[4] / max(sums[5], 1),
-    }
+    return {name: value / max(count, 1) for name, (value, count) in sums.items()}
 
 
 def eval_batches(
@@ -159,13 +131,240 @@ def eval_batches(
     chosen = rng.permutation(len(data))[:count]
     chosen = chosen[np.argsort(data.lengths[chosen], kind="stable")]
     collate = PretrainingCollator(data, masker, seed, pad_id, stream=EVAL_STREAM)
-    return [collate(chosen[i : i + batch_size]) for i in range(0, len(chosen), batch_size)]
+    return [collate(chosen[i : i + batch_size].tolist()) for i in range(0, len(chosen), batch_size)]
 
 
-# set-up and checks ------------------------------------------------------------------------------------
+# the run ------------------------------------------------------------------------------------------
 
 
-def load_config(spec: str, vocab_size: int, seq_len: int, dropout: float | None):
+def pretrain(s: PretrainSettings) -> TrainState:
+    """Check everything, then run the loop; returns the loop's final state."""
+    s.check()
+    env = distributed.setup(s.device, s.threads)
+    try:
+        inputs = _Inputs.read(s, env)  # reads and checks; writes nothing
+        _on_main(env, lambda: _check_out(Path(s.out), inputs.run, s.resume, s.overwrite))
+        with RunLock(s.out) if env.is_main else nullcontext():
+            parts = _build(s, env, inputs)
+            started = time.time()
+            state = train(
+                parts.model,
+                parts.optimizer,
+                parts.scheduler,
+                parts.batches,
+                parts.loop,
+                objective=PretrainingObjective(),
+                eval_fn=parts.eval_fn,
+                env=env,
+                save_fn=parts.save_fn,
+            )
+            if env.is_main and state.interrupted:
+                logger.info(f"continue with: bertkit pretrain ... --out {s.out} --resume")
+            elif env.is_main:
+                summary = {
+                    "step": state.step,
+                    "stop_reason": state.stop_reason or ("budget" if s.budget_minutes else "max_steps"),
+                    "wall_seconds": round(time.time() - started, 1),
+                    "train_seconds": round(state.train_seconds, 1),
+                    "tokens": state.tokens,
+                    "skipped_steps": state.skipped_steps,
+                    "eval": state.last_eval,
+                }
+                atomic_write_json(Path(s.out) / SUMMARY_FILE, summary)
+        return state
+    finally:
+        distributed.cleanup(env)
+
+
+@dataclass
+class _Inputs:
+    """What the data folder, tokenizer and config say, checked against the settings."""
+
+    manifest: dict[str, Any]
+    tokenizer: Any
+    config: Any
+    masker: Masker
+    run: dict[str, Any]  # run.json: asdict(settings) | the derived values
+
+    @classmethod
+    def read(cls, s: PretrainSettings, env: distributed.DistEnv) -> _Inputs:
+        from bertkit.data.build import id_bound, tokenizer_fingerprint
+        from bertkit.tokenizers import Tokenizer
+
+        data_dir = Path(s.data)
+        manifest = read_manifest(data_dir)
+        built = manifest["settings"]
+        seq_len = int(built["max_seq_len"])
+        if s.max_seq_len is not None and s.max_seq_len != seq_len:
+            raise BertkitError(
+                f"--max-seq-len {s.max_seq_len} differs from the data's max_seq_len {seq_len}; rebuild the data with "
+                f"`bertkit pretrain-data --max-seq-len {s.max_seq_len}` or pass --max-seq-len {seq_len}"
+            )
+        tok_dir = Path(s.tokenizer) if s.tokenizer else data_dir / "tokenizer"
+        tokenizer = Tokenizer.from_pretrained(tok_dir)
+        if tokenizer_fingerprint(tokenizer) != manifest["tokenizer"]["fingerprint"]:
+            raise BertkitError(
+                f"{data_dir} was built with a different tokenizer than {tok_dir} (fingerprints "
+                f"{manifest['tokenizer']['fingerprint']} vs {tokenizer_fingerprint(tokenizer)}); rebuild the data "
+                "with this tokenizer or pass the one it was built with"
+            )
+        config = load_config(s.config, id_bound(tokenizer), seq_len, s.dropout)
+        precision = resolve_precision(s.precision, env.device)
+        parts = s.grad_accum * env.world_size
+        if s.batch_size % parts:
+            raise BertkitError(
+                f"--batch-size {s.batch_size} must divide into {env.world_size} process(es) x "
+                f"{s.grad_accum} accumulation step(s); use a multiple of {parts}"
+            )
+        masker = _masker(s, built, tokenizer, id_bound(tokenizer), seq_len)
+        derived = {
+            "data_fingerprint": data_fingerprint(manifest),
+            "model_config": config.to_dict(),
+            "world_size": env.world_size,
+            "precision": precision,
+            "whole_word_mask": masker.whole_word,
+            "mlm_probability": masker.mlm_probability,
+            "max_predictions": masker.max_predictions,
+            "weight_decay": s.effective_weight_decay(),
+            "max_grad_norm": s.effective_max_grad_norm(),
+        }
+        return cls(manifest, tokenizer, config, masker, asdict(s) | derived)
+
+
+def _masker(s: PretrainSettings, built: dict[str, Any], tokenizer: Any, bound: int, seq_len: int) -> Masker:
+    """The training-time masking: the settings' rate and cap, else the data's, else the default cap."""
+    probability = float(s.mlm_probability or built.get("mlm_probability", built.get("masked_lm_prob", 0)))
+    if not 0 < probability < 1:
+        raise InputFileError(Path(s.data) / "manifest.json", "settings.mlm_probability is missing or not a rate")
+    cap: int | None = s.max_predictions
+    if cap is None and s.mlm_probability is None:
+        cap = built.get("max_predictions")  # an explicit cap the data was built with (older data: none)
+    if cap is None:
+        cap = default_max_predictions(probability, seq_len)
+    else:
+        warn_if_capped(probability, cap, seq_len)
+    whole_word = bool(built.get("whole_word_mask", False) if s.whole_word_mask is None else s.whole_word_mask)
+    masker = Masker.from_tokenizer(tokenizer, whole_word=whole_word, mlm_probability=probability, max_predictions=cap)
+    if masker.vocab_size < bound:  # a sparse vocabulary: tables indexed by id need the largest id
+        masker = Masker(bound, masker.mask_id, masker.special_ids, probability, cap, whole_word)
+    return masker
+
+
+@dataclass
+class _Parts:
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    batches: IndexBatches
+    loop: TrainConfig
+    eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None
+    save_fn: Callable[[torch.nn.Module, Path], None]
+
+
+def _build(s: PretrainSettings, env: distributed.DistEnv, inputs: _Inputs) -> _Parts:
+    """Model, optimizer, batches and evaluation; run.json written (rank 0, under the folder's lock)."""
+    from bertkit.model import BertForPreTraining
+    from bertkit.train.optim import build_optimizer, linear_schedule
+
+    data_dir, out = Path(s.data), Path(s.out)
+    if env.is_main and s.overwrite and not s.resume:  # another run's checkpoints must not mix with this one's
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    train_data = PretrainingData(data_dir, "train")
+    _seed_everything(s.seed)
+    model = BertForPreTraining(inputs.config).to(env.device)
+    if resume_point(out, s.resume) is None:  # a resumed run takes these from its checkpoint
+        _starting_points(s, model, train_data, inputs)
+    optimizer = build_optimizer(
+        model,
+        kind=s.optimizer,
+        lr=s.lr,
+        betas=(s.adam_beta1, s.adam_beta2),
+        eps=s.adam_eps,
+        weight_decay=s.effective_weight_decay(),
+    )
+    scheduler = linear_schedule(optimizer, s.warmup_steps, s.max_steps)
+    pad_id = inputs.tokenizer.token_to_id("[PAD]") or 0
+    collate = PretrainingCollator(train_data, inputs.masker, s.seed, pad_id)
+
+    def plan(epoch: int) -> list[Any]:
+        if s.length_grouping:
+            return length_grouped_plan(train_data.lengths, s.batch_size, s.seed, epoch)
+        return random_plan(len(train_data), s.batch_size, s.seed, epoch)
+
+    batches = IndexBatches(plan, collate, s.grad_accum, env.rank, env.world_size)
+    if batches.steps_per_epoch() == 0:
+        raise BertkitError(
+            f"{data_dir}: {len(train_data)} training instances make no batch of {s.batch_size}; "
+            "lower --batch-size or build more data"
+        )
+    eval_fn = _eval_fn(s, env, inputs, pad_id)
+    if env.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / RUN_FILE, inputs.run)
+        logger.info(
+            f"pretraining {s.config} ({model.num_parameters() / 1e6:.1f}M parameters) on {len(train_data):,} "
+            f"instances; batch {s.batch_size} = {env.world_size} process(es) x {s.grad_accum} x "
+            f"{s.batch_size // (s.grad_accum * env.world_size)}; "
+            + (f"{s.budget_minutes:g} minutes" if s.budget_minutes else f"{s.max_steps:,} steps")
+            + f", {s.optimizer} lr {s.lr:g} (warmup {s.warmup_steps:,}); device {env.device}"
+        )
+
+    def save(m: Any, folder: Path) -> None:  # a BertForPreTraining
+        m.save_pretrained(folder)
+        inputs.tokenizer.save(folder)
+
+    return _Parts(model, optimizer, scheduler, batches, _loop_config(s, inputs), eval_fn, save)
+
+
+def _loop_config(s: PretrainSettings, inputs: _Inputs) -> TrainConfig:
+    return TrainConfig(
+        out_dir=s.out,
+        max_steps=s.max_steps,
+        max_grad_norm=s.effective_max_grad_norm(),
+        precision=inputs.run["precision"],
+        max_bad_steps=s.max_bad_steps,
+        budget_seconds=s.budget_minutes * 60 if s.budget_minutes else None,
+        log_every=s.log_every,
+        eval_every=s.eval_every,
+        save_every=s.save_every,
+        keep_checkpoints=s.keep_checkpoints,
+        resume=s.resume,
+        time_limit=s.max_minutes * 60 if s.max_minutes else None,
+        progress=s.progress,
+        desc=f"pretrain {s.config}",
+        extra_state={"run": inputs.run["data_fingerprint"]},
+    )
+
+
+def _eval_fn(
+    s: PretrainSettings, env: distributed.DistEnv, inputs: _Inputs, pad_id: int
+) -> Callable[[torch.nn.Module], dict[str, float]] | None:
+    if not env.is_main or s.eval_instances == 0:
+        return None
+    if "eval" not in inputs.manifest["splits"]:
+        logger.info(f"note: {s.data} has no held-out split (build it with --heldout N); no evaluation during training")
+        return None
+    held_out = PretrainingData(s.data, "eval")
+    fixed = eval_batches(held_out, inputs.masker, s.seed, s.eval_instances, s.eval_batch_size, pad_id)
+    return lambda m: evaluate_pretraining(m, fixed, env.device)
+
+
+def _starting_points(s: PretrainSettings, model: Any, train_data: PretrainingData, inputs: _Inputs) -> None:
+    """--unigram-bias and --sinusoidal-positions: start from what the data and geometry state."""
+    with torch.no_grad():
+        if s.unigram_bias:
+            bias = unigram_log_probs(train_data, inputs.config.vocab_size, inputs.tokenizer)
+            model.cls.predictions.bias.copy_(bias)
+        if s.sinusoidal_positions:
+            table = model.bert.embeddings.position_embeddings.weight
+            positions, dim = table.shape
+            table.copy_(sinusoidal_table(positions, dim, std=inputs.config.initializer_range))
+
+
+# checks ---------------------------------------------------------------------------------------------
+
+
+def load_config(spec: str, vocab_size: int, seq_len: int, dropout: float | None) -> Any:
     """A preset name (tiny, mini, ..., L4-H256) or a config.json; checked against the data."""
     from bertkit.model import BertConfig
 
@@ -203,241 +402,47 @@ def data_fingerprint(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _check_out(out: Path, run: dict[str, Any], resume: bool) -> None:
-    """An out folder is new, empty, or this very run (with --resume)."""
+def _check_out(out: Path, run: dict[str, Any], resume: bool, overwrite: bool) -> None:
+    """An out folder is new, empty, this very run (with --resume), or anything with --overwrite."""
     run_file = out / RUN_FILE
-    if run_file.is_file():
-        if not resume:
-            raise BertkitError(
-                f"{out}: the folder holds another run ({RUN_FILE}); pass --resume to continue it or choose a new --out"
-            )
+    if resume and run_file.is_file():
         try:
-            old = json.loads(run_file.read_text())
-        except json.JSONDecodeError:
+            old = json.loads(run_file.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
             raise InputFileError(run_file, "unreadable; delete the folder or choose a new --out") from None
-        differ = [k for k in run if k in _MUST_MATCH and old.get(k) != run[k]]
+        differ = sorted(k for k in MUST_MATCH if not isinstance(old, dict) or old.get(k) != run.get(k))
         if differ:
             raise BertkitError(
                 f"{out}: --resume with different settings ({', '.join(differ)}) would not continue the same run; "
                 "use the original settings or a new --out"
             )
-    elif out.is_dir() and any(p for p in out.iterdir() if not p.name.startswith(".")):
-        raise BertkitError(f"{out}: the folder is not empty and holds no bertkit run; choose a new or empty --out")
+        return
+    if overwrite:
+        return
+    if run_file.is_file():
+        raise BertkitError(
+            f"{out}: the folder holds another run ({RUN_FILE}); pass --resume to continue it, --overwrite to "
+            "replace it, or choose a new --out"
+        )
+    if out.is_dir() and any(out.iterdir()):
+        raise BertkitError(
+            f"{out}: the folder is not empty and holds no bertkit run; choose a new or empty --out (or --overwrite)"
+        )
 
 
-_MUST_MATCH = (
-    "data",
-    "config",
-    "batch_size",
-    "grad_accum",
-    "max_steps",
-    "lr",
-    "warmup_steps",
-    "weight_decay",
-    "seed",
-    "whole_word_mask",
-    "mlm_probability",
-    "max_predictions",
-    "length_grouping",
-    "bf16",
-)
+def _on_main(env: distributed.DistEnv, check: Callable[[], None]) -> None:
+    """Run a check on rank 0 only; every rank raises if it fails (none waits at a barrier forever)."""
+    error: BertkitError | None = None
+    if env.is_main:
+        try:
+            check()
+        except BertkitError as err:
+            error = err
+    if env.any(error is not None):
+        raise error or BertkitError("rank 0 refused the run (its message says why)")
 
 
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def pretrain(s: PretrainSettings) -> TrainState:
-    """Check everything, then run the loop; returns the loop's final state."""
-    from bertkit.data.build import tokenizer_fingerprint
-    from bertkit.model import BertForPreTraining
-    from bertkit.tokenizers import Tokenizer
-    from bertkit.train import distributed
-    from bertkit.train.optim import build_optimizer, linear_schedule
-
-    for name in ("batch_size", "grad_accum", "max_steps", "log_every"):
-        if getattr(s, name) < 1:
-            raise BertkitError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(s, name)}")
-    if s.lr <= 0:
-        raise BertkitError(f"--lr must be positive, got {s.lr}")
-    data_dir, out = Path(s.data), Path(s.out)
-    manifest = read_manifest(data_dir)
-    built = manifest["settings"]
-    seq_len = int(built["max_seq_len"])
-    if s.seq_len is not None and s.seq_len != seq_len:
-        raise BertkitError(
-            f"--seq-len {s.seq_len} differs from the data's max_seq_len {seq_len}; rebuild the data with "
-            f"`bertkit pretrain-data --max-seq-len {s.seq_len}` or drop --seq-len"
-        )
-    tok_dir = Path(s.tokenizer) if s.tokenizer else data_dir / "tokenizer"
-    tokenizer = Tokenizer.from_pretrained(tok_dir)
-    if tokenizer_fingerprint(tokenizer) != manifest["tokenizer"]["fingerprint"]:
-        raise BertkitError(
-            f"{data_dir} was built with a different tokenizer than {tok_dir} (fingerprints "
-            f"{manifest['tokenizer']['fingerprint']} vs {tokenizer_fingerprint(tokenizer)}); rebuild the data "
-            "with this tokenizer or pass the one it was built with"
-        )
-    config = load_config(s.config, len(tokenizer), seq_len, s.dropout)
-    if s.bf16 and not _bf16_is_fast(s.device):
-        raise BertkitError(
-            "--bf16: this CPU has no native bfloat16 (AVX-512 BF16 / AMX), where bf16 matmuls run ~100x "
-            "slower than fp32; drop --bf16 (or train on a GPU / a CPU with AVX-512 BF16)"
-        )
-
-    env = distributed.setup(s.device, s.threads)
-    try:
-        parts = s.grad_accum * env.world_size
-        if s.batch_size % parts:
-            raise BertkitError(
-                f"--batch-size {s.batch_size} must divide into {env.world_size} process(es) x "
-                f"{s.grad_accum} accumulation step(s); use a multiple of {parts}"
-            )
-        whole_word = built["whole_word_mask"] if s.whole_word_mask is None else s.whole_word_mask
-        masker = Masker.from_tokenizer(
-            tokenizer,
-            whole_word=whole_word,
-            mlm_probability=s.mlm_probability or built["masked_lm_prob"],
-            max_predictions=s.max_predictions or built["max_predictions_per_seq"],
-        )
-        run = {
-            "data": data_fingerprint(manifest),
-            "config": config.to_dict(),
-            "batch_size": s.batch_size,
-            "grad_accum": s.grad_accum,
-            "max_steps": s.max_steps,
-            "lr": s.lr,
-            "warmup_steps": s.warmup_steps,
-            "weight_decay": s.weight_decay,
-            "seed": s.seed,
-            "whole_word_mask": whole_word,
-            "mlm_probability": masker.mlm_probability,
-            "max_predictions": masker.max_predictions,
-            "length_grouping": s.length_grouping,
-            "bf16": s.bf16,
-            "settings": asdict(s),
-            "world_size": env.world_size,
-        }
-        if env.is_main:
-            _check_out(out, run, s.resume)
-        env.barrier()
-        train_data = PretrainingData(data_dir, "train")
-        _seed_everything(s.seed)
-        model = BertForPreTraining(config).to(env.device)
-        resuming = resume_point(out, s.resume) is not None
-        if s.unigram_bias and not resuming:  # a resumed run gets the bias from its checkpoint
-            with torch.no_grad():
-                model.cls.predictions.bias.copy_(unigram_log_probs(train_data, config.vocab_size, tokenizer))
-        if s.sinusoidal_positions and not resuming:
-            with torch.no_grad():
-                table = model.bert.embeddings.position_embeddings.weight
-                table.copy_(sinusoidal_table(*table.shape, std=config.initializer_range))
-        optimizer = build_optimizer(model, lr=s.lr, weight_decay=s.weight_decay, eps=s.adam_eps)
-        scheduler = linear_schedule(optimizer, s.warmup_steps, s.max_steps)
-        pad_id = tokenizer.token_to_id("[PAD]") or 0
-        collate = PretrainingCollator(train_data, masker, s.seed, pad_id)
-        if s.length_grouping:
-            plan = lambda epoch: length_grouped_plan(train_data.lengths, s.batch_size, s.seed, epoch)  # noqa: E731
-        else:
-            plan = lambda epoch: random_plan(len(train_data), s.batch_size, s.seed, epoch)  # noqa: E731
-        batches = IndexBatches(plan, collate, s.grad_accum, env.rank, env.world_size)
-        if batches.steps_per_epoch() == 0:
-            raise BertkitError(
-                f"{data_dir}: {len(train_data)} training instances make no batch of {s.batch_size}; "
-                "lower --batch-size or build more data"
-            )
-        eval_fn = None
-        if "eval" in manifest["splits"] and s.eval_instances > 0 and env.is_main:
-            held = eval_batches(
-                PretrainingData(data_dir, "eval"), masker, s.seed, s.eval_instances, s.eval_batch_size, pad_id
-            )
-            eval_fn = lambda m: evaluate_pretraining(m, held, env.device)  # noqa: E731
-        elif env.is_main:
-            print(f"note: {data_dir} has no held-out split (build it with --heldout N); no evaluation during training")
-        if env.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            tmp = out / f".{RUN_FILE}.tmp"
-            tmp.write_text(json.dumps(run, indent=2, default=str) + "\n")
-            os.replace(tmp, out / RUN_FILE)
-            n_params = model.num_parameters()
-            print(
-                f"pretraining {s.config} ({n_params / 1e6:.1f}M parameters) on {len(train_data):,} instances; "
-                f"batch {s.batch_size} = {env.world_size} process(es) x {s.grad_accum} x {s.batch_size // parts}; "
-                f"{s.max_steps:,} steps, lr {s.lr:g} (warmup {s.warmup_steps:,}); device {env.device}",
-                flush=True,
-            )
-
-        def save(m, folder: Path) -> None:
-            m.save_pretrained(folder)
-            tokenizer.save(folder)
-
-        loop = TrainConfig(
-            out_dir=out,
-            max_steps=s.max_steps,
-            max_grad_norm=s.max_grad_norm,
-            bf16=s.bf16,
-            log_every=s.log_every,
-            eval_every=s.eval_every,
-            save_every=s.save_every,
-            keep_checkpoints=s.keep_checkpoints,
-            resume=s.resume,
-            time_limit=s.max_minutes * 60 if s.max_minutes else None,
-            progress=s.progress,
-            desc=f"pretrain {s.config}",
-            extra_state={"run": run["data"]},
-        )
-        started = time.time()
-        state = train(
-            model, optimizer, scheduler, batches, loop, task=PretrainingTask(), eval_fn=eval_fn, env=env, save_fn=save
-        )
-        if env.is_main and not state.interrupted:
-            summary = {
-                "step": state.step,
-                "stop_reason": state.stop_reason or "max_steps",
-                "wall_seconds": round(time.time() - started, 1),
-                "train_seconds": round(state.train_seconds, 1),
-                "tokens": state.tokens,
-                "eval": state.last_eval,
-            }
-            (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        return state
-    finally:
-        distributed.cleanup(env)
-
-
-def unigram_log_probs(data: PretrainingData, vocab_size: int, tokenizer) -> torch.Tensor:
-    """log P(word) over the training tokens (add-one smoothed; special tokens, never targets, ~0).
-
-    Why: a fresh decoder predicts every word alike (loss ln 30,522 = 10.3) and the first few
-    hundred steps go to learning word frequencies -- which the data states exactly. Starting the
-    bias there ("init well") gives short runs a lower loss throughout (docs/pretraining.md has
-    the measured effect). Off by default: the seed's recipe starts from zero.
-    """
-    counts = data.token_counts(vocab_size).astype(np.float64)
-    counts[[i for i in tokenizer.all_special_ids if i < vocab_size]] = 0.0
-    counts += 1.0
-    return torch.from_numpy(np.log(counts / counts.sum())).float()
-
-
-def sinusoidal_table(positions: int, dim: int, std: float = 0.02) -> torch.Tensor:
-    """The Transformer's sin/cos position table, scaled to the word embeddings' spread (std).
-
-    Why: random position vectors are unrelated to each other, so "look at the previous word" must
-    be learned for each position separately; with sinusoids it is one linear map for all of them,
-    which a short run can find. Still a learned embedding: only its starting point changes.
-    """
-    pos = torch.arange(positions, dtype=torch.float64)[:, None]
-    freq = torch.exp(-math.log(10_000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
-    table = torch.zeros(positions, dim, dtype=torch.float64)
-    table[:, 0::2] = torch.sin(pos * freq)
-    table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
-    return (table * (std * math.sqrt(2.0))).float()  # sin/cos have RMS 1/sqrt(2)
-
-
-def _bf16_is_fast(device: str) -> bool:
-    if device != "cpu" and torch.cuda.is_available():
-        return True
-    from bertkit.inference import half_is_native
-
-    return half_is_native("bfloat16")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bertkit.cli.finetune import DEMO_RUNS, demo_step
 
 
@@ -32,3 +34,46 @@ def test_finetune_step_stops_when_a_run_is_interrupted(tmp_path, monkeypatch, mi
     with pytest.raises(BertkitError, match="fine-tuning classify was interrupted"):
         demo_step(tmp_path / "out")
     assert calls == ["classify"]
+
+
+def _small_corpus(folder, books):
+    from bertkit.data.python_docs import Corpus
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for path in books[:4]:
+        text = path.read_text()[20_000:32_000]
+        files.append(folder / path.name)
+        files[-1].write_text(text[text.index("\n\n") + 2 :])
+    return Corpus(files, "4 slices of books", True)
+
+
+@pytest.mark.slow
+def test_pretrain_step_touches_only_folders_it_made(tmp_path, monkeypatch, shared_data, minilm_dir, capsys):
+    """`demo --out DIR` refuses DIR/pretrain-data of the user's; it replaces only its own earlier output."""
+    import dataclasses
+
+    from bertkit.cli import pretrain as pretrain_cli
+    from bertkit.cli.demo_out import DEMO_MARK
+    from bertkit.data import python_docs
+    from bertkit.errors import BertkitError
+    from bertkit.train import recipes
+
+    books = sorted(shared_data("corpus", "books").glob("*.txt"))
+    monkeypatch.setattr(python_docs, "default_corpus", lambda folder, every=1: _small_corpus(tmp_path / "c", books))
+    quick = dataclasses.replace(recipes.DEMO.settings, budget_minutes=0.05, eval_instances=16, progress=False)
+    monkeypatch.setattr(recipes, "DEMO", dataclasses.replace(recipes.DEMO, settings=quick))
+    out = tmp_path / "demo-out"
+    (out / "pretrain-data").mkdir(parents=True)
+    (out / "pretrain-data" / "mine.txt").write_text("the user's")
+    with pytest.raises(BertkitError, match="pretrain-data: exists and was not made by the demo"):
+        pretrain_cli.demo_step(out)
+    assert sorted(p.name for p in (out / "pretrain-data").iterdir()) == ["mine.txt"]
+    assert not (out / "pretrain-tiny").exists()
+
+    (out / "pretrain-data" / "mine.txt").unlink()
+    for _ in range(2):  # the second time it replaces what the first made
+        pretrain_cli.demo_step(out)
+        assert (out / "pretrain-tiny" / "model.safetensors").is_file() and (out / "pretrain-tiny" / DEMO_MARK).is_file()
+    printed = capsys.readouterr().out
+    assert "fill-mask with the model" in printed and "pretraining with the demo recipe" in printed

@@ -165,3 +165,63 @@ def test_npy_appender_writes_standard_npy(tmp_path):
     with NpyAppender(tmp_path / "e.npy", np.uint16):
         pass
     assert np.load(tmp_path / "e.npy", mmap_mode="r").shape == (0,)
+
+
+def test_the_out_folder_must_be_new_unless_overwrite(books, minilm_dir, tmp_path, capsys):
+    from bertkit.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    args = ["pretrain-data", str(books), "--tokenizer", str(minilm_dir), "--out", str(out), "--max-seq-len", "64"]
+    assert main([*args, "--no-progress"]) == 2
+    assert "not empty" in capsys.readouterr().err and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert main([*args, "--no-progress", "--overwrite"]) == 0
+    (out / "tokenizer" / "stale.json").write_text("{}")  # an earlier build's leftovers ...
+    assert main([*args, "--no-progress", "--overwrite", "--seed", "7"]) == 0
+    assert not (out / "tokenizer" / "stale.json").exists()  # ... never mix with the new one
+    assert (out / "notes.txt").read_text() == "mine" and read_manifest(out)["settings"]["seed"] == 7
+
+
+def test_build_flags_come_from_the_settings_and_old_names_still_work(books, minilm_dir, tmp_path, capsys, caplog):
+    import logging
+
+    from bertkit.cli import main
+
+    base = ["pretrain-data", str(books), "--tokenizer", str(minilm_dir), "--no-progress", "--max-seq-len", "512"]
+    with caplog.at_level(logging.WARNING, logger="bertkit"):
+        assert (
+            main([*base, "--out", str(tmp_path / "a"), "--masked-lm-prob", "0.2", "--max-predictions-per-seq", "20"])
+            == 0
+        )
+    assert "--masked-lm-prob is renamed --mlm-probability" in capsys.readouterr().err
+    assert "--max-predictions 20 masks at most 3.9% of a 512-token sequence" in caplog.text
+    settings = read_manifest(tmp_path / "a")["settings"]
+    assert settings["mlm_probability"] == 0.2 and settings["max_predictions"] == 20
+    assert settings["seed"] == BuildSettings().seed == 42  # one default seed everywhere
+    assert BuildSettings(max_seq_len=128).resolved_max_predictions() == 20
+    assert BuildSettings(max_seq_len=512).resolved_max_predictions() == 77
+
+
+def test_shards_appear_only_when_complete(tmp_path):
+    w = NpyAppender(tmp_path / "a.npy", np.int64)
+    w.append(np.arange(5))
+    assert not (tmp_path / "a.npy").exists()  # still under a temporary name
+    w.close()
+    assert np.load(tmp_path / "a.npy").tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(RuntimeError), NpyAppender(tmp_path / "b.npy", np.int64) as w:
+        w.append(np.arange(3))
+        raise RuntimeError("a build error")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]  # no partial b.npy, no temporary file
+
+
+def test_ids_that_need_more_than_16_bits_are_stored_wider(books, minilm_dir, tmp_path):
+    from bertkit.data.shards import id_dtype
+
+    assert id_dtype(65536) == np.uint16 and id_dtype(65537) == np.int32  # the largest id + 1, not the count
+    _build(books, minilm_dir, tmp_path / "d", max_seq_len=64)
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    manifest["tokenizer"]["id_bound"] = 70_001  # a sparse vocabulary whose largest id is 70,000
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputFileError, match="ids stored as uint16 cannot hold the tokenizer's ids .up to 70000"):
+        PretrainingData(tmp_path / "d")

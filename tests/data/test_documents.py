@@ -67,3 +67,32 @@ def test_expand_inputs_sorts_recurses_and_dedupes(tmp_path):
         (tmp_path / name).write_text("x")
     files = expand_inputs([tmp_path, tmp_path / "a.txt"])
     assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a.txt", "b/1.txt", "b/2.txt"]
+
+
+def _best_time(text, repeats=7):
+    """The least CPU time (not wall time: the machine is shared) of a few runs, without GC pauses."""
+    import gc
+    import time
+
+    best = float("inf")
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            start = time.process_time()
+            split_sentences(text)
+            best = min(best, time.process_time() - start)
+    finally:
+        gc.enable()
+    return best
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["a", ".", "a.", "x! ", '""".', "Mr. "],
+    ids=["long-token", "dot-run", "dotted-token", "many-ends", "quotes", "abbreviations"],
+)
+def test_the_splitter_is_linear(unit):
+    """time at 4n <= 6x time at n from 10k to 160k characters (it was quadratic on a long token)."""
+    times = [_best_time(unit * (n // len(unit)) + " The end.") for n in (10_000, 40_000, 160_000)]
+    for small, large in zip(times, times[1:]):
+        assert large <= 6 * small + 2e-3, times  # + 2 ms: timer noise on a busy machine

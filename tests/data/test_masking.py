@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from bertkit.data.masking import IGNORE, Masker, sequence_rng, word_starts_from_word_ids
+from bertkit.constants import IGNORE_INDEX
+from bertkit.data.masking import Masker, sequence_rng, word_starts_from_word_ids
 from bertkit.errors import BertkitError
 
 V, MASK, CLS, SEP, PAD = 1000, 4, 2, 3, 0
@@ -15,7 +16,7 @@ def _sequence(rng, n):
 
 
 def test_exactly_15_percent_of_non_special_tokens_capped():
-    m = Masker(V, MASK, SPECIAL, max_predictions=20)
+    m = Masker(V, MASK, SPECIAL, mlm_probability=0.15, max_predictions=20)
     rng = np.random.default_rng(0)
     for n in (5, 20, 64, 100, 128):
         ids = _sequence(rng, n)
@@ -28,7 +29,7 @@ def test_exactly_15_percent_of_non_special_tokens_capped():
 
 def test_the_15_percent_rate_on_a_large_sample():
     # without the cap, the chosen fraction of non-special tokens is 15% up to rounding
-    m = Masker(V, MASK, SPECIAL, max_predictions=10_000)
+    m = Masker(V, MASK, SPECIAL, mlm_probability=0.15, max_predictions=10_000)
     rng = np.random.default_rng(1)
     chosen = candidates = 0
     for i in range(2000):
@@ -40,7 +41,7 @@ def test_the_15_percent_rate_on_a_large_sample():
 
 
 def test_80_10_10_on_a_large_sample():
-    m = Masker(V, MASK, SPECIAL, max_predictions=10_000)
+    m = Masker(V, MASK, SPECIAL, mlm_probability=0.15, max_predictions=10_000)
     rng = np.random.default_rng(2)
     kinds = np.zeros(3)
     random_tokens = []
@@ -67,7 +68,7 @@ def test_80_10_10_on_a_large_sample():
 
 
 def test_whole_word_masking_masks_every_piece_of_a_word():
-    m = Masker(V, MASK, SPECIAL, whole_word=True, max_predictions=10_000)
+    m = Masker(V, MASK, SPECIAL, mlm_probability=0.15, whole_word=True, max_predictions=10_000)
     rng = np.random.default_rng(3)
     total = 0
     for i in range(500):
@@ -125,20 +126,22 @@ def test_whole_words_with_every_tokenizer_kind(model):
 
 
 def test_masking_is_a_pure_function_of_the_stream():
-    m = Masker(V, MASK, SPECIAL)
+    m = Masker(V, MASK, SPECIAL, mlm_probability=0.15, max_predictions=20)
     ids = _sequence(np.random.default_rng(4), 128)
     a = m.mask_labels(ids, None, sequence_rng(7, 1, 2))
     b = m.mask_labels(ids, None, sequence_rng(7, 1, 2))
     c = m.mask_labels(ids, None, sequence_rng(7, 1, 3))
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert not np.array_equal(a[1], c[1])
-    assert (a[1] != IGNORE).sum() == 19
+    assert (a[1] != IGNORE_INDEX).sum() == 19
 
 
 def test_bad_settings():
     with pytest.raises(BertkitError, match="mlm_probability"):
-        Masker(V, MASK, SPECIAL, mlm_probability=1.5)
+        Masker(V, MASK, SPECIAL, mlm_probability=1.5, max_predictions=20)
     with pytest.raises(BertkitError, match="mask id"):
-        Masker(V, V + 3, SPECIAL)
+        Masker(V, V + 3, SPECIAL, mlm_probability=0.15, max_predictions=20)
     with pytest.raises(BertkitError, match="word starts"):
-        Masker(V, MASK, SPECIAL, whole_word=True)(np.array([2, 10, 11, 3]), None, sequence_rng(0))
+        Masker(V, MASK, SPECIAL, mlm_probability=0.15, max_predictions=20, whole_word=True)(
+            np.array([2, 10, 11, 3]), None, sequence_rng(0)
+        )

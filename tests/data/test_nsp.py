@@ -45,7 +45,7 @@ def test_layout_lengths_and_segments():
 
 def test_is_next_b_continues_a_and_not_next_comes_from_another_document():
     docs = _corpus()
-    b = PairBuilder(max_seq_len=64, cls_id=CLS, sep_id=SEP)
+    b = PairBuilder(max_seq_len=64, cls_id=CLS, sep_id=SEP, short_seq_prob=0.1)
     for d, inst in _all_instances(docs, b):
         a = [_origin(t) for t in inst.ids[1 : inst.len_a - 1]]
         bb = [_origin(t) for t in inst.ids[inst.len_a : -1]]
@@ -76,7 +76,7 @@ def test_without_truncation_is_next_b_starts_right_after_a():
 def test_the_50_50_balance_holds_in_the_output():
     # long sentences make one-sentence chunks common: Google's rule (always notNext) skews here
     docs = _corpus(n_docs=800, seed=1, max_sents=12, max_len=90)
-    b = PairBuilder(max_seq_len=64, cls_id=CLS, sep_id=SEP)
+    b = PairBuilder(max_seq_len=64, cls_id=CLS, sep_id=SEP, short_seq_prob=0.1)
     labels = np.array([inst.is_random_next for _, inst in _all_instances(docs, b)])
     n = len(labels)
     assert n > 2000
@@ -125,6 +125,8 @@ def test_truncation_trims_the_longer_side_from_both_ends():
 
 def test_needs_two_documents_and_a_sane_length():
     with pytest.raises(BertkitError, match="at least 2 documents"):
-        PairBuilder(32, CLS, SEP).instances([Document.from_sentences([[5, 6], [7, 8]])], 0, np.random.default_rng(0))
+        PairBuilder(32, CLS, SEP, 0.1).instances(
+            [Document.from_sentences([[5, 6], [7, 8]])], 0, np.random.default_rng(0)
+        )
     with pytest.raises(BertkitError, match="max_seq_len"):
-        PairBuilder(4, CLS, SEP)
+        PairBuilder(4, CLS, SEP, 0.1)

@@ -16,6 +16,12 @@ def test_without_data_the_corpus_is_pythons_documentation(tmp_path, monkeypatch)
     monkeypatch.setenv("BERTKIT_DATA", str(tmp_path / "absent"))
     folder = tmp_path / "docs"
     folder.mkdir()
+    (folder / "mine.txt").write_text("a user's own file\n")
+    with pytest.raises(BertkitError, match="not written by bertkit"):
+        default_corpus(folder)  # a folder bertkit did not write is never cleared
+    assert (folder / "mine.txt").read_text() == "a user's own file\n"
+    (folder / "mine.txt").unlink()
+    default_corpus(folder, max_bytes=1000)
     (folder / "stale.txt").write_text("left by an earlier run\n")
     corpus = default_corpus(folder, every=3, max_bytes=1000)  # both apply to the books only
     assert not corpus.shared

@@ -15,7 +15,7 @@ def _run(tmp, steps=None, epochs=None, batch=16, accum=1, dropout=0.1, seed=0, *
     x, y = toy_data()
     torch.manual_seed(seed)
     model = ToyModel(dropout)
-    opt = build_optimizer(model, lr=1e-2)
+    opt = build_optimizer(model, kind="adamw", lr=1e-2, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
     total = steps or 64
     sched = linear_schedule(opt, 4, total)
     config = TrainConfig(out_dir=tmp, max_steps=steps, epochs=epochs, progress=False, **cfg)
@@ -75,7 +75,7 @@ def test_stop_and_resume_is_bitwise_identical(tmp_path):
     x, y = toy_data()
     torch.manual_seed(0)
     model = ToyModel()
-    opt = build_optimizer(model, lr=1e-2)
+    opt = build_optimizer(model, kind="adamw", lr=1e-2, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
     sched = linear_schedule(opt, 4, 30)
     out = tmp_path / "parts"
     state = train(
@@ -118,3 +118,30 @@ def test_needs_a_length_and_a_known_best_metric(tmp_path):
         _run(tmp_path / "a")  # neither max_steps nor epochs... (steps=None)
     with pytest.raises(BertkitError, match="best_metric"):
         _run(tmp_path / "b", steps=4, eval_every=2, best_metric="f1", plot=False)
+
+
+def test_plotting_leaves_the_host_matplotlib_alone(tmp_path):
+    """No matplotlib.use(), no pyplot: a notebook's backend and figures are untouched."""
+    import subprocess
+    import sys
+
+    backend = "dict.__getitem__(matplotlib.rcParams, 'backend')"  # read without resolving it (that loads pyplot)
+    points = "[{'step': 1, 'loss': 2.0}, {'step': 2, 'loss': 1.5, 'eval_loss': 1.7}]"
+    code = (
+        f"import sys, matplotlib; before = {backend}; from bertkit.train.curves import plot_log; "
+        f"plot_log({points}, {str(tmp_path / 'c.png')!r}); "
+        f"print('matplotlib.pyplot' in sys.modules, {backend} == before)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_loop_prints_nothing_and_logs_through_logging(tmp_path, capsys, caplog):
+    import logging
+
+    _run(tmp_path, steps=13, log_every=1, plot=False, save_every=7)
+    with caplog.at_level(logging.INFO, logger="bertkit"):
+        _run(tmp_path, steps=15, log_every=1, plot=False, resume=True)
+    assert capsys.readouterr().out == ""
+    assert "resumed from" in caplog.text and "checkpoint-00000013 (step 13)" in caplog.text

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from bertkit.cli import main
 from bertkit.data.build import BuildSettings, build_pretraining_data
-from bertkit.inference import half_is_native
+from bertkit.hardware import cpu_has_native
 from bertkit.train.curves import read_log
 
 SMALL = {
@@ -136,7 +136,8 @@ def test_bad_input_gives_one_line_errors(data, small_config, tmp_path, capsys):
 
     base = _args(data, small_config, tmp_path / "a", "--max-steps", 2)
     assert "different tokenizer" in error(*base, "--tokenizer", _other_tokenizer(tmp_path))
-    assert "--seq-len 128 differs from the data's max_seq_len 64" in error(*base, "--seq-len", 128)
+    assert "--max-seq-len 128 differs from the data's max_seq_len 64" in error(*base, "--max-seq-len", 128)
+    assert "--max-seq-len 128 differs" in error(*base, "--seq-len", 128)  # the old spelling, a hidden alias
     bad_cfg = tmp_path / "bad.json"
     bad_cfg.write_text(json.dumps(dict(SMALL, vocab_size=1000)))
     assert "vocab_size 1000 is smaller" in error(*_args(data, bad_cfg, tmp_path / "b", "--max-steps", 2))
@@ -154,12 +155,15 @@ def test_bad_input_gives_one_line_errors(data, small_config, tmp_path, capsys):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("x")
     assert "not empty" in error(*_args(data, small_config, tmp_path / "junk", "--max-steps", 2))
-    bf16_run = _args(data, small_config, tmp_path / "e", "--max-steps", 2, "--bf16")
-    if half_is_native("bfloat16"):  # AVX-512 BF16 / AMX: the bf16 path runs
+    bf16_run = _args(data, small_config, tmp_path / "e", "--max-steps", 2, "--precision", "bf16")
+    if cpu_has_native("bf16"):  # AVX-512 BF16 / AMX: the bf16 path runs
         assert main(list(map(str, bf16_run))) == 0
     else:  # emulated bf16 would be far slower than float32: refused in one line
         msg = error(*bf16_run)
-        assert "--bf16" in msg and "\n" not in msg
+        assert "--precision bf16" in msg and "\n" not in msg
+    assert "--precision fp16: float16 training needs a GPU" in error(
+        *_args(data, small_config, tmp_path / "f", "--max-steps", 2, "--precision", "fp16", "--device", "cpu")
+    )
 
 
 def _other_tokenizer(tmp_path):
@@ -263,7 +267,7 @@ def test_two_gloo_processes_equal_one_process(data, small_config, tmp_path):
         timeout=300,
     )
     assert two.returncode == 0, two.stdout + two.stderr
-    assert "2 process(es) x 1 x 4" in two.stdout
+    assert "2 process(es) x 1 x 4" in two.stderr  # progress lines go to stderr (logging)
     a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
@@ -281,7 +285,7 @@ def test_unigram_bias_starts_at_the_unigram_loss(data, tmp_path):
 
     from bertkit.data.shards import PretrainingData
     from bertkit.tokenizers import Tokenizer
-    from bertkit.train.pretrain import unigram_log_probs
+    from bertkit.train.init import unigram_log_probs
 
     train = PretrainingData(data, "train")
     tok = Tokenizer.from_pretrained(data / "tokenizer")
@@ -312,7 +316,7 @@ def test_unigram_bias_starts_at_the_unigram_loss(data, tmp_path):
 
 def test_sinusoidal_positions_relate_neighbours_by_one_linear_map(data, tmp_path):
     """--sinusoidal-positions: the table at p+k is one fixed linear map of the table at p, for every p."""
-    from bertkit.train.pretrain import sinusoidal_table
+    from bertkit.train.init import sinusoidal_table
 
     table = sinusoidal_table(128, 64, std=0.02).double()
     assert table.shape == (128, 64)
@@ -346,3 +350,95 @@ def test_sinusoidal_positions_relate_neighbours_by_one_linear_map(data, tmp_path
     start = sinusoidal_table(*learned.shape)
     assert (learned - start).abs().max() < 5e-3  # three Adam steps (lr <= 1e-3) away from the sinusoids
     assert (learned - start).abs().max() > 0  # and still trained
+
+
+def test_an_injected_nan_ends_the_run_non_zero_with_finite_checkpoints(
+    data, small_config, tmp_path, monkeypatch, capsys
+):
+    """Issue 13's done-when: NaN from step 5 on; the run stops, exit status 2, nothing poisoned saved."""
+    from bertkit.train import pretrain as module
+
+    real, calls = module.PretrainingObjective.loss, [0]
+
+    def poisoned(self, model, batch):
+        calls[0] += 1
+        sums, metrics = real(self, model, batch)
+        return ({k: v * float("nan") for k, v in sums.items()} if calls[0] >= 5 else sums), metrics
+
+    monkeypatch.setattr(module.PretrainingObjective, "loss", poisoned)
+    out = tmp_path / "nan"
+    flags = ["--max-steps", 40, "--save-every", 2, "--eval-every", 0, "--max-bad-steps", 3, "--log-every", 1]
+    assert main(_args(data, small_config, out, *flags)) == 2
+    err = capsys.readouterr().err
+    assert "more than 3 steps in a row had a non-finite loss" in err and "step 5: non-finite loss" in err
+    newest = sorted((out / "checkpoints").glob("checkpoint-*"))[-1]
+    assert newest.name == "checkpoint-00000008"  # steps 5..8 skipped, then the stop
+    assert all(bool(torch.isfinite(t).all()) for t in load_file(str(newest / "model.safetensors")).values())
+    assert not (out / "model.safetensors").exists()  # no final model: the run failed
+    assert [r.get("skipped", 0) for r in read_log(out / "log.jsonl") if "loss" in r][3:] == [0, 1, 1, 1, 1]
+
+
+def test_resume_after_truncating_the_newest_checkpoint_is_bitwise_identical(data, small_config, tmp_path, monkeypatch):
+    """Issue 13's done-when: the resume falls back to the previous checkpoint and ends as an uncut run."""
+    from bertkit.train.steps import Run
+
+    steps = ["--max-steps", 12, "--save-every", 4, "--log-every", 1, "--eval-every", 0]
+    assert main(_args(data, small_config, tmp_path / "full", *steps)) == 0
+    out = tmp_path / "cut"
+    real = Run.after_step
+
+    def stop_at_8(self, interrupted):  # as a kill right after the save of step 8
+        real(self, interrupted)
+        self.state.should_stop = self.state.should_stop or self.state.step >= 8
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Run, "after_step", stop_at_8)
+        assert main(_args(data, small_config, out, *steps)) == 0
+    newest = out / "checkpoints" / "checkpoint-00000008"
+    weights = (newest / "model.safetensors").read_bytes()
+    (newest / "model.safetensors").write_bytes(weights[: len(weights) // 3])
+    assert main(_args(data, small_config, out, *steps, "--resume")) == 0
+    a, b = _weights(tmp_path / "full"), _weights(out)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert [r["step"] for r in read_log(out / "log.jsonl") if "loss" in r] == list(range(1, 13))
+
+
+@pytest.fixture(scope="module")
+def data512(shared_data, minilm_dir, tmp_path_factory):
+    src = sorted(shared_data("corpus", "books").glob("*.txt"))[20:23]
+    books = tmp_path_factory.mktemp("books512")
+    for path in src:
+        text = path.read_text()[30_000:90_000]
+        (books / path.name).write_text(text[text.index("\n\n") + 2 :])
+    out = tmp_path_factory.mktemp("data512") / "d"
+    build_pretraining_data([books], minilm_dir, out, BuildSettings(max_seq_len=512), progress=False, log=lambda s: None)
+    return out
+
+
+@pytest.mark.parametrize("length", [128, 512])
+def test_masking_keeps_15_percent_at_any_length(data, data512, length, caplog):
+    """--max-predictions defaults to ceil(0.15 x length): 20 at 128 (Google's), 77 at 512 (not 20: 4%)."""
+    import logging
+
+    from bertkit.data.batching import PretrainingCollator
+    from bertkit.data.shards import PretrainingData
+    from bertkit.tokenizers import Tokenizer
+    from bertkit.train.pretrain import _masker
+    from bertkit.train.settings import PretrainSettings
+
+    folder = data512 if length == 512 else data
+    train = PretrainingData(folder, "train")
+    tok = Tokenizer.from_pretrained(folder / "tokenizer")
+    built = dict(train.manifest["settings"], max_seq_len=length)
+    masker = _masker(PretrainSettings(data=str(folder)), built, tok, len(tok), length)
+    assert masker.max_predictions == {128: 20, 512: 77}[length] and masker.mlm_probability == 0.15
+    collate = PretrainingCollator(train, masker, seed=0)
+    batch = collate(range(min(len(train), 64)))
+    real = batch["attention_mask"].sum() - 3 * len(batch["attention_mask"])  # less [CLS] and two [SEP]
+    share = float(batch["labels"].ne(-100).sum() / real)
+    assert abs(share - 0.15) < 0.01, share
+    with caplog.at_level(logging.WARNING, logger="bertkit"):
+        capped = _masker(PretrainSettings(data=str(folder), max_predictions=20), built, tok, len(tok), length)
+    assert capped.max_predictions == 20
+    assert ("--max-predictions 20 masks at most 3.9% of a 512-token sequence" in caplog.text) == (length == 512)
