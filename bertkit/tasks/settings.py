@@ -36,6 +36,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "qa": {"batch_size": 16, "lr": 1e-4, "epochs": 3.0, "max_seq_len": 384, "doc_stride": 128},
 }
 TASKS = tuple(RECIPES)
+# With a frozen encoder only a linear head trains, which takes a far larger rate than the whole network.
+FROZEN_ENCODER_LR = 1e-3
 
 
 def recipe_help(name: str) -> str:
@@ -55,7 +57,7 @@ class FinetuneSettings:
     """The recipe of a run. None means the task's recipe (RECIPES), resolved by `for_task`."""
 
     epochs: float | None = _opt(None, "passes over the training data", recipe=True)
-    lr: float | None = _opt(None, "peak learning rate of AdamW", recipe=True)
+    lr: float | None = _opt(None, "peak learning rate of AdamW (--freeze-encoder: 1e-3)", recipe=True)
     batch_size: int | None = _opt(None, "examples per optimizer step", recipe=True)
     max_seq_len: int | None = _opt(None, "max tokens per input (longer ones are cut, qa/ner: windows)", recipe=True)
     doc_stride: int | None = _opt(None, "qa/ner windows: tokens of overlap between windows", recipe=True)
@@ -91,7 +93,8 @@ class FinetuneSettings:
         """A copy with every None recipe field set from the task's recipe, checked."""
         if task not in RECIPES:
             raise BertkitError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-        filled = {name: value for name, value in RECIPES[task].items() if getattr(self, name) is None}
+        recipe = {**RECIPES[task], **({"lr": FROZEN_ENCODER_LR} if self.freeze_encoder else {})}
+        filled = {name: value for name, value in recipe.items() if getattr(self, name) is None}
         resolved = dataclasses.replace(self, **filled)
         resolved.check()
         return resolved
