@@ -348,7 +348,6 @@ def _demo_folder(folder: Path) -> str:
 def demo_step(out: Path) -> None:
     """Fine-tune MiniLM briefly for sentiment, NER and QA (or reuse earlier runs), then use them."""
     from bertkit.errors import BertkitError
-    from bertkit.pipelines import pipeline
     from bertkit.settings import data_dir, data_path
     from bertkit.tasks.finetune import FinetuneSettings, finetune
 
@@ -398,6 +397,14 @@ def demo_step(out: Path) -> None:
             f"{options['limit_dev']} dev examples: {shown}; model in {folder}",
             flush=True,
         )
+
+    _demo_pipelines(folders)
+
+
+def _demo_pipelines(folders: dict[str, Path]) -> None:
+    """Use the fine-tuned models as a user would: one pipeline per task."""
+    from bertkit.pipelines import pipeline
+    from bertkit.settings import data_dir
 
     if "classify" in folders:
         print("\nsentiment  (bertkit predict sentiment --model DIR TEXT)")

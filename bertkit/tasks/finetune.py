@@ -24,7 +24,7 @@ from bertkit.files import atomic_write_json, require_new_folder
 from bertkit.hardware import resolve_device, resolve_precision
 from bertkit.log import get_logger
 from bertkit.tasks import frozen, outputs
-from bertkit.tasks.adapters import get_task
+from bertkit.tasks.adapters import TaskAdapter, get_task
 from bertkit.tasks.callbacks import EarlyStopping, History, TensorBoard, best_index, require_tensorboard
 from bertkit.tasks.evaluate import evaluate, headline, score
 from bertkit.tasks.examples import DataSource
@@ -151,7 +151,7 @@ def _train(
 ) -> dict[str, Any]:
     """Hand the prepared features to the shared loop; keep the best dev model in `out/best`."""
     from bertkit.train.distributed import DistEnv
-    from bertkit.train.loop import TrainConfig, train
+    from bertkit.train.loop import train
     from bertkit.train.optim import build_optimizer, linear_schedule, warmup_from_ratio
 
     torch.manual_seed(settings.seed)  # dropout masks
@@ -181,24 +181,7 @@ def _train(
         history.full = run_eval(model)
         return headline(history.full)
 
-    config = TrainConfig(
-        out_dir=out,
-        max_steps=steps,
-        epochs=settings.epochs,
-        max_grad_norm=settings.max_grad_norm or None,
-        bf16=precision == "bf16",
-        log_every=settings.log_every,
-        eval_every=settings.eval_every or 0,
-        eval_each_epoch=not settings.skip_eval,
-        save_every=settings.save_every or batches.steps_per_epoch(),
-        keep_checkpoints=2,
-        best_metric=None if settings.skip_eval else prep.task.metric,
-        resume=resume,
-        progress=settings.progress,
-        plot=not settings.skip_eval,
-        save_final=False,
-        desc=f"finetune {record['task']}",
-    )
+    config = _loop_config(settings, out, steps, batches.steps_per_epoch(), prep.task, resume, precision)
     state = train(
         net,
         optimizer,
@@ -230,6 +213,38 @@ def _train(
         "steps": state.step,
         "interrupted": state.interrupted,
     }
+
+
+def _loop_config(
+    settings: FinetuneSettings,
+    out: Path,
+    steps: int,
+    steps_per_epoch: int,
+    task: TaskAdapter,
+    resume: bool,
+    precision: str,
+) -> Any:
+    """The shared loop's settings for a fine-tuning run: checkpoints each epoch, the best model kept."""
+    from bertkit.train.loop import TrainConfig
+
+    return TrainConfig(
+        out_dir=out,
+        max_steps=steps,
+        epochs=settings.epochs,
+        max_grad_norm=settings.max_grad_norm or None,
+        bf16=precision == "bf16",
+        log_every=settings.log_every,
+        eval_every=settings.eval_every or 0,
+        eval_each_epoch=not settings.skip_eval,
+        save_every=settings.save_every or steps_per_epoch,
+        keep_checkpoints=2,
+        best_metric=None if settings.skip_eval else task.metric,
+        resume=resume,
+        progress=settings.progress,
+        plot=not settings.skip_eval,
+        save_final=False,
+        desc=f"finetune {task.name}",
+    )
 
 
 def _saved_history(out: Path) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ import logging
 
 import pytest
 from peers import peer
+from tiny import one_thread  # noqa: F401  (autouse: one intra-op thread)
 
 from bertkit.tasks.readers import read_task_data
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny import sentiment_tsv, tiny_bert
+from tiny import one_thread, sentiment_tsv, tiny_bert  # noqa: F401  (one_thread: autouse)
 
 from bertkit.cli import main
 from bertkit.tasks.finetune import FinetuneSettings, finetune

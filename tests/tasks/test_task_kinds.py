@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from tiny import sentiment_tsv, tiny_bert
+from tiny import one_thread, sentiment_tsv, tiny_bert  # noqa: F401  (one_thread: autouse)
 
 from bertkit.cli import main
 from bertkit.model import BertForSequenceClassification

@@ -5,9 +5,20 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 
 from bertkit.model import BertConfig, BertModel
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared CPU their many small ops
+    lose a scheduler slice at every thread barrier; a module imports this fixture to run on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def tiny_bert(tmp_path: Path, minilm_dir: Path, dropout: float = 0.0, seed: int = 123) -> Path:
