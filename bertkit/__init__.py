@@ -15,10 +15,11 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "BertkitError": "bertkit.errors",
     "data_dir": "bertkit.settings",
-    # tokenizers (issue 2)
+    "set_verbosity": "bertkit.log",
+    # tokenizers
     "Tokenizer": "bertkit.tokenizers.tokenizer",
     "Encoding": "bertkit.tokenizers.encoding",
-    # model, heads, checkpoints (issue 3)
+    # model, heads, checkpoints
     "BertConfig": "bertkit.model.config",
     "BertModel": "bertkit.model.bert",
     "BertPreTrainedModel": "bertkit.model.bert",
@@ -34,12 +35,12 @@ _EXPORTS: dict[str, str] = {
     "TokenEmbeddings": "bertkit.inference",
     "fill_mask": "bertkit.inference",
     "quantize_int8": "bertkit.model.quantize",
-    # fine-tuning tasks and pipelines (issue 5)
+    # fine-tuning tasks and pipelines
     "pipeline": "bertkit.pipelines",
     "finetune": "bertkit.tasks.finetune",
     "evaluate": "bertkit.tasks.finetune",
     "FinetuneSettings": "bertkit.tasks.finetune",
-    # pretraining data, training loop, pretraining (issue 4)
+    # pretraining data, training loop, pretraining
     "Masker": "bertkit.data.masking",
     "PairBuilder": "bertkit.data.nsp",
     "PretrainingData": "bertkit.data.shards",

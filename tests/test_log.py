@@ -1,0 +1,42 @@
+"""bertkit.log: library messages go through logging; the host process decides what it sees."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+import bertkit
+from bertkit.errors import BertkitError
+from bertkit.log import get_logger, set_verbosity
+
+
+@pytest.fixture(autouse=True)
+def _restore():
+    root = logging.getLogger("bertkit")
+    handlers, level, propagate = list(root.handlers), root.level, root.propagate
+    yield
+    root.handlers[:], root.level, root.propagate = handlers, level, propagate
+
+
+def test_modules_log_under_bertkit():
+    assert get_logger("bertkit.train.loop").name == "bertkit.train.loop"
+    assert get_logger("x").name == "bertkit.x"
+
+
+def test_set_verbosity_prints_plain_lines_once(capsys):
+    stream = io.StringIO()
+    bertkit.set_verbosity("info", stream=stream)
+    bertkit.set_verbosity("info", stream=stream)  # no second handler
+    get_logger("bertkit.test").info("resumed from step 3")
+    get_logger("bertkit.test").debug("hidden")
+    assert stream.getvalue() == "resumed from step 3\n"
+    set_verbosity("warning", stream=stream)
+    get_logger("bertkit.test").info("quiet now")
+    assert "quiet now" not in stream.getvalue()
+
+
+def test_unknown_levels_are_refused():
+    with pytest.raises(BertkitError, match="verbosity"):
+        set_verbosity("loud")
