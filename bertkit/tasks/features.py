@@ -71,7 +71,7 @@ def forward_batches(
     if progress and features:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(features), desc=desc, unit="ex", dynamic_ncols=True, leave=False)
+        bar = tqdm(total=len(features), desc=desc, unit="ex", dynamic_ncols=True)
 
     def consume(idx: list[int], out: Any, mask: torch.Tensor) -> None:
         arrays = [getattr(out, name).float().cpu().numpy() for name in outputs]

@@ -4,7 +4,8 @@ The encoder runs once over the training and dev sentences (or pairs); each input
 vector — the [CLS] vector, the mean of its token vectors, or the pooler's output — taken from
 the last layer or any hidden state (`layer`: 0 is the embedding output). The vectors are
 standardised with the training set's mean and spread, and a multinomial logistic regression
-with an L2 penalty (scikit-learn's objective: C · Σ cross-entropy + ½‖W‖²) is fitted by L-BFGS.
+with an L2 penalty (scikit-learn's objective: C · Σ cross-entropy + ½‖W‖², one weight vector for
+two labels) is fitted by L-BFGS.
 """
 
 from __future__ import annotations
@@ -70,32 +71,39 @@ def sentence_vectors(
     return out
 
 
-def fit_logistic(
-    x: torch.Tensor, y: torch.Tensor, num_labels: int, c: float = 1.0, max_iter: int = 500
-) -> torch.nn.Linear:
-    """Multinomial logistic regression, L2 penalty 1/C on the weights (not the bias), by L-BFGS."""
+class Logistic(torch.nn.Module):
+    """x -> one logit per label. Two labels have one weight vector (logits 0 and w·x + b), as in
+    scikit-learn, so that the L2 penalty means the same there; more labels have one vector each."""
+
+    def __init__(self, width: int, num_labels: int):
+        super().__init__()
+        self.binary = num_labels == 2
+        self.linear = torch.nn.Linear(width, 1 if self.binary else num_labels).double()
+        torch.nn.init.zeros_(self.linear.weight)
+        torch.nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.linear(x.double())
+        return torch.cat([torch.zeros_like(z), z], 1) if self.binary else z
+
+
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_labels: int, c: float = 1.0, max_iter: int = 500) -> Logistic:
+    """Logistic regression, L2 penalty on the weights (not the bias) as scikit-learn's C, by L-BFGS."""
+    model = Logistic(x.shape[1], num_labels)
     x = x.double()
-    linear = torch.nn.Linear(x.shape[1], num_labels).double()
-    torch.nn.init.zeros_(linear.weight)
-    torch.nn.init.zeros_(linear.bias)
     optimizer = torch.optim.LBFGS(
-        linear.parameters(),
-        lr=1,
-        max_iter=max_iter,
-        tolerance_grad=1e-7,
-        history_size=20,
-        line_search_fn="strong_wolfe",
+        model.parameters(), lr=1, max_iter=max_iter, tolerance_grad=1e-7, history_size=20, line_search_fn="strong_wolfe"
     )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = c * F.cross_entropy(linear(x), y, reduction="sum") + 0.5 * linear.weight.pow(2).sum()
+        loss = c * F.cross_entropy(model(x), y, reduction="sum") + 0.5 * model.linear.weight.pow(2).sum()
         loss.backward()
         return loss
 
     with torch.enable_grad():
         optimizer.step(closure)
-    return linear
+    return model
 
 
 def probe(

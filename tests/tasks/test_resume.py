@@ -114,7 +114,7 @@ def test_tensorboard_model_card_and_cli_exit_codes(tmp_path, minilm_dir, capsys)
     assert len(events.Scalars("eval/accuracy")) == 2
     card = (out / "README.md").read_text()
     assert "tiny-bert" in card and "| step | epoch | accuracy |" in card and "--report-to tensorboard" in card
-    assert card.count("\n| 4 | 1.0 |") == 1 and card.count("\n| 8 | 2.0 |") == 1
+    assert card.count("\n| 4 | 1.0000 |") == 1 and card.count("\n| 8 | 2.0000 |") == 1
     assert "(32 examples)" in card
     assert main([str(a) for a in argv]) == 2  # the folder is not new now
     assert "not empty" in capsys.readouterr().err

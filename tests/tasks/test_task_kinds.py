@@ -56,17 +56,19 @@ def test_multilabel_trains_with_micro_and_macro_f1(tmp_path, minilm_dir):
 
 
 def test_freeze_encoder_trains_only_the_head(tmp_path, minilm_dir):
-    base = tiny_bert(tmp_path, minilm_dir)
+    """The real MiniLM: a random tiny encoder's pooled [CLS] barely varies between sentences."""
     data = sentiment_tsv(tmp_path)
     out = tmp_path / "frozen"
-    settings = FinetuneSettings(**{**SMALL, "epochs": 5, "lr": 5e-2}, freeze_encoder=True)
-    result = finetune("classify", base, data, data, out, settings)
-    before = BertForSequenceClassification.from_pretrained(base, num_labels=2).state_dict()
+    settings = FinetuneSettings(**{**SMALL, "epochs": 10, "log_every": 1}, freeze_encoder=True)  # lr: 1e-3
+    result = finetune("classify", minilm_dir, data, data, out, settings)
+    losses = [r["loss"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert len(losses) == 40 and np.mean(losses[-4:]) < 0.9 * np.mean(losses[:4])  # the head learns
+    before = BertForSequenceClassification.from_pretrained(minilm_dir, num_labels=2).state_dict()
     after = BertForSequenceClassification.from_pretrained(out).state_dict()
     encoder = [k for k in after if k.startswith("bert.")]
     assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)
     assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
-    assert result["best"]["accuracy"] >= 0.75  # the 8 distinct sentences are separable from frozen features
+    assert result["best"]["accuracy"] >= 0.75  # 8 sentences, cleanly positive or negative
     assert evaluate("classify", out, data)["accuracy"] == pytest.approx(result["best"]["accuracy"])
 
 
@@ -150,6 +152,7 @@ def test_precision_is_refused_where_emulated_and_runs_where_native(tmp_path, min
         # bf16 matmuls keep 8 bits of mantissa: the losses agree to a few percent, not bit for bit
         assert np.allclose(losses[1], losses[0], rtol=5e-2, atol=1e-2) and bf16["steps"] == fp32["steps"] == 3
     monkeypatch.setattr(hardware, "cpu_has_native", lambda precision="bf16": False)
+    capsys.readouterr()
     assert main([*argv, "--out", str(tmp_path / "c"), "--precision", "bf16"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no native bfloat16" in err and not (tmp_path / "c").exists()
