@@ -73,9 +73,9 @@ def _fsync(path: Path) -> None:
 # ----------------------------------------------------------------------------- model card
 
 
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], digits: bool = True) -> list[str]:
     def fmt(v: Any) -> str:
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
+        return f"{v:.4f}" if digits and isinstance(v, float) else str(v)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
@@ -106,6 +106,6 @@ def write_card(out: Path, record: dict[str, Any]) -> None:
         lines += ["No evaluation was run."]
     settings = record.get("settings", {})
     recipe = [{"setting": k, "value": v} for k, v in settings.items()]
-    lines += ["", "## Recipe", "", *_table(recipe, ["setting", "value"]), "", "## Command", "", "```"]
+    lines += ["", "## Recipe", "", *_table(recipe, ["setting", "value"], digits=False), "", "## Command", "", "```"]
     lines += [record.get("command") or "(called from Python)", "```", ""]
     atomic_write_text(out / "README.md", "\n".join(lines))
