@@ -232,7 +232,7 @@ def _loop_config(
         max_steps=steps,
         epochs=settings.epochs,
         max_grad_norm=settings.max_grad_norm or None,
-        bf16=precision == "bf16",
+        **_precision_option(precision),
         log_every=settings.log_every,
         eval_every=settings.eval_every or 0,
         eval_each_epoch=not settings.skip_eval,
@@ -245,6 +245,17 @@ def _loop_config(
         save_final=False,
         desc=f"finetune {task.name}",
     )
+
+
+def _precision_option(precision: str) -> dict[str, Any]:
+    """TrainConfig's precision switch: its `precision` field, or the bf16 flag of a loop without one."""
+    from bertkit.train.loop import TrainConfig
+
+    if "precision" in {f.name for f in dataclasses.fields(TrainConfig)}:
+        return {"precision": precision}
+    if precision == "fp16":
+        raise BertkitError("--precision fp16 needs a training loop with a gradient scaler; use bf16 or fp32")
+    return {"bf16": precision == "bf16"}
 
 
 def _saved_history(out: Path) -> list[dict[str, Any]]:
