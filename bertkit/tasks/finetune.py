@@ -26,7 +26,7 @@ from bertkit.log import get_logger
 from bertkit.tasks import frozen, outputs
 from bertkit.tasks.adapters import TaskAdapter, get_task
 from bertkit.tasks.callbacks import EarlyStopping, History, TensorBoard, best_index, require_tensorboard
-from bertkit.tasks.evaluate import evaluate, headline, score
+from bertkit.tasks.evaluate import evaluate, headline, saved_record, score
 from bertkit.tasks.examples import DataSource
 from bertkit.tasks.prepare import Prepared, prepare
 from bertkit.tasks.settings import FinetuneSettings
@@ -104,16 +104,13 @@ def finetune(
         atomic_write_json(out / FINETUNE_SETTINGS_FILE, record)
         outputs.write_card(out, record)
     if result["interrupted"]:
-        logger.warning(
-            f"stopped at step {result['steps']}: {out} holds the best model evaluated so far; "
-            "run the same command with --resume to continue"
-        )
+        kept = f"{out} holds the best model evaluated so far" if result["best"] else "no evaluation ran yet"
+        logger.warning(f"stopped at step {result['steps']}: {kept}; run the same command with --resume to continue")
     return result
 
 
 def _check_resumable(out: Path, settings: FinetuneSettings) -> None:
     """`resume` needs a run of the same recipe in `out` with a checkpoint."""
-    from bertkit.tasks.evaluate import saved_record
     from bertkit.train.loop import resume_point
 
     saved = saved_record(out)
@@ -259,8 +256,6 @@ def _precision_option(precision: str) -> dict[str, Any]:
 
 
 def _saved_history(out: Path) -> list[dict[str, Any]]:
-    from bertkit.tasks.evaluate import saved_record
-
     history = saved_record(out).get("history") or []
     return [h for h in history if isinstance(h, dict) and isinstance(h.get("step"), int)]
 
