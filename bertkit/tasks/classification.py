@@ -1,25 +1,33 @@
-"""Sentence and sentence-pair classification: the [CLS] vector -> a classifier.
+"""Sentence and sentence-pair tasks on the [CLS] vector: classification, regression, multi-label.
 
-The seed's sentiment example feeds one sentence, [CLS] sentence [SEP]; its NLI example feeds
+The lecture's sentiment example feeds one sentence, [CLS] sentence [SEP]; its NLI example feeds
 [CLS] premise [SEP] hypothesis [SEP] with segment ids 0 then 1. Either way the pooled [CLS]
-representation goes through a linear layer and a softmax over the labels seen in training.
+representation goes through a linear layer: a softmax over the labels seen in training
+(classify, nli), one number trained with squared error (regress: e.g. SICK relatedness, scored
+by Pearson / Spearman), or one sigmoid per label (multilabel: any subset of the labels).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from bertkit.tasks.readers import TextExample
+from bertkit.errors import InputFileError
+from bertkit.tasks.examples import DataSource, TextExample
+from bertkit.tasks.metrics import classification_scores, multilabel_scores, regression_scores
+
+MULTI_LABEL_SEPARATOR = ","
 
 
 def encode(
     examples: Sequence[TextExample],
-    tokenizer,
+    tokenizer: Any,
     max_length: int,
     label2id: Mapping[str, int] | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Examples -> features (input_ids, token_type_ids and, when labelled, `labels`).
 
     Pairs are truncated longest-first, as BERT's run_classifier does.
@@ -37,7 +45,10 @@ def encode(
     )
     features = []
     for i, ex in enumerate(examples):
-        feature = {"input_ids": list(enc["input_ids"][i]), "token_type_ids": list(enc["token_type_ids"][i])}
+        feature: dict[str, Any] = {
+            "input_ids": list(enc["input_ids"][i]),
+            "token_type_ids": list(enc["token_type_ids"][i]),
+        }
         if label2id is not None and ex.label is not None:
             feature["labels"] = label2id[ex.label]
         features.append(feature)
@@ -45,20 +56,11 @@ def encode(
 
 
 def scores(gold: Sequence[int], pred: Sequence[int], num_labels: int) -> dict[str, float]:
-    """Accuracy, plus F1 of label id 1 (the positive class) when there are two labels."""
-    gold_a, pred_a = np.asarray(gold), np.asarray(pred)
-    if gold_a.size == 0:
-        raise ValueError("no examples to score")
-    out = {"accuracy": float((gold_a == pred_a).mean())}
-    if num_labels == 2:
-        tp = int(((pred_a == 1) & (gold_a == 1)).sum())
-        fp = int(((pred_a == 1) & (gold_a != 1)).sum())
-        fn = int(((pred_a != 1) & (gold_a == 1)).sum())
-        out["f1"] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return out
+    """Accuracy, macro-F1, MCC, plus F1 of label id 1 (the positive class) when there are two labels."""
+    return classification_scores(gold, pred, num_labels)
 
 
-def predictions(probs: np.ndarray, id2label: Mapping[int, str]) -> list[dict]:
+def predictions(probs: np.ndarray, id2label: Mapping[int, str]) -> list[dict[str, Any]]:
     """Rows of class probabilities -> {"label", "score", "probabilities": {label: p}}."""
     out = []
     for row in probs:
@@ -73,32 +75,165 @@ def predictions(probs: np.ndarray, id2label: Mapping[int, str]) -> list[dict]:
     return out
 
 
-class ClassificationTask:
-    """`classify` (one sentence) and `nli` (premise + hypothesis) for the shared fine-tuning code."""
+class _TableTask:
+    """What the [CLS] tasks share: table columns, reading, encoding."""
 
+    name = "classify"
     head = "BertForSequenceClassification"
     outputs = ("logits",)
     per_token = False
-    metric = "accuracy"
+    sentence_level = True
 
-    def __init__(self, name: str = "classify", text_column=None, pair_column=None, label_column=None, header=True):
-        self.name = name
-        self.columns = dict(text_column=text_column, pair_column=pair_column, label_column=label_column, header=header)
+    def __init__(
+        self,
+        text_column: str | int | None = None,
+        pair_column: str | int | None = None,
+        label_column: str | int | None = None,
+        header: bool = True,
+    ):
+        self.columns: dict[str, Any] = dict(
+            text_column=text_column, pair_column=pair_column, label_column=label_column, header=header
+        )
 
-    def read(self, path, require_labels: bool = True) -> list[TextExample]:
+    def read(self, source: DataSource, require_labels: bool = True) -> list[TextExample]:
         from bertkit.tasks.readers import read_task_data
 
-        return read_task_data(self.name, path, require_labels=require_labels, **self.columns)
+        return read_task_data(self.name, source, require_labels=require_labels, **self.columns)
 
-    def labels(self, examples: Sequence[TextExample], path) -> list[str]:
+    def _targets(self, examples: Sequence[TextExample], label2id: Mapping[str, int] | None) -> list[Any]:
+        return [label2id[str(ex.label)] for ex in examples] if label2id else []
+
+    def check(self, examples: Sequence[TextExample], label2id: dict[str, int] | None, source: DataSource) -> None:
+        """Fail (file:line) on a label the model was not trained with."""
+        from bertkit.tasks.readers import check_labels
+
+        if label2id is not None:
+            check_labels(examples, label2id, source)
+
+    def encode(
+        self,
+        examples: Sequence[TextExample],
+        tokenizer: Any,
+        max_seq_len: int,
+        stride: int,
+        label2id: Mapping[str, int] | None = None,
+        train: bool = False,
+    ) -> tuple[list[dict[str, Any]], None]:
+        features = encode(examples, tokenizer, max_seq_len)
+        if all(ex.label is not None for ex in examples):
+            for feature, target in zip(features, self._targets(examples, label2id)):
+                feature["labels"] = target
+        return features, None
+
+
+class ClassificationTask(_TableTask):
+    """`classify` (one sentence) and `nli` (premise + hypothesis): one label per input."""
+
+    metric = "accuracy"
+
+    def __init__(self, name: str = "classify", **columns: Any):
+        super().__init__(**columns)
+        self.name = name
+
+    def labels(self, examples: Sequence[TextExample], source: DataSource) -> list[str]:
         from bertkit.tasks.readers import label_list
 
-        return label_list((ex.label for ex in examples), path)
+        return label_list((ex.label for ex in examples), source)
 
-    def encode(self, examples, tokenizer, max_length: int, stride: int, label2id=None, train: bool = False):
-        return encode(examples, tokenizer, max_length, label2id), None
+    def head_options(self, labels: list[str] | None) -> dict[str, Any]:
+        labels = labels or []
+        return {"num_labels": len(labels), "id2label": dict(enumerate(labels))}
 
-    def score(self, examples, meta, outputs, label2id) -> dict[str, float]:
-        gold = [label2id[ex.label] for ex in examples]
+    def score(
+        self, examples: Sequence[TextExample], meta: Any, outputs: Sequence[tuple], label2id: Mapping[str, int] | None
+    ) -> dict[str, float]:
+        assert label2id is not None
+        gold = [label2id[str(ex.label)] for ex in examples]
         pred = [int(out[0].argmax()) for out in outputs]
         return scores(gold, pred, len(label2id))
+
+
+class RegressionTask(_TableTask):
+    """`regress`: one number per input (sentence or pair), mean squared error; Pearson / Spearman."""
+
+    name = "regress"
+    metric = "pearson"
+
+    def labels(self, examples: Sequence[TextExample], source: DataSource) -> None:
+        for ex in examples:  # checked here, before anything is written
+            self._value(ex, source)
+        return None
+
+    @staticmethod
+    def _value(ex: TextExample, source: DataSource = "data") -> float:
+        try:
+            value = float(str(ex.label))
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            from bertkit.tasks.hf_datasets import source_name
+
+            raise InputFileError(source_name(source), f"score {ex.label!r} is not a finite number", ex.line)
+        return value
+
+    def head_options(self, labels: list[str] | None) -> dict[str, Any]:
+        return {"num_labels": 1, "problem_type": "regression"}
+
+    def check(self, examples: Sequence[TextExample], label2id: dict[str, int] | None, source: DataSource) -> None:
+        self.labels(examples, source)
+
+    def _targets(self, examples: Sequence[TextExample], label2id: Mapping[str, int] | None) -> list[Any]:
+        return [self._value(ex) for ex in examples]
+
+    def score(
+        self, examples: Sequence[TextExample], meta: Any, outputs: Sequence[tuple], label2id: Any
+    ) -> dict[str, float]:
+        return regression_scores([self._value(ex) for ex in examples], [float(out[0][0]) for out in outputs])
+
+
+class MultiLabelTask(_TableTask):
+    """`multilabel`: any subset of the labels per input (comma-separated in a table cell, a list in
+    JSON); one sigmoid per label, predicted where its probability passes 0.5; micro / macro F1."""
+
+    name = "multilabel"
+    metric = "micro_f1"
+
+    @staticmethod
+    def split(label: str | None) -> list[str]:
+        return [part.strip() for part in (label or "").split(MULTI_LABEL_SEPARATOR) if part.strip()]
+
+    def labels(self, examples: Sequence[TextExample], source: DataSource) -> list[str]:
+        from bertkit.tasks.readers import label_list
+
+        return label_list((label for ex in examples for label in self.split(ex.label)), source)
+
+    def check(self, examples: Sequence[TextExample], label2id: dict[str, int] | None, source: DataSource) -> None:
+        from bertkit.tasks.readers import check_labels
+
+        if label2id is not None:
+            split = [TextExample(ex.text, None, label, ex.line) for ex in examples for label in self.split(ex.label)]
+            check_labels(split, label2id, source)
+
+    def head_options(self, labels: list[str] | None) -> dict[str, Any]:
+        labels = labels or []
+        return {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "problem_type": "multi_label_classification",
+        }
+
+    def _targets(self, examples: Sequence[TextExample], label2id: Mapping[str, int] | None) -> list[Any]:
+        assert label2id is not None
+        out = []
+        for ex in examples:
+            row = np.zeros(len(label2id), dtype=np.float32)
+            row[[label2id[label] for label in self.split(ex.label)]] = 1.0
+            out.append(row)
+        return out
+
+    def score(
+        self, examples: Sequence[TextExample], meta: Any, outputs: Sequence[tuple], label2id: Any
+    ) -> dict[str, float]:
+        gold = np.stack(self._targets(examples, label2id)) > 0.5
+        pred = np.stack([out[0] for out in outputs]) > 0.0  # logit > 0 <=> sigmoid > 0.5
+        return multilabel_scores(gold, pred)

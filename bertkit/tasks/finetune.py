@@ -1,296 +1,212 @@
-"""Fine-tune and evaluate: a task file + a pretrained folder -> the shared training loop -> metrics.
+"""Fine-tune: task data + a pretrained model -> the shared training loop -> the best model on dev.
 
-The tasks plug in what differs (reader, features, head, metric); the optimiser, schedule and
-loop are the pretraining ones (bertkit.train). A run checks everything first — files, labels,
-columns, model, tokenizer, output folder — and writes nothing until all of it is valid; then it
-evaluates on the dev file after every epoch (and every N steps if asked), keeps the best
-checkpoint in the output folder with its tokenizer and label set, and logs the curves.
+The tasks plug in what differs (reader, features, head, metric: `adapters.TaskAdapter`); the
+optimiser, schedule and loop are the pretraining ones (bertkit.train). A run checks everything
+first — settings, device and precision, files, labels, columns, model, tokenizer, output folder —
+and writes nothing until all of it is valid; then it evaluates on the dev data after every epoch
+(and every N steps if asked), keeps the best model, checkpoints for `resume`, and logs the curves.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
-import os
-import time
-from dataclasses import asdict, dataclass
+import re
 from pathlib import Path
 from typing import Any
 
-from bertkit.errors import BertkitError, InputFileError
+import numpy as np
+import torch
 
-DEFAULT_MAX_LEN = {"classify": 128, "nli": 128, "qa": 384, "ner": 128}
-SETTINGS_FILE = "finetune.json"
+from bertkit.constants import FINETUNE_SETTINGS_FILE
+from bertkit.errors import BertkitError
+from bertkit.files import atomic_write_json, require_new_folder
+from bertkit.hardware import resolve_device, resolve_precision
+from bertkit.log import get_logger
+from bertkit.tasks import frozen, outputs
+from bertkit.tasks.adapters import TaskAdapter, get_task
+from bertkit.tasks.callbacks import EarlyStopping, History, TensorBoard, best_index, require_tensorboard
+from bertkit.tasks.evaluate import evaluate, headline, saved_record, score
+from bertkit.tasks.examples import DataSource
+from bertkit.tasks.prepare import Prepared, prepare
+from bertkit.tasks.settings import FinetuneSettings
 
+__all__ = ["FinetuneSettings", "Prepared", "evaluate", "finetune", "get_task", "prepare", "score"]
 
-@dataclass
-class FinetuneSettings:
-    """The recipe. Defaults are BERT's fine-tuning recipe as the transformers examples run it."""
-
-    epochs: float = 3.0
-    lr: float = 5e-5
-    batch_size: int = 32
-    max_len: int | None = None  # None: 128, or 384 for qa
-    doc_stride: int = 128  # qa/ner windows: tokens of overlap
-    weight_decay: float = 0.01  # not on biases and LayerNorm weights
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    grad_accum: int = 1
-    eval_every: int | None = None  # also evaluate every N optimizer steps
-    max_steps: int | None = None
-    seed: int = 0
-    bf16: bool = False
-    eval_batch_size: int = 64
-    limit_train: int | None = None  # use only the first N training examples (demo, bench)
-    limit_dev: int | None = None
-    skip_eval: bool = False  # bench only: no dev evaluation and no checkpoint
-    progress: bool = True
-    log_every: int = 10  # steps per record in log.jsonl
-
-    def check(self) -> None:
-        for name in ("epochs", "lr", "batch_size", "grad_accum", "eval_batch_size"):
-            if not getattr(self, name) > 0:
-                raise BertkitError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise BertkitError(f"--warmup-ratio must lie in [0, 1), got {self.warmup_ratio}")
-        if self.max_len is not None and self.max_len < 8:
-            raise BertkitError(f"--max-len {self.max_len} is too short; use at least 8 tokens")
+logger = get_logger(__name__)
 
 
-def get_task(name: str, **columns: Any):
-    """The task adapter: reader, label set, features, head and metric of one task."""
-    from bertkit.tasks.classification import ClassificationTask
-    from bertkit.tasks.ner import NERTask
-    from bertkit.tasks.qa import QATask
+def finetune(
+    task: str,
+    model: str | Path,
+    train: DataSource,
+    dev: DataSource,
+    out: str | Path,
+    settings: FinetuneSettings | None = None,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    callbacks: tuple[Any, ...] = (),
+    command: str | None = None,
+    **columns: Any,
+) -> dict[str, Any]:
+    """Fine-tune `model` (a pretrained folder or hub name) on `train`; keep the best model on `dev` in `out`.
 
-    if name in ("classify", "nli"):
-        return ClassificationTask(name, **columns)
-    if name == "qa":
-        return QATask()
-    if name == "ner":
-        return NERTask()
-    raise BertkitError(f"unknown task {name!r}; choose classify, nli, qa or ner")
-
-
-# ----------------------------------------------------------------------------- preparation
-
-
-@dataclass
-class Prepared:
-    """Everything a run needs, built and checked before anything is written."""
-
-    task: Any
-    model: Any
-    tokenizer: Any
-    label2id: dict[str, int] | None
-    max_len: int
-    stride: int
-    train_examples: list
-    train_features: list
-    dev_examples: list
-    dev_features: list
-    dev_meta: Any
-
-
-def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise BertkitError(
-            f"--out {out}: the folder exists and is not empty; choose a new folder "
-            "(bertkit never overwrites an earlier run)"
-        )
-
-
-def _load_config(folder: Path):
-    from bertkit.model import BertConfig
-
-    if not folder.is_dir():
-        raise InputFileError(folder, "model folder not found (give the folder holding config.json)")
-    return BertConfig.from_pretrained(folder)
-
-
-def _max_len(task: str, asked: int | None, config, what: str) -> int:
-    max_len = asked or DEFAULT_MAX_LEN[task]
-    if max_len > config.max_position_embeddings:
-        raise BertkitError(
-            f"{what} {max_len} exceeds the model's max_position_embeddings "
-            f"{config.max_position_embeddings}; use a smaller --max-len"
-        )
-    return max_len
-
-
-def prepare(task_name: str, model_dir, train, dev, settings: FinetuneSettings, **columns) -> Prepared:
-    """Read and check data, build the label set, load model and tokenizer, make features."""
-    import torch
-
-    from bertkit import model as models
-    from bertkit.tasks.readers import check_labels
-    from bertkit.tokenizers import Tokenizer
-
-    settings.check()
-    task = get_task(task_name, **columns)
-    model_dir = Path(model_dir)
-    config = _load_config(model_dir)
-    max_len = _max_len(task_name, settings.max_len, config, "--max-len")
-    stride = settings.doc_stride
-    if task_name == "qa" and not 0 < stride <= max_len - 64:
-        raise BertkitError(
-            f"--doc-stride {stride} must be positive and leave room for the question in "
-            f"windows of {max_len} tokens (at most {max_len - 64})"
-        )
-    train_examples = task.read(train)[: settings.limit_train]
-    dev_examples = task.read(dev)[: settings.limit_dev]
-    labels = task.labels(train_examples, train)
-    label2id = {label: i for i, label in enumerate(labels)} if labels is not None else None
-    if label2id is not None:
-        check_labels(dev_examples, label2id, dev)
-    tokenizer = Tokenizer.from_pretrained(model_dir)
-    torch.manual_seed(settings.seed)  # the new head's initial weights
-    head = getattr(models, task.head)
-    kwargs = {} if label2id is None else {"num_labels": len(label2id), "id2label": dict(enumerate(labels))}
-    model = head.from_pretrained(model_dir, **kwargs)
-    train_features, _ = task.encode(train_examples, tokenizer, max_len, stride, label2id, train=True)
-    dev_features, dev_meta = task.encode(dev_examples, tokenizer, max_len, stride, label2id, train=False)
-    return Prepared(
-        task,
-        model,
-        tokenizer,
-        label2id,
-        max_len,
-        stride,
-        train_examples,
-        train_features,
-        dev_examples,
-        dev_features,
-        dev_meta,
-    )
-
-
-def score(prep: Prepared, model, batch_size: int = 64) -> dict:
-    """Run the model on the prepared dev features and compute the task's metric."""
-    from bertkit.tasks.batching import forward_batches
-
-    outputs = forward_batches(model, prep.dev_features, batch_size, prep.task.outputs, prep.task.per_token)
-    return prep.task.score(prep.dev_examples, prep.dev_meta, outputs, prep.label2id)
-
-
-# ----------------------------------------------------------------------------- fine-tuning
-
-
-def finetune(task: str, model, train, dev, out, settings: FinetuneSettings | None = None, **columns) -> dict:
-    """Fine-tune `model` (a pretrained folder) on `train`, keep the best checkpoint on `dev` in `out`.
-
-    Returns {"best": metrics of the kept checkpoint, "history": every evaluation,
-    "train_seconds", "train_examples"}.
+    train / dev: files, `datasets` sources (.parquet, .arrow, saved folders) or datasets.Dataset
+    objects. `resume=True` continues an interrupted run in `out` from its newest checkpoint
+    (the run then ends exactly as an uninterrupted one). Returns {"best": headline metrics of the
+    kept model, "history", "train_seconds", "train_examples", "steps", "interrupted"}.
     """
-    settings = settings or FinetuneSettings()
+    settings = (settings or FinetuneSettings()).for_task(task)
     out = Path(out)
-    _check_out(out)
+    if resume:
+        _check_resumable(out, settings)
+    else:
+        require_new_folder(out, overwrite=overwrite)
+    device = resolve_device(settings.device)
+    precision = resolve_precision(settings.precision, device, training=True)
+    if settings.freeze_encoder and not get_task(task, **columns).sentence_level:
+        raise BertkitError(
+            f"--freeze-encoder works for sentence-level tasks (classify, nli, regress, multilabel), not {task}"
+        )
+    if settings.report_to == "tensorboard":
+        require_tensorboard()
     prep = prepare(task, model, train, dev, settings, **columns)
     record = {
         "task": task,
         "base_model": str(model),
-        "train": str(train),
-        "dev": str(dev),
-        "max_len": prep.max_len,
+        "train": str(train) if isinstance(train, (str, Path)) else repr(train)[:200],
+        "dev": str(dev) if isinstance(dev, (str, Path)) else repr(dev)[:200],
+        "train_examples": len(prep.train_examples),
+        "dev_examples": len(prep.dev_examples),
+        "max_seq_len": prep.max_seq_len,
         "doc_stride": prep.stride,
         "labels": list(prep.label2id) if prep.label2id else None,
-        "settings": asdict(settings),
+        "metric": prep.task.metric,
+        "settings": dataclasses.asdict(settings),
+        "command": command,
+        "status": "running",
     }
     out.mkdir(parents=True, exist_ok=True)  # the first write: everything above was checked
     if not settings.skip_eval:
         prep.tokenizer.save(out)
-    result = _train(prep, settings, out, record)
+    prep.model.to(device)
+    result = _train(prep, settings, out, record, resume, precision, callbacks)
     if not settings.skip_eval:
-        _write_json(
-            out / SETTINGS_FILE,
-            {
-                **record,
-                "best": result["best_full"],
-                "history": result["history"],
-                "train_seconds": result["train_seconds"],
-                "steps": result["steps"],
-            },
+        outputs.publish_best(out)
+        record.update(
+            status="interrupted" if result["interrupted"] else "done",
+            best=result["best_full"],
+            history=result["history_full"],
+            train_seconds=result["train_seconds"],
+            steps=result["steps"],
         )
+        atomic_write_json(out / FINETUNE_SETTINGS_FILE, record)
+        outputs.write_card(out, record)
+    if result["interrupted"]:
+        kept = f"{out} holds the best model evaluated so far" if result["best"] else "no evaluation ran yet"
+        logger.warning(f"stopped at step {result['steps']}: {kept}; run the same command with --resume to continue")
     return result
 
 
-def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) -> dict:
-    """Hand the prepared features to the shared loop; keep the best dev checkpoint in `out`."""
-    import shutil
+def _check_resumable(out: Path, settings: FinetuneSettings) -> None:
+    """`resume` needs a run of the same recipe in `out` with a checkpoint."""
+    from bertkit.train.loop import resume_point
 
-    import numpy as np
-    import torch
+    saved = saved_record(out)
+    if not saved or resume_point(out, True) is None:
+        raise BertkitError(
+            f"--resume: {out} holds no checkpoint of an earlier bertkit finetune run; run without --resume"
+        )
+    ignored = {"progress", "log_every", "report_to", "device", "eval_batch_size"}
+    now = dataclasses.asdict(settings)
+    differ = [
+        f"{k} {now[k]!r} (was {v!r})"
+        for k, v in saved.get("settings", {}).items()
+        if k in now and k not in ignored and now[k] != v
+    ]
+    if differ:
+        raise BertkitError(f"--resume with the recipe of the interrupted run; changed: {', '.join(differ)}")
 
-    from bertkit.data.batching import length_grouped_plan
-    from bertkit.tasks.batching import pad_batch
-    from bertkit.train.loop import CHECKPOINT_DIR, IndexBatches, TrainConfig, train
+
+def _resumed_step(out: Path, resume: bool) -> int:
+    from bertkit.train.loop import resume_point
+
+    point = resume_point(out, resume)
+    match = re.search(r"(\d+)$", point.name) if point is not None else None
+    return int(match.group(1)) if match else 0
+
+
+def _train(
+    prep: Prepared,
+    settings: FinetuneSettings,
+    out: Path,
+    record: dict[str, Any],
+    resume: bool,
+    precision: str,
+    extra_callbacks: tuple[Any, ...],
+) -> dict[str, Any]:
+    """Hand the prepared features to the shared loop; keep the best dev model in `out/best`."""
+    from bertkit.train.distributed import DistEnv
+    from bertkit.train.loop import train
     from bertkit.train.optim import build_optimizer, linear_schedule, warmup_from_ratio
 
     torch.manual_seed(settings.seed)  # dropout masks
-    model, features = prep.model, prep.train_features
-    if not features:
-        raise BertkitError("no training examples")
-    pad_id = getattr(model.config, "pad_token_id", 0) or 0
-    lengths = np.array([len(f["input_ids"]) for f in features])
-
-    def plan(epoch: int) -> list:  # reshuffled each epoch, similar lengths together (as in pretraining)
-        return length_grouped_plan(lengths, settings.batch_size, settings.seed, epoch, group=50, drop_last=False)
-
-    batches = IndexBatches(plan, lambda idx, epoch: pad_batch([features[i] for i in idx], pad_id), settings.grad_accum)
-    steps = math.ceil(settings.epochs * batches.steps_per_epoch())
-    if settings.max_steps:
-        steps = min(steps, settings.max_steps)
+    net, batches, run_eval = _wiring(prep, settings)
+    steps = math.ceil(float(settings.epochs or 1) * batches.steps_per_epoch())
+    steps = min(steps, settings.max_steps or steps)
     optimizer = build_optimizer(
-        model, kind="adamw", lr=settings.lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=settings.weight_decay
+        net, kind="adamw", lr=float(settings.lr or 0), betas=(0.9, 0.999), eps=1e-6, weight_decay=settings.weight_decay
     )
     scheduler = linear_schedule(optimizer, warmup_from_ratio(steps, settings.warmup_ratio), steps)
-    history: list[dict] = []
+    device = next(prep.model.parameters()).device
+    outputs.recover_best(out)
+    start = _resumed_step(out, resume)
+    kept = [h for h in (_saved_history(out) if resume else []) if h["step"] <= start]
 
-    def eval_fn(net) -> dict[str, float]:
-        metrics = score(prep, net, settings.eval_batch_size)
-        history.append(metrics)
-        return headline(metrics)
+    def on_history(history: list[dict[str, Any]]) -> None:
+        atomic_write_json(out / FINETUNE_SETTINGS_FILE, {**record, "history": history})
 
-    def save_fn(net, folder: Path) -> None:
-        net.save_pretrained(folder)
+    history = History(batches.steps_per_epoch(), on_history, kept)
+    callbacks: list[Any] = [history, *extra_callbacks]
+    if settings.early_stopping:
+        callbacks.append(EarlyStopping(settings.early_stopping, prep.task.metric, kept))
+    if settings.report_to == "tensorboard":
+        callbacks.append(TensorBoard(out / "runs"))
+    if not settings.skip_eval:
+        on_history(kept)
 
-    config = TrainConfig(
-        out_dir=out,
-        max_steps=steps,
-        epochs=settings.epochs,
-        max_grad_norm=settings.max_grad_norm,
-        precision="bf16" if settings.bf16 else "fp32",
-        log_every=settings.log_every,
-        eval_every=settings.eval_every or 0,
-        eval_each_epoch=not settings.skip_eval,
-        best_metric=None if settings.skip_eval else prep.task.metric,
-        progress=settings.progress,
-        plot=not settings.skip_eval,
-        save_final=False,
-        desc=f"finetune {record['task']}",
-    )
+    def eval_fn(model: torch.nn.Module) -> dict[str, float]:
+        history.full = run_eval(model)
+        return headline(history.full)
+
+    config = _loop_config(settings, out, steps, batches.steps_per_epoch(), prep.task, resume, precision)
     state = train(
-        model, optimizer, scheduler, batches, config, eval_fn=None if settings.skip_eval else eval_fn, save_fn=save_fn
+        net,
+        optimizer,
+        scheduler,
+        batches,
+        config,
+        eval_fn=None if settings.skip_eval else eval_fn,
+        callbacks=callbacks,
+        env=DistEnv(device=device),
+        save_fn=lambda _net, folder: outputs.save_best(folder.parent, prep.model.save_pretrained),
     )
-    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)  # resume state: not kept for fine-tuning
-    best = {}
-    if (out / "best").is_dir():
-        for f in (out / "best").iterdir():  # the best checkpoint becomes the output folder's model
-            os.replace(f, out / f.name)
-        (out / "best").rmdir()
-        best = {**history[_best_index(history, prep.task.metric)], "step": state.best_step}
-    if state.interrupted:
-        print(
-            f"stopped at step {state.step}: {out} holds the best model evaluated so far"
-            if best
-            else f"stopped at step {state.step}, before the first evaluation: no model saved",
-            flush=True,
-        )
-    examples = len(prep.train_examples) * state.step / max(1, batches.steps_per_epoch())
+    if settings.skip_eval:
+        import shutil
+
+        from bertkit.train.loop import CHECKPOINT_DIR
+
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)  # a speed run keeps nothing
+    full = history.records
+    chosen = best_index(full, prep.task.metric)
+    best = {} if chosen is None else full[chosen]
+    examples = len(prep.train_features) * (state.step - start) / max(1, batches.steps_per_epoch())
     return {
         "best": headline(best),
         "best_full": best,
-        "history": [headline(h) for h in history],
+        "history": [headline(h) for h in full],
+        "history_full": full,
         "train_seconds": state.train_seconds,
         "train_examples": examples,
         "steps": state.step,
@@ -298,79 +214,82 @@ def _train(prep: Prepared, settings: FinetuneSettings, out: Path, record: dict) 
     }
 
 
-def _best_index(history: list[dict], metric: str) -> int:
-    return max(range(len(history)), key=lambda i: (history[i][metric], -i))
+def _loop_config(
+    settings: FinetuneSettings,
+    out: Path,
+    steps: int,
+    steps_per_epoch: int,
+    task: TaskAdapter,
+    resume: bool,
+    precision: str,
+) -> Any:
+    """The shared loop's settings for a fine-tuning run: checkpoints each epoch, the best model kept."""
+    from bertkit.train.loop import TrainConfig
 
-
-def _write_json(path: Path, value: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-
-def evaluate(
-    task: str,
-    model,
-    data,
-    *,
-    batch_size: int = 64,
-    max_len: int | None = None,
-    doc_stride: int | None = None,
-    output=None,
-    **columns,
-) -> dict:
-    """Score a fine-tuned folder on a labelled file; writes the metrics JSON and returns it."""
-    from bertkit import model as models
-    from bertkit.pipelines import check_trained_head, load_settings
-    from bertkit.tasks.readers import check_labels
-    from bertkit.tokenizers import Tokenizer
-
-    adapter = get_task(task, **columns)
-    folder = Path(model)
-    config = _load_config(folder)
-    saved = load_settings(folder)
-    if saved.get("task") and saved["task"] != task and {saved["task"], task} != {"classify", "nli"}:
-        raise BertkitError(
-            f"--model {folder} was fine-tuned for {saved['task']}, not {task}; run bertkit evaluate {saved['task']}"
-        )
-    max_len = _max_len(task, max_len or saved.get("max_len"), config, "--max-len")
-    stride = doc_stride or saved.get("doc_stride") or 128
-    examples = adapter.read(data)
-    label2id = None
-    if adapter.labels(examples[:1], data) is not None:
-        if not config.id2label:
-            raise BertkitError(
-                f"--model {folder} has no label set in config.json (id2label); "
-                "evaluate a model made by bertkit finetune"
-            )
-        label2id = {label: i for i, label in config.id2label.items()}
-        check_labels(examples, label2id, data)
-    target = Path(output) if output else folder / f"eval_{Path(data).stem}.json"
-    if not target.parent.is_dir():
-        raise BertkitError(f"--output {target}: its folder does not exist")
-    tokenizer = Tokenizer.from_pretrained(folder)
-    net = getattr(models, adapter.head).from_pretrained(folder)
-    check_trained_head(net, folder)
-    features, meta = adapter.encode(examples, tokenizer, max_len, stride, label2id, train=False)
-    prep = Prepared(adapter, net, tokenizer, label2id, max_len, stride, [], [], examples, features, meta)
-    start = time.perf_counter()
-    full = score(prep, net, batch_size)
-    _write_json(
-        target,
-        {
-            **full,
-            "examples": len(examples),
-            "seconds": time.perf_counter() - start,
-            "model": str(folder),
-            "data": str(data),
-        },
+    return TrainConfig(
+        out_dir=out,
+        max_steps=steps,
+        epochs=settings.epochs,
+        max_grad_norm=settings.max_grad_norm or None,
+        precision=precision,
+        log_every=settings.log_every,
+        eval_every=settings.eval_every or 0,
+        eval_each_epoch=not settings.skip_eval,
+        save_every=settings.save_every or steps_per_epoch,
+        keep_checkpoints=2,
+        best_metric=None if settings.skip_eval else task.metric,
+        resume=resume,
+        progress=settings.progress,
+        plot=not settings.skip_eval,
+        save_final=False,
+        desc=f"finetune {task.name}",
     )
-    return headline(full)
 
 
-def headline(metrics: dict) -> dict:
-    """The metrics printed on one line: per-type breakdowns stay in the file."""
-    return {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+def _saved_history(out: Path) -> list[dict[str, Any]]:
+    history = saved_record(out).get("history") or []
+    return [h for h in history if isinstance(h, dict) and isinstance(h.get("step"), int)]
+
+
+def _wiring(prep: Prepared, settings: FinetuneSettings) -> tuple[torch.nn.Module, Any, Any]:
+    """(the module the loop trains, its batches, the dev evaluation) for a full or frozen-encoder run."""
+    from bertkit.data.batching import length_grouped_plan
+    from bertkit.tasks.features import pad_batch
+    from bertkit.train.loop import IndexBatches
+
+    features, batch_size, seed = prep.train_features, int(settings.batch_size or 1), settings.seed
+    if not features:
+        raise BertkitError("no training examples")
+    if settings.freeze_encoder:
+        return _frozen_wiring(prep, settings)
+    pad_id = getattr(prep.model.config, "pad_token_id", 0) or 0
+    lengths = np.array([len(f["input_ids"]) for f in features])
+
+    def plan(epoch: int) -> list[Any]:  # reshuffled each epoch, similar lengths together
+        return length_grouped_plan(lengths, batch_size, seed, epoch, group=50, drop_last=False)
+
+    batches = IndexBatches(plan, lambda idx, epoch: pad_batch([features[i] for i in idx], pad_id), settings.grad_accum)
+    return prep.model, batches, lambda net: score(prep, net, settings.eval_batch_size)
+
+
+def _frozen_wiring(prep: Prepared, settings: FinetuneSettings) -> tuple[torch.nn.Module, Any, Any]:
+    from bertkit.train.loop import IndexBatches
+
+    model, size = prep.model, settings.eval_batch_size
+    for p in model.bert.parameters():
+        p.requires_grad_(False)
+    train_x = frozen.encoder_features(model, prep.train_features, size, settings.progress, "encoder features (train)")
+    dev_x = frozen.encoder_features(model, prep.dev_features, size, settings.progress, "encoder features (dev)")
+    train_y = frozen.targets(prep.train_features)
+    head = frozen.CachedHead(model)
+    n, batch_size, seed = len(train_x), int(settings.batch_size or 1), settings.seed
+    batches = IndexBatches(
+        lambda epoch: frozen.shuffled_plan(n, batch_size, seed, epoch),
+        lambda idx, epoch: {"features": train_x[idx], "labels": train_y[idx]},
+        settings.grad_accum,
+    )
+
+    def run_eval(_net: torch.nn.Module) -> dict[str, Any]:
+        return prep.task.score(prep.dev_examples, prep.dev_meta, frozen.head_outputs(head, dev_x), prep.label2id)
+
+    return head, batches, run_eval

@@ -13,11 +13,13 @@ import re
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-IGNORE = -100  # label id the loss skips (cross-entropy's ignore_index)
-
+from bertkit.constants import IGNORE_INDEX
+from bertkit.tasks.examples import DataSource, TokenExample
+from bertkit.tasks.features import softmax
 
 # ----------------------------------------------------------------------------- words <-> pieces
 
@@ -49,8 +51,8 @@ def first_piece_words(offsets: Sequence[tuple[int, int] | None], spans: Sequence
 
 
 def align_labels(word_of_token: Sequence[int | None], word_label_ids: Sequence[int]) -> list[int]:
-    """Token label ids: the word's label on its first piece, IGNORE elsewhere."""
-    return [IGNORE if w is None else word_label_ids[w] for w in word_of_token]
+    """Token label ids: the word's label on its first piece, IGNORE_INDEX elsewhere."""
+    return [IGNORE_INDEX if w is None else word_label_ids[w] for w in word_of_token]
 
 
 # CoNLL-like words for raw text: abbreviations (U.S.), words with inner hyphens, clitics ('s)
@@ -246,43 +248,67 @@ def word_entities(
 
 
 class NERTask:
-    """Token classification on CoNLL files (or JSONL words + tags) for the shared fine-tuning code."""
+    """Token classification on CoNLL files (or JSONL / datasets words + tags) for the shared fine-tuning code."""
 
     name = "ner"
     head = "BertForTokenClassification"
     outputs = ("logits",)
     per_token = True
     metric = "f1"
+    sentence_level = False
 
-    def read(self, path, require_labels: bool = True):
+    def read(self, source: DataSource, require_labels: bool = True) -> list[TokenExample]:
         from bertkit.tasks.readers import read_task_data
 
-        return read_task_data("ner", path, require_labels=require_labels)
+        return read_task_data("ner", source, require_labels=require_labels)
 
-    def labels(self, examples, path) -> list[str]:
+    def labels(self, examples: Sequence[TokenExample], source: DataSource) -> list[str]:
         from bertkit.tasks.readers import label_list
 
-        return label_list((t for ex in examples for t in ex.tags), path)
+        return label_list((t for ex in examples for t in ex.tags or []), source)
 
-    def encode(self, examples, tokenizer, max_length: int, stride: int, label2id=None, train: bool = False):
+    def check(self, examples: Sequence[TokenExample], label2id: dict[str, int] | None, source: DataSource) -> None:
+        from bertkit.tasks.readers import check_labels
+
+        if label2id is not None:
+            check_labels(examples, label2id, source)
+
+    def head_options(self, labels: list[str] | None) -> dict[str, Any]:
+        labels = labels or []
+        return {"num_labels": len(labels), "id2label": dict(enumerate(labels))}
+
+    def encode(
+        self,
+        examples: Sequence[TokenExample],
+        tokenizer: Any,
+        max_seq_len: int,
+        stride: int,
+        label2id: Mapping[str, int] | None = None,
+        train: bool = False,
+    ) -> tuple[list[dict[str, Any]], list[NERWindow]]:
         joined = [join_words(ex.words) for ex in examples]
         word_labels = None
         if label2id is not None and train:
-            word_labels = [[label2id[t] for t in ex.tags] for ex in examples]
+            word_labels = [[label2id[t] for t in ex.tags or []] for ex in examples]
         windows = make_windows(
             [t for t, _ in joined],
             [s for _, s in joined],
             tokenizer,
-            max_length,
-            stride=None if train else min(stride, max_length // 2),
+            max_seq_len,
+            stride=None if train else min(stride, max_seq_len // 2),
             word_labels=word_labels,
         )
         return [w.feature() for w in windows], windows
 
-    def score(self, examples, windows, outputs, label2id) -> dict:
-        from bertkit.tasks.batching import softmax
-
+    def score(
+        self,
+        examples: Sequence[TokenExample],
+        windows: Sequence[NERWindow],
+        outputs: Sequence[tuple],
+        label2id: Mapping[str, int] | None,
+    ) -> dict[str, Any]:
+        assert label2id is not None
         id2label = {i: label for label, i in label2id.items()}
         word_probs = word_probabilities(windows, [softmax(o[0]) for o in outputs], [len(ex.words) for ex in examples])
         pred = [tags_from_probabilities(p, id2label)[0] for p in word_probs]
-        return entity_scores([ex.tags for ex in examples], pred).as_dict()
+        return entity_scores([ex.tags or [] for ex in examples], pred).as_dict()

@@ -1,6 +1,6 @@
 """Extractive question answering: [CLS] question [SEP] context [SEP] -> an answer span.
 
-As the seed puts it, the model learns a start vector S and an end vector E; token i starts the
+As the lecture puts it, the model learns a start vector S and an end vector E; token i starts the
 answer with probability softmax_i(S·R_i) and ends it with softmax_i(E·R_i) (the QA head's two
 logits per token). Contexts longer than the model's window are cut into overlapping windows
 (`max_length` 384, `stride` 128 tokens of overlap) that keep each token's character offsets, so
@@ -15,10 +15,15 @@ import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from bertkit.tasks.readers import QAExample
+from bertkit.errors import BertkitError
+from bertkit.log import get_logger
+from bertkit.tasks.examples import DataSource, QAExample
+
+logger = get_logger(__name__)
 
 MAX_LENGTH = 384
 DOC_STRIDE = 128
@@ -27,6 +32,38 @@ N_BEST = 20
 
 
 # ----------------------------------------------------------------------------- windows
+
+MIN_CONTEXT = 64  # tokens of context a window must hold at the least, beside the question
+
+
+def check_stride(max_seq_len: int, stride: int, flag: str = "--doc-stride") -> None:
+    """One line when the stride leaves too little room for the context in each window."""
+    if not 0 < stride <= max_seq_len - MIN_CONTEXT:
+        raise BertkitError(
+            f"{flag} {stride} must be positive and leave room for the question in windows of {max_seq_len} "
+            f"tokens (at most {max_seq_len - MIN_CONTEXT}); lower {flag} or raise --max-seq-len"
+        )
+
+
+def fitting_questions(examples: Sequence[QAExample], tokenizer: Any, max_length: int, stride: int) -> list[int]:
+    """Indexes of the examples whose question leaves room for more than `stride` context tokens.
+
+    A longer question cannot be windowed (each window must move forward over the context); such
+    questions are skipped with a warning naming how many, instead of aborting the whole run.
+    """
+    if not examples:
+        return []
+    lengths = [len(ids) for ids in tokenizer([ex.question.lstrip() for ex in examples], padding=False)["input_ids"]]
+    room = [max_length - (n - 2) - 3 for n in lengths]  # [CLS] q [SEP] context [SEP]
+    keep = [i for i, r in enumerate(room) if r > stride]
+    if len(keep) < len(examples):
+        worst = max(range(len(examples)), key=lambda i: lengths[i])
+        logger.warning(
+            f"skipped {len(examples) - len(keep)} of {len(examples)} questions too long for windows of "
+            f"{max_length} tokens with stride {stride} (longest: {lengths[worst] - 2} tokens, id "
+            f"{examples[worst].id}); they count as unanswered"
+        )
+    return keep
 
 
 @dataclass
@@ -81,11 +118,12 @@ def make_windows(
 
 def _target(offsets: Sequence[tuple[int, int] | None], start_char: int, end_char: int) -> tuple[int, int]:
     """Token positions of the answer's first and last pieces, or (0, 0) when not in the window."""
-    context = [i for i, o in enumerate(offsets) if o is not None]
-    if not context or offsets[context[0]][0] > start_char or offsets[context[-1]][1] < end_char:
+    spans = {i: o for i, o in enumerate(offsets) if o is not None}
+    context = list(spans)
+    if not context or spans[context[0]][0] > start_char or spans[context[-1]][1] < end_char:
         return 0, 0
-    start = max(i for i in context if offsets[i][0] <= start_char)
-    end = min(i for i in context if offsets[i][1] >= end_char)
+    start = max(i for i in context if spans[i][0] <= start_char)
+    end = min(i for i in context if spans[i][1] >= end_char)
     return start, end
 
 
@@ -150,7 +188,9 @@ def decode_answers(
         logp_s, logp_e = _log_softmax(s, mask), _log_softmax(e, mask)
         context = examples[window.example].context
         for logit, i, j in spans:
-            start, end = window.offsets[i][0], window.offsets[j][1]
+            first, last = window.offsets[i], window.offsets[j]
+            assert first is not None and last is not None  # best_spans keeps context tokens only
+            start, end = first[0], last[1]
             per_example[window.example].append(
                 {
                     "text": context[start:end],
@@ -223,32 +263,53 @@ def squad_scores(predictions: Mapping[str, str], references: Iterable[QAExample]
 
 
 class QATask:
-    """Extractive QA on SQuAD v1.1 JSON for the shared fine-tuning code."""
+    """Extractive QA on SQuAD v1.1 JSON (or a `datasets` SQuAD table) for the shared fine-tuning code."""
 
     name = "qa"
     head = "BertForQuestionAnswering"
     outputs = ("start_logits", "end_logits")
     per_token = True
     metric = "f1"
+    sentence_level = False
 
-    def read(self, path, require_labels: bool = True) -> list[QAExample]:
-        from bertkit.tasks.readers import read_squad
+    def read(self, source: DataSource, require_labels: bool = True) -> list[QAExample]:
+        from bertkit.tasks.readers import read_task_data
 
-        return read_squad(path, require_answers=require_labels)
+        return read_task_data("qa", source, require_labels=require_labels)
 
-    def labels(self, examples, path) -> None:
+    def labels(self, examples: Sequence[QAExample], source: DataSource) -> None:
         return None  # spans, not classes
 
-    def encode(self, examples, tokenizer, max_length: int, stride: int, label2id=None, train: bool = False):
-        windows = make_windows(examples, tokenizer, max_length, stride, with_targets=train)
+    def check(self, examples: Sequence[QAExample], label2id: Any, source: DataSource) -> None:
+        return None  # every answer was checked against its context by the reader
+
+    def head_options(self, labels: list[str] | None) -> dict[str, Any]:
+        return {}
+
+    def encode(
+        self,
+        examples: Sequence[QAExample],
+        tokenizer: Any,
+        max_seq_len: int,
+        stride: int,
+        label2id: Any = None,
+        train: bool = False,
+    ) -> tuple[list[dict[str, Any]], list[QAWindow]]:
+        check_stride(max_seq_len, stride)
+        keep = fitting_questions(examples, tokenizer, max_seq_len, stride)
+        windows = make_windows([examples[i] for i in keep], tokenizer, max_seq_len, stride, with_targets=train)
+        for w in windows:
+            w.example = keep[w.example]  # back to the index in `examples`
         features = []
         for w in windows:
-            f = {"input_ids": w.input_ids, "token_type_ids": w.token_type_ids}
+            f: dict[str, Any] = {"input_ids": w.input_ids, "token_type_ids": w.token_type_ids}
             if train:
                 f["start_positions"], f["end_positions"] = w.start_position, w.end_position
             features.append(f)
         return features, windows
 
-    def score(self, examples, windows, outputs, label2id=None) -> dict[str, float]:
+    def score(
+        self, examples: Sequence[QAExample], windows: Sequence[QAWindow], outputs: Sequence[tuple], label2id: Any = None
+    ) -> dict[str, float]:
         answers = decode_answers(examples, windows, [o[0] for o in outputs], [o[1] for o in outputs])
         return squad_scores({ex.id: a[0]["text"] for ex, a in zip(examples, answers)}, examples)

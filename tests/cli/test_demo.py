@@ -77,3 +77,35 @@ def test_pretrain_step_touches_only_folders_it_made(tmp_path, monkeypatch, share
         assert (out / "pretrain-tiny" / "model.safetensors").is_file() and (out / "pretrain-tiny" / DEMO_MARK).is_file()
     printed = capsys.readouterr().out
     assert "fill-mask with the model" in printed and "pretraining with the demo recipe" in printed
+
+
+def test_finetune_step_deletes_only_folders_it_made(tmp_path, monkeypatch, minilm_dir):
+    """A folder the demo did not make is refused and left as it is; one it made is cleared or resumed."""
+    import pytest
+
+    from bertkit.cli.finetune import DEMO_MARKER
+    from bertkit.errors import BertkitError
+    from bertkit.tasks import finetune as finetune_module
+
+    data = tmp_path / "data" / "sst2"
+    data.mkdir(parents=True)
+    (data / "train.tsv").write_text("sentence\tlabel\ngood\t1\n")
+    (data / "validation.tsv").write_text("sentence\tlabel\nbad\t0\n")
+    monkeypatch.setenv("BERTKIT_DATA", str(tmp_path / "data"))
+    mine = tmp_path / "out" / "finetuned" / "sst2"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("a user's file")
+    with pytest.raises(BertkitError, match="exists and was not made by the demo"):
+        demo_step(tmp_path / "out")
+    assert (mine / "notes.txt").read_text() == "a user's file"
+
+    (mine / "notes.txt").unlink()
+    (mine / DEMO_MARKER).write_text("")
+    (mine / "partial.bin").write_text("left by a killed demo run")
+    calls = []
+    monkeypatch.setattr(
+        finetune_module, "finetune", lambda task, *a, **k: calls.append((task, k["resume"])) or {"interrupted": True}
+    )
+    with pytest.raises(BertkitError, match="interrupted"):
+        demo_step(tmp_path / "out")
+    assert calls == [("classify", False)] and not (mine / "partial.bin").exists() and (mine / DEMO_MARKER).is_file()

@@ -18,7 +18,7 @@ from peers import peer
 transformers = peer("transformers")
 
 from bertkit.data.batching import length_grouped_plan  # noqa: E402
-from bertkit.tasks.batching import pad_batch  # noqa: E402
+from bertkit.tasks.features import pad_batch  # noqa: E402
 from bertkit.tasks.finetune import FinetuneSettings, finetune, get_task, prepare  # noqa: E402
 
 STEPS, BATCH, LR = 5, 8, 1e-3
@@ -109,7 +109,7 @@ def test_five_steps_match_transformers(tmp_path, shared_data, minilm_dir, task):
         epochs=1,
         lr=LR,
         batch_size=BATCH,
-        max_len=64 if task != "qa" else 128,
+        max_seq_len=64 if task != "qa" else 128,
         doc_stride=48,
         max_steps=STEPS,
         seed=0,
@@ -119,7 +119,7 @@ def test_five_steps_match_transformers(tmp_path, shared_data, minilm_dir, task):
     adapter = get_task(task)
     labels = adapter.labels(adapter.read(train), train)  # the tiny head gets the data's label count
     folder = tiny_checkpoint(tmp_path, minilm_dir, task, labels)
-    prep = prepare(task, folder, train, train, settings)
+    prep = prepare(task, folder, train, train, settings.for_task(task))
     features = prep.train_features
     spe = math.ceil(len(features) / BATCH)
     assert spe >= STEPS

@@ -14,16 +14,16 @@ def test_best_checkpoint_is_kept_and_evaluate_reproduces_it(tmp_path, shared_dat
     train = slice_file(shared_data, tmp_path, "classify")
     folder = tiny_checkpoint(tmp_path, minilm_dir, "classify", ["0", "1"])
     out = tmp_path / "out"
-    settings = FinetuneSettings(epochs=2, lr=3e-3, batch_size=8, max_len=32, eval_every=2, seed=0, progress=False)
+    settings = FinetuneSettings(epochs=2, lr=3e-3, batch_size=8, max_seq_len=32, eval_every=2, seed=0, progress=False)
     result = finetune("classify", folder, train, train, out, settings)
     saved = json.loads((out / "finetune.json").read_text())
     accs = [h["accuracy"] for h in saved["history"]]
     assert len(accs) >= 5 and saved["best"]["accuracy"] == max(accs) == result["best"]["accuracy"]
-    assert saved["labels"] == ["0", "1"] and saved["max_len"] == 32
+    assert saved["labels"] == ["0", "1"] and saved["max_seq_len"] == 32
     assert {"config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "log.jsonl", "curves.png"} <= {
         p.name for p in out.iterdir()
     }
-    assert not (out / "best").exists() and not (out / "checkpoints").exists()
+    assert not (out / "best").exists() and (out / "checkpoints").is_dir()  # kept for --resume
     assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "0", "1": "1"}
 
     metrics = evaluate("classify", out, train, output=tmp_path / "m.json")
@@ -41,7 +41,7 @@ def test_evaluate_refuses_wrong_task_and_unknown_labels(tmp_path, shared_data, m
     folder = tiny_checkpoint(tmp_path, minilm_dir, "classify", ["0", "1"])
     out = tmp_path / "out"
     finetune(
-        "classify", folder, train, train, out, FinetuneSettings(epochs=1, batch_size=8, max_len=32, progress=False)
+        "classify", folder, train, train, out, FinetuneSettings(epochs=1, batch_size=8, max_seq_len=32, progress=False)
     )
     assert main(["evaluate", "ner", "--model", str(out), "--data", str(train)]) == 2
     assert "fine-tuned for classify, not ner" in capsys.readouterr().err
@@ -62,7 +62,7 @@ def test_runs_are_reproducible_with_dropout(tmp_path, shared_data, minilm_dir):
             epochs=1,
             lr=1e-3,
             batch_size=8,
-            max_len=48,
+            max_seq_len=48,
             max_steps=4,
             log_every=1,
             seed=1 if run == "c" else 0,

