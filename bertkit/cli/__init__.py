@@ -19,6 +19,7 @@ from bertkit.log import set_verbosity
 COMMAND_MODULES = [
     "bertkit.cli.tokenizer",
     "bertkit.cli.finetune",
+    "bertkit.cli.predict",
     "bertkit.cli.demo",
     "bertkit.cli.viz",
     "bertkit.cli.convert",

@@ -1,21 +1,18 @@
-"""`bertkit finetune`, `bertkit evaluate` and `bertkit predict`: thin wrappers over bertkit.tasks.
+"""`bertkit finetune` and `bertkit evaluate`: thin wrappers over bertkit.tasks (`predict`: cli/predict.py).
 
 The command names and flags are a contract (scripts outside the project call them):
   bertkit finetune {classify,nli,qa,ner} --model DIR --train FILE --dev FILE --out DIR
                    [--epochs --lr --batch-size --max-len]
   bertkit evaluate {classify,nli,qa,ner} --model DIR --data FILE      (last line: one JSON object)
-  bertkit predict TASK --model DIR [TEXT ... | --input FILE]          (one JSON object per input)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 TASKS = ["classify", "nli", "qa", "ner"]
-PIPELINES = ["sentiment", "classify", "nli", "qa", "ner", "fill-mask", "embed"]
 
 
 def _columns(parser: argparse.ArgumentParser) -> None:
@@ -69,42 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--doc-stride", type=int, default=None)
     _columns(p)
     p.set_defaults(func=run_evaluate)
-
-    p = subparsers.add_parser(
-        "predict",
-        help="run a task pipeline on text or a file",
-        description="Prints one JSON object per input. nli takes PREMISE HYPOTHESIS "
-        "(file: premise<TAB>hypothesis per line); qa takes QUESTION with --context "
-        "(file: JSON lines with question and context, or SQuAD JSON).",
-    )
-    p.add_argument("task", choices=PIPELINES)
-    p.add_argument("--model", required=True)
-    p.add_argument("text", nargs="*", help="input text (or use --input)")
-    p.add_argument("--input", help="file with one input per line")
-    p.add_argument("--context", help="qa: the context text, or @FILE to read it from a file")
-    p.add_argument("--top-k", type=int, default=None, help="fill-mask: candidates; qa: answers")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.set_defaults(func=run_predict)
-    p.__class__ = _IntermixedParser  # TEXT may follow --model DIR, as the contract writes it
-
-
-class _IntermixedParser(argparse.ArgumentParser):
-    """Positionals may come after options (`predict TASK --model DIR TEXT`).
-
-    Plain argparse gives the `TEXT*` positional its (empty) value as soon as it reads TASK and then
-    rejects the text after --model; intermixed parsing reads options first, positionals after.
-    """
-
-    _inside = False
-
-    def parse_known_args(self, args=None, namespace=None):
-        if self._inside:
-            return super().parse_known_args(args, namespace)
-        self._inside = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._inside = False
 
 
 def _column(value: str | None):
@@ -161,34 +122,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     print(json.dumps(metrics))
     return 0
-
-
-def run_predict(args: argparse.Namespace) -> int:
-    from bertkit.errors import BertkitError
-    from bertkit.pipelines import pipeline, read_inputs
-
-    if bool(args.text) == bool(args.input):
-        raise BertkitError("give the input as TEXT arguments or as --input FILE (exactly one of them)")
-    inputs = read_inputs(args.task, args.text, args.input, args.context)
-    pipe = pipeline(args.task, model=args.model)
-    options = {"batch_size": args.batch_size}
-    if args.top_k:
-        options["top_k"] = args.top_k
-    for result in pipe(inputs, **options):
-        print(json.dumps(_jsonable(result), ensure_ascii=False))
-    sys.stdout.flush()
-    return 0
-
-
-def _jsonable(value):
-    """numpy arrays (embeddings) and tuples -> lists, so every result prints as JSON."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 # ----------------------------------------------------------------------------- demo

@@ -24,8 +24,9 @@ def fill_mask(
     """The top_k words for each [MASK] with their probabilities, best first.
 
     One [MASK] gives a list of {"token", "token_str", "score", "sequence"} (Hugging Face's
-    fill-mask keys); several give one such list per mask. Only the [MASK] rows go through the
-    vocabulary-sized decoder. device and dtype as in `embed`.
+    fill-mask keys); several give one such list per mask, whose "sequence" keeps the special
+    tokens so the other [MASK]s stay visible (as transformers does). Only the [MASK] rows go
+    through the vocabulary-sized decoder. device and dtype as in `embed`.
     """
     single = isinstance(texts, str)
     items = [texts] if isinstance(texts, str) else list(texts)
@@ -52,9 +53,11 @@ def fill_mask(
         k = 0
         for i in idx:
             per_mask = []
-            for position in [p for p, t in enumerate(ids_all[i]) if t == mask_id]:
+            positions = [p for p, t in enumerate(ids_all[i]) if t == mask_id]
+            for position in positions:
+                alone = len(positions) == 1
                 per_mask.append(
-                    [_candidate(tokenizer, ids_all[i], position, t, s) for s, t in zip(values[k], indices[k])]
+                    [_candidate(tokenizer, ids_all[i], position, t, s, alone) for s, t in zip(values[k], indices[k])]
                 )
                 k += 1
             results[i] = per_mask[0] if len(per_mask) == 1 else per_mask
@@ -74,12 +77,12 @@ def _check_mlm_head(model: Any) -> None:
         raise BertkitError("fill-mask needs a BertForMaskedLM or BertForPreTraining model")
 
 
-def _candidate(tokenizer: Any, ids: list[int], position: int, token: int, score: float) -> dict[str, Any]:
+def _candidate(tokenizer: Any, ids: list[int], position: int, token: int, score: float, alone: bool) -> dict[str, Any]:
     filled = list(ids)
     filled[position] = token
     return {
         "token": token,
         "token_str": tokenizer.id_to_token(token),
         "score": score,
-        "sequence": tokenizer.decode(filled),
+        "sequence": tokenizer.decode(filled, skip_special_tokens=alone),
     }

@@ -322,7 +322,7 @@ def evaluate(
 ) -> dict:
     """Score a fine-tuned folder on a labelled file; writes the metrics JSON and returns it."""
     from bertkit import model as models
-    from bertkit.pipelines import check_trained_head, load_settings
+    from bertkit.loading import check_trained_head, load_settings
     from bertkit.tasks.readers import check_labels
     from bertkit.tokenizers import Tokenizer
 
