@@ -17,6 +17,7 @@ from typing import IO, Any, TypeVar
 from bertkit.errors import InputFileError
 
 STDIN = "-"
+BAR_DELAY_S = 1.0  # a bar appears only on runs longer than this: short runs (and their errors) stay one line
 T = TypeVar("T")
 
 
@@ -74,11 +75,27 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def progress_bar(total: int | None, desc: str, enabled: bool, unit: str = " lines") -> Any:
-    """A tqdm bar on stderr (disabled: a bar that draws nothing)."""
+@contextlib.contextmanager
+def progress_bar(total: int | None, desc: str, enabled: bool, unit: str = " lines") -> Iterator[Any]:
+    """A tqdm bar on stderr (disabled: one that draws nothing); an error clears it from the screen."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        disable=not enabled,
+        dynamic_ncols=True,
+        delay=BAR_DELAY_S,
+    )
+    try:
+        yield bar
+    except BaseException:
+        bar.leave = False  # the error line, not a half-full bar, is what the user should see last
+        raise
+    finally:
+        bar.close()
 
 
 def show_progress(args: Any) -> bool:

@@ -44,12 +44,20 @@ class TextClassificationPipeline(Pipeline):
 
     def run(self, inputs: list[Any], options: dict[str, Any]) -> list[Any]:
         examples = [TextExample(*text_pair(self.task, x, self.task == "nli" or None)) for x in inputs]
-        pairs = [ex.text_pair is not None for ex in examples]
-        if any(pairs) and not all(pairs):
-            raise BertkitError(f"{self.task}: give every input as a pair, or none")
-        features = classification.encode(examples, self.tokenizer, self.max_seq_len)
-        logits = forward_batches(self.runner(features), features, options["batch_size"])
-        probs = softmax(np.stack([o[0] for o in logits]))
+        # single texts and pairs are encoded apart (pairs truncate longest-first), then run together
+        groups = [
+            [i for i, ex in enumerate(examples) if (ex.text_pair is not None) is paired] for paired in (False, True)
+        ]
+        features = [
+            f
+            for group in groups
+            if group
+            for f in classification.encode([examples[i] for i in group], self.tokenizer, self.max_seq_len)
+        ]
+        outputs = forward_batches(self.runner(features), features, options["batch_size"])
+        logits = np.empty((len(examples), outputs[0][0].shape[-1]), dtype=np.float32)
+        logits[groups[0] + groups[1]] = np.stack([o[0] for o in outputs])  # back in input order
+        probs = softmax(logits)
         top_k = options["top_k"]
         if self.task in HF_CLASSIFICATION:
             return [self._ranked(row, top_k if top_k is not UNSET else 1, flat=top_k is UNSET) for row in probs]
