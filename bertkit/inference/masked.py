@@ -11,6 +11,8 @@ from bertkit.errors import BertkitError
 from bertkit.inference.batches import calibration_batches, for_each_batch, tokenize
 from bertkit.inference.runtime import dtype_kind, load, prepare
 
+MASK = "[MASK]"  # BERT's mask token, matched as written (an added special token)
+
 
 def fill_mask(
     texts: Sequence[str] | str,
@@ -30,13 +32,18 @@ def fill_mask(
     """
     single = isinstance(texts, str)
     items = [texts] if isinstance(texts, str) else list(texts)
+    for i, text in enumerate(items):  # checked before any model is loaded
+        if not isinstance(text, str):
+            raise BertkitError("texts must be a list of strings")
+        if MASK not in text:
+            raise BertkitError(f"fill-mask: text {i} has no {MASK} {text!r}")
     model, tokenizer = load(model, tokenizer, head="BertForMaskedLM")
     _check_mlm_head(model)
     if top_k < 1:
         raise BertkitError(f"top_k must be >= 1, got {top_k}")
-    mask_id = tokenizer.token_to_id("[MASK]")
+    mask_id = tokenizer.token_to_id(MASK)
     if mask_id is None:
-        raise BertkitError("the tokenizer has no [MASK] token")
+        raise BertkitError(f"the tokenizer has no {MASK} token")
     encoded = tokenize(tokenizer, items, model.config.max_position_embeddings)
     for i, ids in enumerate(encoded["input_ids"]):
         if mask_id not in ids:

@@ -8,7 +8,10 @@ ones it does, never a TypeError from deep inside.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -45,9 +48,10 @@ class Pipeline:
         self.task = task
         self.defaults = self.check_options(options)
         given = model
-        self.model, self.tokenizer, self.settings = load_folder(
-            model, self.head, tokenizer, require_head=self.require_head, **hub
-        )
+        with _quiet_checkpoint_log(self.require_head):
+            self.model, self.tokenizer, self.settings = load_folder(
+                model, self.head, tokenizer, require_head=self.require_head, **hub
+            )
         self.device = target_device(given if isinstance(given, torch.nn.Module) else None, device)
         self.dtype = dtype_kind(dtype)
         check_dtype(self.dtype, self.device)
@@ -99,6 +103,29 @@ class Pipeline:
 
     def run(self, inputs: list[Any], options: dict[str, Any]) -> list[Any]:
         raise NotImplementedError
+
+
+class _CheckpointNotes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "checkpoint" not in Path(record.pathname).parts
+
+
+@contextlib.contextmanager
+def _quiet_checkpoint_log(quiet: bool) -> Iterator[None]:
+    """While loading a head that is checked anyway, the checkpoint loader's notes about missing or
+    unused weights would only repeat the one-line refusal (or list weights the task never uses)."""
+    if not quiet:
+        yield
+        return
+    root, package = logging.getLogger("bertkit"), logging.getLogger("bertkit.checkpoint")
+    notes, level = _CheckpointNotes(), package.level
+    root.addFilter(notes)  # records logged on "bertkit" itself from bertkit/checkpoint/
+    package.setLevel(logging.ERROR)  # records logged on "bertkit.checkpoint.*"
+    try:
+        yield
+    finally:
+        root.removeFilter(notes)
+        package.setLevel(level)
 
 
 def text_pair(task: str, x: Any, pairs: bool | None) -> tuple[str, str | None]:
