@@ -36,15 +36,16 @@ def _lines(tmp: Path) -> Path:
     return path
 
 
-def _bare_encoder(tmp: Path) -> Path:
-    """A plain encoder checkpoint (no pretraining heads) with the fixture's vocabulary."""
+def _tiny(tmp: Path, head: str) -> Path:
+    """A small random checkpoint with `head` and the fixture's vocabulary."""
     import shutil
 
-    from bertkit.model import BertConfig, BertModel
+    from bertkit import model as models
+    from bertkit.model import BertConfig
 
-    folder = tmp / "bare"
+    folder = tmp / head
     config = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-    BertModel(config).save_pretrained(folder)
+    getattr(models, head)(config).save_pretrained(folder)
     shutil.copy(FIXTURE / "vocab.txt", folder / "vocab.txt")
     return folder
 
@@ -98,7 +99,7 @@ ROWS = [
         id="nsp-without-nsp-head",
         surface="predict nsp",
         fault="a model folder without next-sentence weights",
-        setup=_bare_encoder,
+        setup=lambda tmp: _tiny(tmp, "BertModel"),
         argv=lambda tmp, folder: ["predict", "nsp", "--model", folder, "a", "--pair", "b"],
         match=r"no trained weights for BertForNextSentencePrediction",
         cpu_seconds=6.0,
@@ -172,7 +173,16 @@ ROWS = [
         id="qa-blank-context",
         surface="pipeline('qa')",
         fault="a question with a context of spaces only",
-        run=lambda tmp, _: __import__("bertkit").pipeline("qa", model=FIXTURE),
+        setup=lambda tmp: _tiny(tmp, "BertForQuestionAnswering"),
+        run=lambda tmp, folder: __import__("bertkit").pipeline("qa", model=folder)(question="who?", context="   "),
+        match=r"qa: input 0 needs a non-empty 'question' and 'context'",
+        cpu_seconds=6.0,
+    ),
+    Case(
+        id="qa-without-head",
+        surface="predict qa",
+        fault="a pretrained folder without question-answering weights",
+        argv=lambda tmp, _: ["predict", "qa", "--model", FIXTURE, "who?", "--context", "Paris is a city."],
         match=r"no trained weights for BertForQuestionAnswering",
         cpu_seconds=6.0,
     ),
