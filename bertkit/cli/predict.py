@@ -166,6 +166,8 @@ def _rows(args: argparse.Namespace) -> tuple[Iterator[Row] | list[Row], int | No
 def _line_row(args: argparse.Namespace, number: int, text: str) -> Row:
     if not text.strip():
         return number, text, None
+    if args.task == "fill-mask" and "[MASK]" not in text:
+        raise InputFileError(_name(args.input), "no [MASK] in this line (fill-mask fills [MASK] tokens)", number)
     if args.task not in PAIRABLE:
         return number, text, text
     first, tab, second = text.partition("\t")

@@ -113,3 +113,14 @@ def test_qa_questions_and_json_lines(tmp_path, minilm_dir, capsys):
     path.write_text('{"question": "Where?", "context": "He lives in Paris."}\n\n{"question": "x"}\n', encoding="utf-8")
     assert main([*args, "--input", str(path)]) == 2
     assert "q.jsonl:3: each line must be JSON" in capsys.readouterr().err
+
+
+def test_fill_mask_lines_without_a_mask_are_named(tmp_path, capsys):
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "google_bert_tiny"
+    path = tmp_path / "masks.txt"
+    path.write_text("paris is a [MASK] .\n\nno mask here\n", encoding="utf-8")
+    assert main(["predict", "fill-mask", "--model", str(fixture), "--input", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "masks.txt:3: no [MASK] in this line" in err and err.count("\n") == 1
