@@ -5,14 +5,15 @@ A release folder holds `bert_config.json`, `vocab.txt` and a TensorFlow checkpoi
 rule: `/` -> `.`, `layer_N` -> `layer.N`, LayerNorm `gamma`/`beta` -> `weight`/`bias`, and dense
 `kernel` -> `weight` *transposed* (TF stores [in, out], torch.nn.Linear [out, in]).
 `cls/seq_relationship/output_weights` is already [2, H] and is not transposed.
+
+This module reads files into plain dicts and tensors; building a model from them is the model's
+business (bertkit.model.pretrained), and writing a converted folder is bertkit.convert's.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,6 @@ import torch
 
 from bertkit.checkpoint.tf_bundle import TFCheckpoint
 from bertkit.errors import InputFileError
-from bertkit.model.config import BertConfig
 
 # training-time variables with no place in the model
 _SKIP = re.compile(r"(^|/)(adam_[mv]|global_step|bad_steps|good_steps|loss_scale|current_loss_scale)($|/)")
@@ -58,74 +58,64 @@ def google_to_hf_name(name: str) -> tuple[str, bool] | None:
     return ".".join(out), transpose
 
 
+def _mapped(ckpt: TFCheckpoint) -> list[tuple[str, str, bool]]:
+    """(TF name, Hugging Face key, transpose?) for every weight of the checkpoint."""
+    out = []
+    for name in ckpt.names():
+        mapped = google_to_hf_name(name)
+        if mapped is not None:
+            key, transpose = mapped
+            if transpose and len(ckpt.shape(name)) != 2:
+                raise InputFileError(
+                    ckpt.index_path, f"variable {name!r} is a kernel but has shape {list(ckpt.shape(name))}"
+                )
+            out.append((name, key, transpose))
+    return out
+
+
+def read_google_shapes(folder: str | os.PathLike, verify: bool = True) -> dict[str, tuple[int, ...]]:
+    """The shape of every weight under its Hugging Face key, from the index alone (no tensor read)."""
+    ckpt = TFCheckpoint(folder, verify=verify)
+    shapes = {}
+    for name, key, transpose in _mapped(ckpt):
+        shape = ckpt.shape(name)
+        shapes[key] = shape[::-1] if transpose else shape
+    return shapes
+
+
 def read_google_state_dict(folder: str | os.PathLike, verify: bool = True) -> dict[str, torch.Tensor]:
     """Read a Google checkpoint -> state dict with Hugging Face keys (optimizer state dropped)."""
     ckpt = TFCheckpoint(folder, verify=verify)
     state: dict[str, torch.Tensor] = {}
-    for name in ckpt.names():
-        mapped = google_to_hf_name(name)
-        if mapped is None:
-            continue
-        key, transpose = mapped
+    for name, key, transpose in _mapped(ckpt):
         array = ckpt.read(name)
-        if transpose:
-            if array.ndim != 2:
-                raise InputFileError(
-                    ckpt.index_path, f"variable {name!r} is a kernel but has shape {list(array.shape)}"
-                )
-            array = array.T
-        state[key] = torch.from_numpy(np.ascontiguousarray(array))
+        state[key] = torch.from_numpy(np.ascontiguousarray(array.T if transpose else array))
     return state
+
+
+def has_pretraining_heads(folder: str | os.PathLike) -> bool:
+    """Whether the checkpoint carries the MLM head (cls/predictions/...), as pretraining releases do."""
+    return any(name.startswith("cls/predictions") for name in TFCheckpoint(folder, verify=False).names())
 
 
 def is_google_folder(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("*.ckpt*.index"))
 
 
-def load_google_config(folder: Path) -> BertConfig:
-    path = folder / "bert_config.json"
-    if not path.is_file():
-        raise InputFileError(path, "missing; Google's release folders hold bert_config.json beside the checkpoint")
-    return BertConfig.from_google_json(path)
+def read_vocab_lines(path: Path) -> list[str]:
+    """vocab.txt's lines; a file that is not UTF-8 is refused naming its line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise InputFileError(path, "not UTF-8 text; a BERT vocabulary is UTF-8, one word piece a line", line) from None
 
 
 def guess_lowercase(vocab_path: Path) -> bool | None:
     """Uncased releases have (almost) no capitalised word pieces; cased ones have thousands."""
     if not vocab_path.is_file():
         return None
-    words = vocab_path.read_text(encoding="utf-8").splitlines()
+    words = read_vocab_lines(vocab_path)
     capitalised = sum(1 for w in words if w[:1].isupper() and not w.startswith("["))
     return capitalised < 0.01 * max(len(words), 1)
-
-
-def convert_google_checkpoint(folder: str | os.PathLike, out: str | os.PathLike, verify: bool = True):
-    """Google release folder -> Hugging Face folder (config.json, model.safetensors, vocab.txt).
-
-    Builds BertForPreTraining when the checkpoint carries the pretraining heads (cls/...), else
-    BertModel; returns the loaded model and its load report.
-    """
-    from bertkit.checkpoint.hf import load_pretrained
-    from bertkit.model.bert import BertModel
-    from bertkit.model.heads import BertForPreTraining
-
-    folder, out = Path(folder), Path(out)
-    if not folder.is_dir():
-        raise InputFileError(
-            folder, "no such folder; give the unpacked release folder (bert_config.json, vocab.txt, bert_model.ckpt.*)"
-        )
-    ckpt_names = TFCheckpoint(folder, verify=False).names()
-    cls = BertForPreTraining if any(n.startswith("cls/predictions") for n in ckpt_names) else BertModel
-    model, report = load_pretrained(cls, folder, output_loading_info=True, verify=verify)
-    model.save_pretrained(out)
-    vocab = folder / "vocab.txt"
-    if vocab.is_file():
-        shutil.copyfile(vocab, out / "vocab.txt")
-        lower = guess_lowercase(vocab)
-        if lower is not None:
-            tok_config = {
-                "do_lower_case": lower,
-                "model_max_length": model.config.max_position_embeddings,
-                "tokenizer_class": "BertTokenizer",
-            }
-            (out / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2) + "\n", encoding="utf-8")
-    return model, report

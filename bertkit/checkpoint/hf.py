@@ -1,42 +1,53 @@
-"""Hugging Face checkpoint folders: config.json + model.safetensors (or pytorch_model.bin).
+"""Hugging Face checkpoint folders: the weights files, and fitting their names to a model.
 
-Loading is forgiving about names and strict about meaning:
+Reading: model.safetensors, a sharded model.safetensors.index.json, pytorch_model.bin, or a Google
+TensorFlow checkpoint (google.py), each into a state dict with Hugging Face keys; `read_shapes`
+gives the shapes alone (from the file headers, without reading the tensors), so that a model is
+compared with its checkpoint before it is allocated.
+pytorch_model.bin is read only with `torch.load(weights_only=True)`: a pickle that tries to run
+code is refused, never executed.
+
+Fitting names is forgiving about names and strict about meaning:
 - "bert." prefixes are added or stripped to fit the model (a bare encoder checkpoint such as the
   packaged MiniLM loads into any head, a head checkpoint loads into BertModel);
 - old spellings (LayerNorm gamma/beta, decoder.bias) are renamed, tied copies are dropped;
-- weights the checkpoint lacks are initialised and *reported by name*, weights the model lacks
-  are reported as unused, and wrongly shaped weights stop the load unless asked to re-initialise.
-pytorch_model.bin is read only with `torch.load(weights_only=True)`: a pickle that tries to run
-code is refused, never executed. Writing always produces safetensors, atomically.
+- weights the checkpoint lacks are reported as missing, weights the model lacks as unused, and
+  wrongly shaped weights stop the load unless asked to re-initialise them.
+
+Writing: `write_weights` replaces the weights file atomically (bertkit.files), as safetensors or,
+when asked, as a pytorch_model.bin of plain tensors. This package never imports bertkit.model.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import pickle
 import re
-import tempfile
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
+from bertkit.checkpoint.configfiles import read_json_object
+from bertkit.checkpoint.google import is_google_folder, read_google_shapes, read_google_state_dict
 from bertkit.errors import BertkitError, InputFileError
-from bertkit.hub import resolve_folder
-from bertkit.model.config import BertConfig
+from bertkit.files import atomic_path
+from bertkit.log import get_logger
 
-logger = logging.getLogger("bertkit")
+logger = get_logger(__name__)
 
 SAFE_WEIGHTS = "model.safetensors"
 SAFE_INDEX = "model.safetensors.index.json"
 PT_WEIGHTS = "pytorch_model.bin"
 # keys that hold no weights of ours: buffers of other implementations
 _IGNORED = re.compile(r"(^|\.)embeddings\.position_ids$|(^|\.)embeddings\.token_type_ids$")
-_TIED = {"cls.predictions.decoder.weight"}  # shares storage with the word embeddings
+TIED = frozenset({"cls.predictions.decoder.weight"})  # shares storage with the word embeddings
+
+V = TypeVar("V")
+Shape = tuple[int, ...]
 
 
 @dataclass
@@ -45,7 +56,7 @@ class LoadReport:
 
     missing: list[str] = field(default_factory=list)  # model wants it, checkpoint lacks it -> initialised
     unexpected: list[str] = field(default_factory=list)  # checkpoint has it, model has no place for it
-    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (name, checkpoint, model shape)
+    mismatched: list[tuple[str, Shape, Shape]] = field(default_factory=list)  # (name, checkpoint, model shape)
 
     @property
     def newly_initialized(self) -> list[str]:
@@ -74,17 +85,46 @@ def read_state_dict(folder: Path, verify: bool = True) -> dict[str, torch.Tensor
     if (folder / SAFE_WEIGHTS).is_file():
         return read_safetensors(folder / SAFE_WEIGHTS)
     if (folder / SAFE_INDEX).is_file():
-        return _read_sharded(folder / SAFE_INDEX)
+        state: dict[str, torch.Tensor] = {}
+        for shard in read_shard_names(folder / SAFE_INDEX):
+            state.update(read_safetensors(folder / shard))
+        return state
     if (folder / PT_WEIGHTS).is_file():
         return read_torch_bin(folder / PT_WEIGHTS)
-    from bertkit.checkpoint.google import is_google_folder, read_google_state_dict
-
     if is_google_folder(folder):
         return read_google_state_dict(folder, verify=verify)
-    raise InputFileError(
+    raise _no_weights(folder)
+
+
+def read_shapes(folder: Path, verify: bool = True) -> dict[str, Shape] | None:
+    """Every weight's shape, read from the headers only; None where the format has no header
+    (pytorch_model.bin: a pickle, whose shapes are known only once it is loaded)."""
+    if (folder / SAFE_WEIGHTS).is_file():
+        return read_safetensors_shapes(folder / SAFE_WEIGHTS)
+    if (folder / SAFE_INDEX).is_file():
+        shapes: dict[str, Shape] = {}
+        for shard in read_shard_names(folder / SAFE_INDEX):
+            shapes.update(read_safetensors_shapes(folder / shard))
+        return shapes
+    if (folder / PT_WEIGHTS).is_file():
+        return None
+    if is_google_folder(folder):
+        return read_google_shapes(folder, verify=verify)
+    raise _no_weights(folder)
+
+
+def _no_weights(folder: Path) -> InputFileError:
+    return InputFileError(
         folder,
         f"no weights found; expected {SAFE_WEIGHTS}, {PT_WEIGHTS} or a TensorFlow checkpoint (bert_model.ckpt.index)",
     )
+
+
+def _safetensors_error(path: Path, err: Exception) -> InputFileError:
+    if not path.is_file():
+        return InputFileError(path, "missing; the checkpoint's shard index names it: download every shard")
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return InputFileError(path, f"corrupt or truncated safetensors file ({first}); download or save it again")
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -93,22 +133,32 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as err:  # safetensors raises its own error types for every kind of damage
-        raise InputFileError(
-            path, f"corrupt or truncated safetensors file ({err}); download or save it again"
-        ) from None
+        raise _safetensors_error(path, err) from None
 
 
-def _read_sharded(index_path: Path) -> dict[str, torch.Tensor]:
+def read_safetensors_shapes(path: Path) -> dict[str, Shape]:
+    """name -> shape from a safetensors header (the tensors are not read)."""
+    from safetensors import safe_open
+
     try:
-        weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise InputFileError(index_path, f"not a safetensors index ({err})") from None
-    state: dict[str, torch.Tensor] = {}
-    for shard in sorted(set(weight_map.values())):
-        if "/" in shard or "\\" in shard or shard.startswith("."):
-            raise InputFileError(index_path, f"shard name {shard!r} points outside the folder")
-        state.update(read_safetensors(index_path.parent / shard))
-    return state
+        with safe_open(str(path), framework="pt") as f:
+            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except Exception as err:
+        raise _safetensors_error(path, err) from None
+
+
+def read_shard_names(index_path: Path) -> list[str]:
+    """The shard files of a sharded safetensors checkpoint, each a plain file name in its folder."""
+    weight_map = read_json_object(index_path).get("weight_map")
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
+    ):
+        raise InputFileError(index_path, 'needs "weight_map": an object of weight name -> shard file name')
+    shards = sorted(set(weight_map.values()))
+    for shard in shards:
+        if not shard or "/" in shard or "\\" in shard or shard.startswith(".") or os.path.isabs(shard) or ":" in shard:
+            raise InputFileError(index_path, f"shard name {shard!r} points outside the folder; give a plain file name")
+    return shards
 
 
 def read_torch_bin(path: Path) -> dict[str, torch.Tensor]:
@@ -123,7 +173,8 @@ def read_torch_bin(path: Path) -> dict[str, torch.Tensor]:
             "nothing was executed. Load only trusted files, or convert them to safetensors",
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise InputFileError(path, f"corrupt or truncated PyTorch file ({err}); download or save it again") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputFileError(path, f"corrupt or truncated PyTorch file ({first}); download or save it again") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -131,10 +182,53 @@ def read_torch_bin(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+# ---------------------------------------------------------------------- writing weights
+def write_weights(tensors: Mapping[str, torch.Tensor], folder: Path, safe_serialization: bool = True) -> Path:
+    """model.safetensors (or pytorch_model.bin of plain tensors), replaced atomically and fsynced.
+
+    Weights of the other layout left in the folder by an earlier save are removed afterwards:
+    the loader prefers model.safetensors, so a stale one would silently win over new weights.
+    A failing write (a full disk) leaves the previous file as it was and raises a one-line error.
+    """
+    path = folder / (SAFE_WEIGHTS if safe_serialization else PT_WEIGHTS)
+    try:
+        with atomic_path(path) as tmp:
+            if safe_serialization:
+                from safetensors.torch import save_file
+
+                save_file(dict(tensors), str(tmp), metadata={"format": "pt"})
+            else:
+                torch.save(dict(tensors), tmp)
+    except OSError as err:
+        raise BertkitError(
+            f"{path}: cannot write ({err.strerror or err}); the previous file is unchanged: free space "
+            "or choose another folder"
+        ) from err
+    stale = [folder / name for name in (SAFE_WEIGHTS, PT_WEIGHTS, SAFE_INDEX) if folder / name != path]
+    if (folder / SAFE_INDEX).is_file():
+        try:
+            stale += [folder / shard for shard in read_shard_names(folder / SAFE_INDEX)]
+        except InputFileError:
+            pass  # a damaged index: it goes, its shards cannot be named safely and stay
+    for old in stale:
+        if old.is_file():
+            logger.info(f"removing {old}: replaced by {path.name}")
+            old.unlink()
+    return path
+
+
 # ---------------------------------------------------------------------- fitting names to a model
-def normalize_keys(state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Rename a checkpoint's keys to the model's: old spellings, aliases and the "bert." prefix."""
-    out: dict[str, torch.Tensor] = {}
+def model_keys(model: torch.nn.Module) -> dict[str, Shape]:
+    """The model's state-dict keys (Hugging Face names) and shapes, tied copies left out."""
+    return {k: tuple(v.shape) for k, v in model.state_dict().items() if k not in TIED}
+
+
+def normalize_keys(state: Mapping[str, V], model: torch.nn.Module) -> dict[str, V]:
+    """Rename a checkpoint's keys to the model's: old spellings, aliases and the "bert." prefix.
+
+    `state` maps names to tensors or to shapes (the same renaming serves both).
+    """
+    out: dict[str, V] = {}
     for key, value in state.items():
         if _IGNORED.search(key):
             continue
@@ -154,100 +248,46 @@ def normalize_keys(state: dict[str, torch.Tensor], model: torch.nn.Module) -> di
     if alias in out:
         bias = out.pop(alias)
         out.setdefault("cls.predictions.bias", bias)
-    for key in _TIED:
+    for key in TIED:
         out.pop(key, None)
     return out
 
 
-def model_keys(model: torch.nn.Module) -> dict[str, torch.Size]:
-    """The model's state-dict keys (Hugging Face names) and shapes, tied copies left out."""
-    return {k: v.shape for k, v in model.state_dict().items() if k not in _TIED}
+def compare_shapes(
+    shapes: Mapping[str, Shape], expected: Mapping[str, Shape], ignore_mismatched_sizes: bool = False
+) -> list[tuple[str, Shape, Shape]]:
+    """(name, checkpoint shape, model shape) for every weight whose shapes differ; an error unless
+    asked to re-initialise them. `shapes` has the model's names already (normalize_keys)."""
+    mismatched = [
+        (k, tuple(shapes[k]), tuple(expected[k]))
+        for k in sorted(shapes)
+        if k in expected and tuple(shapes[k]) != tuple(expected[k])
+    ]
+    if mismatched and not ignore_mismatched_sizes:
+        shown = mismatched[:6]
+        detail = ", ".join(f"{k} (checkpoint {list(a)} vs model {list(b)})" for k, a, b in shown)
+        more = f" and {len(mismatched) - len(shown)} more" if len(mismatched) > len(shown) else ""
+        raise BertkitError(
+            f"checkpoint weights have the wrong shape for this model: {detail}{more}. Fix the config to match "
+            f"the checkpoint, or pass ignore_mismatched_sizes=True to re-initialise them"
+        )
+    return mismatched
 
 
 def load_state_into(
-    model: torch.nn.Module, state: dict[str, torch.Tensor], ignore_mismatched_sizes: bool = False
+    model: torch.nn.Module, state: Mapping[str, torch.Tensor], ignore_mismatched_sizes: bool = False
 ) -> LoadReport:
     """Copy matching weights into `model`; returns what was missing, unused or mis-shaped."""
-    state = normalize_keys(state, model)
+    fitted = normalize_keys(state, model)
     expected = model_keys(model)
     report = LoadReport()
-    report.missing = sorted(k for k in expected if k not in state)
-    report.unexpected = sorted(k for k in state if k not in expected)
-    mismatched = [
-        (k, tuple(state[k].shape), tuple(expected[k]))
-        for k in sorted(state)
-        if k in expected and tuple(state[k].shape) != tuple(expected[k])
-    ]
-    if mismatched and not ignore_mismatched_sizes:
-        detail = ", ".join(f"{k} (checkpoint {list(a)} vs model {list(b)})" for k, a, b in mismatched)
-        raise BertkitError(
-            f"checkpoint weights have the wrong shape for this model: {detail}. Fix the config to match "
-            f"the checkpoint, or pass ignore_mismatched_sizes=True to re-initialise them"
-        )
-    report.mismatched = mismatched
+    report.missing = sorted(k for k in expected if k not in fitted)
+    report.unexpected = sorted(k for k in fitted if k not in expected)
+    shapes = {k: tuple(v.shape) for k, v in fitted.items()}
+    report.mismatched = compare_shapes(shapes, expected, ignore_mismatched_sizes)
+    skip = {name for name, _, _ in report.mismatched}
     current = model.state_dict()
-    merged = {
-        k: (state[k] if k in state and (k, tuple(state[k].shape), tuple(expected[k])) not in mismatched else current[k])
-        for k in expected
-    }
+    merged: dict[str, Any] = {k: (fitted[k] if k in fitted and k not in skip else current[k]) for k in expected}
     with torch.no_grad():
         model.load_state_dict(merged, strict=False)
     return report
-
-
-# ---------------------------------------------------------------------- from_pretrained / save_pretrained
-def load_pretrained(
-    cls,
-    name_or_path: str | os.PathLike,
-    config: BertConfig | None = None,
-    *,
-    dtype: torch.dtype | None = None,
-    ignore_mismatched_sizes: bool = False,
-    output_loading_info: bool = False,
-    verify: bool = True,
-    **config_overrides: Any,
-):
-    """Build `cls` from a checkpoint folder; config_overrides (e.g. num_labels=3) change the config."""
-    dtype = config_overrides.pop("torch_dtype", dtype)  # Hugging Face's older spelling
-    folder = resolve_folder(name_or_path)
-    if config is None:
-        config = BertConfig.from_pretrained(folder)
-    if config_overrides:
-        config = config.copy(**config_overrides)
-    state = read_state_dict(folder, verify=verify)
-    model = cls(config)
-    report = load_state_into(model, state, ignore_mismatched_sizes=ignore_mismatched_sizes)
-    text = report.summary(cls.__name__)
-    if text:
-        logger.warning(text)
-    model.name_or_path = str(folder)
-    model.loading_info = report
-    if isinstance(dtype, str):  # "bfloat16", "float16", "float32"; "auto" keeps float32
-        names = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-        if dtype not in names:
-            raise BertkitError(f"dtype {dtype!r}: use a torch dtype or one of {', '.join(names)}")
-        dtype = names[dtype]
-    if dtype is not None:
-        model.to(dtype)
-    model.eval()  # as in Hugging Face: loaded models start in inference mode; call .train() to fine-tune
-    return (model, report) if output_loading_info else model
-
-
-def save_pretrained(model: torch.nn.Module, folder: str | os.PathLike) -> Path:
-    """config.json + model.safetensors in Hugging Face's layout; each file replaced atomically."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    # clone: the fused qkv splits into views of one storage, which safetensors refuses to share
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items() if k not in _TIED}
-    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": "pt"})
-        os.replace(tmp, folder / SAFE_WEIGHTS)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    model.config.save_pretrained(folder, architectures=[type(model).__name__])
-    return folder

@@ -6,28 +6,27 @@ A checkpoint `PREFIX` is two kinds of files:
   empty key is a `BundleHeaderProto` (number of shards, byte order).
 - `PREFIX.data-0000s-of-0000N`: the raw little-endian tensor bytes, concatenated.
 
-So reading one needs three small decoders, all below: LevelDB blocks, protobuf wire format, and
-CRC-32C (Castagnoli) to check what we read.
+Reading one needs three small decoders: LevelDB blocks and protobuf messages (leveldb.py) and
+CRC-32C (crc32c.py), which checks every block of the index and every tensor of the data. Every
+entry of the index is type- and range-checked when the index is opened, before any data is read.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bertkit.checkpoint.crc32c import crc32c, unmask_crc
+from bertkit.checkpoint.leveldb import as_int64, parse_proto, proto_int, proto_messages, read_table
 from bertkit.errors import InputFileError
 
-TABLE_MAGIC = 0xDB4775248B80FB57
-FOOTER_SIZE = 48  # two block handles padded to 40 bytes + 8-byte magic
-BLOCK_TRAILER_SIZE = 5  # 1 byte compression type + 4 bytes masked crc32c
-
 # tensorflow/core/framework/types.proto -> numpy little-endian dtype
-TF_DTYPES = {
+TF_DTYPES: dict[int, np.dtype] = {
     1: np.dtype("<f4"),  # DT_FLOAT
     2: np.dtype("<f8"),  # DT_DOUBLE
     3: np.dtype("<i4"),  # DT_INT32
@@ -44,76 +43,8 @@ DT_BFLOAT16 = 14
 DT_STRING = 7
 
 
-# ---------------------------------------------------------------------- CRC-32C
-def _crc32c_table() -> list[int]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes, crc: int = 0) -> int:
-    """CRC-32C of `data` (byte-at-a-time: fine for index blocks and small tensors)."""
-    crc ^= 0xFFFFFFFF
-    table = _CRC_TABLE
-    for b in data:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def unmask_crc(masked: int) -> int:
-    """LevelDB/TF store crc32c "masked" (rotated + offset) so that CRCs of CRCs stay useful."""
-    rot = (masked - 0xA282EAD8) & 0xFFFFFFFF
-    return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
-
-
-# ---------------------------------------------------------------------- protobuf wire format
-def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint longer than 10 bytes")
-
-
-def parse_proto(buf: bytes) -> dict[int, list]:
-    """Protobuf message -> {field number: [values]}; varints as int, length-delimited as bytes."""
-    fields: dict[int, list] = {}
-    pos = 0
-    while pos < len(buf):
-        tag, pos = read_varint(buf, pos)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, pos = read_varint(buf, pos)
-        elif wire == 1:
-            value = struct.unpack_from("<Q", buf, pos)[0]
-            pos += 8
-        elif wire == 2:
-            length, pos = read_varint(buf, pos)
-            value = bytes(buf[pos : pos + length])
-            if len(value) != length:
-                raise ValueError("truncated length-delimited field")
-            pos += length
-        elif wire == 5:
-            value = struct.unpack_from("<I", buf, pos)[0]
-            pos += 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        fields.setdefault(number, []).append(value)
-    return fields
+MAX_DIMS = 64  # more dimensions than any weight has: an index claiming them is damaged
+MAX_SHARDS = 99_999  # the data file names have five digits
 
 
 @dataclass
@@ -128,119 +59,54 @@ class BundleEntry:
     sliced: bool
 
 
-def parse_entry(name: str, buf: bytes) -> BundleEntry:
+def parse_entry(name: str, buf: bytes, num_shards: int = 1) -> BundleEntry:
+    """A BundleEntryProto, every field type- and range-checked (ValueError names what is wrong)."""
     f = parse_proto(buf)
+    what = f"variable {name!r}"
     shape: list[int] = []
-    if 2 in f:  # TensorShapeProto: repeated Dim dim = 2 { int64 size = 1; string name = 2; }
-        for dim in parse_proto(f[2][0]).get(2, []):
-            size = parse_proto(dim).get(1, [0])[0]
-            shape.append(size - (1 << 64) if size >= 1 << 63 else size)
+    for shape_proto in proto_messages(f, 2, f"{what}: the shape"):
+        # TensorShapeProto: repeated Dim dim = 2 { int64 size = 1; string name = 2; }
+        for dim in proto_messages(parse_proto(shape_proto), 2, f"{what}: a dimension"):
+            shape.append(as_int64(proto_int(parse_proto(dim), 1, f"{what}: a dimension's size") or 0))
+    if len(shape) > MAX_DIMS:
+        raise ValueError(f"{what} has {len(shape)} dimensions (at most {MAX_DIMS})")
+    if any(d < 0 for d in shape):
+        raise ValueError(f"{what} has a negative (unknown) dimension in shape {shape}")
+    numbers = {}
+    for number, field_name in ((1, "dtype"), (3, "shard_id"), (4, "offset"), (5, "size")):
+        value = proto_int(f, number, f"{what}: {field_name}")
+        numbers[field_name] = as_int64(value or 0)
+        if numbers[field_name] < 0:
+            raise ValueError(f"{what}: {field_name} {numbers[field_name]} is negative")
+    if numbers["shard_id"] >= num_shards:
+        raise ValueError(f"{what} is in shard {numbers['shard_id']}, but the checkpoint has {num_shards}")
+    crc = proto_int(f, 6, f"{what}: crc32c", default=None)
+    if crc is not None and crc >= 1 << 32:
+        raise ValueError(f"{what}: crc32c {crc} does not fit in 32 bits")
+    dtype = TF_DTYPES.get(numbers["dtype"])
+    if dtype is not None and 7 not in f and math.prod(shape) * dtype.itemsize != numbers["size"]:
+        raise ValueError(f"{what}: {numbers['size']} bytes do not hold shape {shape}")
     return BundleEntry(
         name=name,
-        dtype=f.get(1, [0])[0],
+        dtype=numbers["dtype"],
         shape=tuple(shape),
-        shard_id=f.get(3, [0])[0],
-        offset=f.get(4, [0])[0],
-        size=f.get(5, [0])[0],
-        crc32c=f.get(6, [None])[0],
+        shard_id=numbers["shard_id"],
+        offset=numbers["offset"],
+        size=numbers["size"],
+        crc32c=crc,
         sliced=7 in f,
     )
 
 
-# ---------------------------------------------------------------------- LevelDB table
-def _block_handle(buf: bytes, pos: int) -> tuple[int, int, int]:
-    offset, pos = read_varint(buf, pos)
-    size, pos = read_varint(buf, pos)
-    return offset, size, pos
-
-
-def _read_block(data: bytes, offset: int, size: int, verify: bool) -> bytes:
-    end = offset + size
-    if end + BLOCK_TRAILER_SIZE > len(data):
-        raise ValueError("block runs past the end of the file (truncated index)")
-    contents = data[offset:end]
-    kind = data[end]
-    if verify:
-        stored = struct.unpack_from("<I", data, end + 1)[0]
-        if crc32c(data[offset : end + 1]) != unmask_crc(stored):
-            raise ValueError(f"checksum mismatch in block at byte {offset}")
-    if kind == 1:
-        return snappy_decompress(contents)
-    if kind != 0:
-        raise ValueError(f"unknown block compression type {kind}")
-    return contents
-
-
-def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
-    if len(block) < 4:
-        raise ValueError("block too short")
-    num_restarts = struct.unpack_from("<I", block, len(block) - 4)[0]
-    limit = len(block) - 4 * (num_restarts + 1)
-    if limit < 0:
-        raise ValueError("bad restart count in block")
-    pos, key = 0, b""
-    while pos < limit:
-        shared, pos = read_varint(block, pos)
-        non_shared, pos = read_varint(block, pos)
-        value_len, pos = read_varint(block, pos)
-        key = key[:shared] + block[pos : pos + non_shared]
-        pos += non_shared
-        yield key, block[pos : pos + value_len]
-        pos += value_len
-
-
-def read_table(data: bytes, verify: bool = True) -> Iterator[tuple[bytes, bytes]]:
-    """Every (key, value) of a LevelDB-format table held in `data`, in key order."""
-    if len(data) < FOOTER_SIZE:
-        raise ValueError("file too short to be a table")
-    footer = data[-FOOTER_SIZE:]
-    if struct.unpack_from("<Q", footer, 40)[0] != TABLE_MAGIC:
-        raise ValueError("bad magic number (not a TensorFlow checkpoint index)")
-    _, _, pos = _block_handle(footer, 0)  # metaindex: unused (no filters in bundles)
-    index_offset, index_size, _ = _block_handle(footer, pos)
-    index = _read_block(data, index_offset, index_size, verify)
-    for _, handle in _block_entries(index):
-        offset, size, _ = _block_handle(handle, 0)
-        yield from _block_entries(_read_block(data, offset, size, verify))
-
-
-def snappy_decompress(buf: bytes) -> bytes:
-    """Snappy raw format: a varint length, then literal and back-reference elements."""
-    length, pos = read_varint(buf, 0)
-    out = bytearray()
-    while pos < len(buf):
-        tag = buf[pos]
-        pos += 1
-        kind = tag & 3
-        if kind == 0:  # literal
-            n = tag >> 2
-            if n >= 60:
-                extra = n - 59
-                n = int.from_bytes(buf[pos : pos + extra], "little")
-                pos += extra
-            n += 1
-            out += buf[pos : pos + n]
-            pos += n
-            continue
-        if kind == 1:
-            n = 4 + ((tag >> 2) & 7)
-            dist = ((tag >> 5) << 8) | buf[pos]
-            pos += 1
-        elif kind == 2:
-            n = (tag >> 2) + 1
-            dist = int.from_bytes(buf[pos : pos + 2], "little")
-            pos += 2
-        else:
-            n = (tag >> 2) + 1
-            dist = int.from_bytes(buf[pos : pos + 4], "little")
-            pos += 4
-        if dist == 0 or dist > len(out):
-            raise ValueError("bad snappy back-reference")
-        for _ in range(n):  # byte by byte: copies may overlap their own output
-            out.append(out[-dist])
-    if len(out) != length:
-        raise ValueError("snappy stream length mismatch")
-    return bytes(out)
+def parse_header(buf: bytes) -> int:
+    """The BundleHeaderProto -> number of shards (checked); big-endian bundles are refused."""
+    header = parse_proto(buf)
+    num_shards = proto_int(header, 1, "the header's num_shards", default=1) or 0
+    if not 1 <= num_shards <= MAX_SHARDS:
+        raise ValueError(f"the header says {num_shards} shards (1 to {MAX_SHARDS})")
+    if proto_int(header, 2, "the header's endianness") != 0:
+        raise ValueError("big-endian checkpoints are not supported")
+    return num_shards
 
 
 # ---------------------------------------------------------------------- the bundle
@@ -264,20 +130,19 @@ class TFCheckpoint:
         self.entries: dict[str, BundleEntry] = {}
         self.num_shards = 1
         try:
-            for key, value in read_table(data, verify=verify):
+            raw = list(read_table(data, verify=verify))
+            for key, value in raw:  # the header sorts first (empty key), but do not rely on it
                 if key == b"":
-                    header = parse_proto(value)
-                    self.num_shards = header.get(1, [1])[0]
-                    if header.get(2, [0])[0] != 0:
-                        raise ValueError("big-endian checkpoints are not supported")
-                    continue
-                name = key.decode("utf-8")
-                self.entries[name] = parse_entry(name, value)
-        except (ValueError, UnicodeDecodeError, struct.error, IndexError) as err:
+                    self.num_shards = parse_header(value)
+            for key, value in raw:
+                if key != b"":
+                    name = key.decode("utf-8")
+                    self.entries[name] = parse_entry(name, value, self.num_shards)
+        except (ValueError, UnicodeDecodeError, struct.error, IndexError, OverflowError) as err:
             raise InputFileError(
                 self.index_path, f"not a readable TensorFlow checkpoint index ({err}); download the checkpoint again"
             ) from None
-        self._shards: dict[int, np.memmap] = {}
+        self._shards: dict[int, np.ndarray] = {}
 
     def names(self) -> list[str]:
         return sorted(self.entries)
@@ -288,7 +153,7 @@ class TFCheckpoint:
     def data_path(self, shard: int) -> Path:
         return Path(f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}")
 
-    def _shard(self, shard: int) -> np.memmap:
+    def _shard(self, shard: int) -> np.ndarray:
         if shard not in self._shards:
             path = self.data_path(shard)
             if not path.is_file():
@@ -297,11 +162,13 @@ class TFCheckpoint:
                     "missing data shard of the checkpoint; copy all "
                     f"{self.num_shards} .data-* files next to the .index",
                 )
-            self._shards[shard] = np.memmap(path, dtype=np.uint8, mode="r")
+            # an empty file cannot be memory-mapped; it holds no bytes, which read() then reports
+            empty = path.stat().st_size == 0
+            self._shards[shard] = np.zeros(0, np.uint8) if empty else np.memmap(path, dtype=np.uint8, mode="r")
         return self._shards[shard]
 
-    def read(self, name: str) -> np.ndarray:
-        """The named variable as a numpy array (bfloat16 widened to float32)."""
+    def _checked(self, name: str) -> tuple[BundleEntry, np.dtype]:
+        """The entry of `name` with its numpy dtype, refused where it cannot be a weight."""
         entry = self.entries[name]
         if entry.sliced:
             raise InputFileError(
@@ -314,12 +181,11 @@ class TFCheckpoint:
                 f"variable {name!r} has TensorFlow dtype {entry.dtype}, "
                 "which bertkit does not read (strings/resources are not weights)",
             )
-        dtype = TF_DTYPES[entry.dtype]
-        count = int(np.prod(entry.shape)) if entry.shape else 1
-        if count * dtype.itemsize != entry.size:
-            raise InputFileError(
-                self.index_path, f"variable {name!r}: {entry.size} bytes do not hold shape {list(entry.shape)}"
-            )
+        return entry, TF_DTYPES[entry.dtype]  # its size was checked against the shape in parse_entry
+
+    def read(self, name: str) -> np.ndarray:
+        """The named variable as a numpy array (bfloat16 widened to float32), its CRC-32C checked."""
+        entry, dtype = self._checked(name)
         shard = self._shard(entry.shard_id)
         if entry.offset + entry.size > len(shard):
             raise InputFileError(
@@ -327,12 +193,11 @@ class TFCheckpoint:
                 f"truncated: variable {name!r} needs bytes up to {entry.offset + entry.size}, file has {len(shard)}",
             )
         raw = shard[entry.offset : entry.offset + entry.size]
-        if self.verify and entry.crc32c is not None and entry.size <= 1 << 20:  # pure-Python CRC: small tensors only
-            if crc32c(raw.tobytes()) != unmask_crc(entry.crc32c):
-                raise InputFileError(
-                    self.data_path(entry.shard_id),
-                    f"checksum mismatch for variable {name!r}; the file is corrupt, download it again",
-                )
+        if self.verify and entry.crc32c is not None and crc32c(raw) != unmask_crc(entry.crc32c):
+            raise InputFileError(
+                self.data_path(entry.shard_id),
+                f"checksum mismatch for variable {name!r}; the file is corrupt, download it again",
+            )
         array = np.array(raw).view(dtype).reshape(entry.shape)  # a writable copy
         if entry.dtype == DT_BFLOAT16:
             array = (array.astype(np.uint32) << 16).view(np.float32)

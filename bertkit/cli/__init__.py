@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "bertkit.cli.demo",
     "bertkit.cli.viz",
     "bertkit.cli.convert",
+    "bertkit.cli.info",
     "bertkit.cli.embed",
     "bertkit.cli.pretrain",
 ]

@@ -9,26 +9,32 @@ from __future__ import annotations
 
 import argparse
 
+from bertkit.cli.common import add_overwrite
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "convert",
         help="convert a Google BERT checkpoint (bert_config.json + bert_model.ckpt) to Hugging Face layout",
         description="Read a google-research/bert release folder (bert_config.json, vocab.txt, "
-        "bert_model.ckpt.index + .data-*) without TensorFlow and write config.json, model.safetensors "
-        "and vocab.txt. Pretraining heads (cls/...) are kept when present.",
+        "bert_model.ckpt.index + .data-*) without TensorFlow, check every tensor's CRC-32C, and write "
+        "config.json, model.safetensors, vocab.txt and tokenizer_config.json. Pretraining heads (cls/...) "
+        "are kept when present. (from_pretrained also loads the release folder directly.)",
     )
     p.add_argument("--from", dest="source", required=True, choices=["google"], help="checkpoint format to read")
     p.add_argument("folder", help="the release folder")
-    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--out", required=True, help="output folder (created; must be new or empty)")
     p.add_argument("--no-verify", action="store_true", help="skip CRC-32C checks of the checkpoint")
+    add_overwrite(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.checkpoint.google import convert_google_checkpoint
+    from bertkit.convert import convert_google_checkpoint
 
-    model, report = convert_google_checkpoint(args.folder, args.out, verify=not args.no_verify)
+    model, report = convert_google_checkpoint(
+        args.folder, args.out, verify=not args.no_verify, overwrite=args.overwrite
+    )
     c = model.config
     print(
         f"{type(model).__name__}: L={c.num_hidden_layers} H={c.hidden_size} A={c.num_attention_heads} "

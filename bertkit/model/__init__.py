@@ -1,6 +1,6 @@
 """The BERT network (config, encoder, task heads) with Hugging Face's names."""
 
-from bertkit.model.bert import BertModel, BertPreTrainedModel
+from bertkit.model.bert import BertModel
 from bertkit.model.config import BertConfig
 from bertkit.model.heads import (
     BertForMaskedLM,
@@ -10,6 +10,7 @@ from bertkit.model.heads import (
     BertForSequenceClassification,
     BertForTokenClassification,
 )
+from bertkit.model.pretrained import BertPreTrainedModel
 
 __all__ = [
     "BertConfig",

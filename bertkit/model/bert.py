@@ -19,6 +19,7 @@ from torch import nn
 from bertkit.errors import BertkitError
 from bertkit.model.config import ACTIVATIONS, BertConfig
 from bertkit.model.outputs import BaseModelOutputWithPooling
+from bertkit.model.pretrained import BertPreTrainedModel
 
 SHORT_SEQUENCE = 16  # at inference, attention over at most this many tokens takes the explicit path
 
@@ -330,89 +331,6 @@ class BertPooler(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.dense(hidden[:, 0]))  # [B, T, H] -> [B, H]
-
-
-class BertPreTrainedModel(nn.Module):
-    """Shared by BertModel and every head: weight init, checkpoint loading and saving."""
-
-    base_model_prefix = "bert"
-
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        if not isinstance(config, BertConfig):
-            raise BertkitError(f"{type(self).__name__} needs a BertConfig, got {type(config).__name__}")
-        self.config = config
-        self.name_or_path: str | None = None
-
-    def post_init(self) -> None:
-        base = getattr(self, self.base_model_prefix, None)
-        done = set(base.modules()) if isinstance(base, BertPreTrainedModel) else set()  # initialised already
-        for module in self.modules():
-            if module not in done:
-                self._init_weights(module)
-        self.tie_weights()
-
-    def _init_weights(self, module: nn.Module) -> None:
-        """BERT's init: N(0, 0.02) for weights and embeddings, zero biases, LayerNorm = identity."""
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-
-    def tie_weights(self) -> None:
-        """Heads that predict words share the word-embedding matrix (overridden there)."""
-
-    @property
-    def base_model(self) -> BertModel:
-        return getattr(self, self.base_model_prefix, self)
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.base_model.embeddings.word_embeddings
-
-    def gradient_checkpointing_enable(self) -> None:
-        self.base_model.encoder.gradient_checkpointing = True
-
-    def gradient_checkpointing_disable(self) -> None:
-        self.base_model.encoder.gradient_checkpointing = False
-
-    def num_parameters(self, exclude_embeddings: bool = False) -> int:
-        params = {id(p): p for p in self.parameters()}  # tied weights counted once
-        if exclude_embeddings:
-            for m in self.modules():
-                if isinstance(m, nn.Embedding):
-                    params.pop(id(m.weight), None)
-        return sum(p.numel() for p in params.values())
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
-
-    @classmethod
-    def from_pretrained(cls, name_or_path, config: BertConfig | None = None, **kwargs):
-        """Load a Hugging Face folder (safetensors or pytorch_model.bin), a Google TF checkpoint
-        folder, or a hub name (needs huggingface_hub and network). See checkpoint.hf.load_pretrained."""
-        from bertkit.checkpoint.hf import load_pretrained
-
-        return load_pretrained(cls, name_or_path, config=config, **kwargs)
-
-    def save_pretrained(self, folder, safe_serialization: bool = True):
-        """Write config.json + model.safetensors in Hugging Face's layout (atomically)."""
-        from bertkit.checkpoint.hf import save_pretrained
-
-        return save_pretrained(self, folder)
 
 
 class BertModel(BertPreTrainedModel):

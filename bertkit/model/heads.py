@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bertkit.constants import IGNORE_INDEX
 from bertkit.errors import BertkitError
-from bertkit.model.bert import BertModel, BertPreTrainedModel, Dropout, activation
+from bertkit.model.bert import BertModel, Dropout, activation
 from bertkit.model.config import BertConfig
 from bertkit.model.outputs import (
     BertForPreTrainingOutput,
@@ -26,6 +27,7 @@ from bertkit.model.outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
+from bertkit.model.pretrained import BertPreTrainedModel
 
 
 class BertPredictionHeadTransform(nn.Module):
@@ -80,7 +82,7 @@ class BertPreTrainingHeads(nn.Module):
 def select_masked(hidden: torch.Tensor, labels: torch.Tensor | None, masked_positions):
     """Keep only the rows the MLM loss looks at.
 
-    masked_positions: None (every position), "labels" (where labels != -100), a bool mask [B, T]
+    masked_positions: None (every position), "labels" (where labels != IGNORE_INDEX), a bool mask [B, T]
     (-> rows [N, H] in row-major order), or integer positions [B, K] as in Google's
     `masked_lm_positions` (-> [B, K, H]). Labels of shape [B, T] are selected the same way.
     """
@@ -88,8 +90,8 @@ def select_masked(hidden: torch.Tensor, labels: torch.Tensor | None, masked_posi
         return hidden, labels
     if isinstance(masked_positions, str):
         if masked_positions != "labels" or labels is None:
-            raise BertkitError("masked_positions='labels' needs labels (with -100 at unscored positions)")
-        masked_positions = labels.ne(-100)
+            raise BertkitError(f"masked_positions='labels' needs labels ({IGNORE_INDEX} at unscored positions)")
+        masked_positions = labels.ne(IGNORE_INDEX)
     full_shape = tuple(hidden.shape[:2])
     if masked_positions.dtype == torch.bool:
         if tuple(masked_positions.shape) != full_shape:
@@ -115,10 +117,15 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise BertkitError(
             f"MLM labels {list(labels.shape)} do not match the scored positions {list(logits.shape[:-1])}"
         )
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX)
 
 
 class _TiedLMMixin:
+    """The MLM decoder shares the word-embedding matrix (one tensor, saved once)."""
+
+    bert: BertModel
+    cls: BertPreTrainingHeads | BertOnlyMLMHead
+
     def tie_weights(self) -> None:
         self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
 
@@ -323,7 +330,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
 
 class BertForTokenClassification(BertPreTrainedModel):
-    """A label for every token (NER); labels of -100 (special tokens, later word pieces) are skipped."""
+    """A label for every token (NER); labels of IGNORE_INDEX (special tokens, later word pieces) are skipped."""
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
@@ -345,13 +352,13 @@ class BertForTokenClassification(BertPreTrainedModel):
         output_attentions=False,
         return_dict=True,
     ):
-        # training where every padded position is labelled -100 (as collators pad): nobody reads
+        # training where every padded position is labelled IGNORE_INDEX (as collators pad): nobody reads
         # those positions, so the encoder may skip them
         skip = (
             self.training
             and labels is not None
             and attention_mask is not None
-            and bool(labels[attention_mask == 0].eq(-100).all())
+            and bool(labels[attention_mask == 0].eq(IGNORE_INDEX).all())
         )
         out = self.bert(
             input_ids,
@@ -366,7 +373,9 @@ class BertForTokenClassification(BertPreTrainedModel):
         logits = self.classifier(self.dropout(out.last_hidden_state))  # [B, T, num_labels]
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.reshape(-1, self.num_labels).float(), labels.reshape(-1), ignore_index=-100)
+            loss = F.cross_entropy(
+                logits.reshape(-1, self.num_labels).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX
+            )
         result = TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
         )

@@ -7,7 +7,6 @@ plus the outputs TensorFlow computed for three padded sentence pairs.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -17,8 +16,10 @@ import torch
 from peers import peer
 
 import bertkit.model as bk
-from bertkit.checkpoint import tf_bundle
-from bertkit.checkpoint.google import convert_google_checkpoint, google_to_hf_name
+from bertkit.checkpoint import leveldb, tf_bundle, tf_write
+from bertkit.checkpoint.crc32c import crc32c, unmask_crc
+from bertkit.checkpoint.google import google_to_hf_name
+from bertkit.convert import convert_google_checkpoint
 from bertkit.errors import InputFileError
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "google_bert_tiny"
@@ -136,61 +137,26 @@ def test_missing_bert_config_is_a_clear_error(tmp_path):
 
 
 def test_wire_format_helpers():
-    assert tf_bundle.crc32c(b"123456789") == 0xE3069283  # the standard CRC-32C check value
-    assert tf_bundle.read_varint(bytes([0xAC, 0x02]), 0) == (300, 2)
+    assert crc32c(b"123456789") == 0xE3069283  # the standard CRC-32C check value
+    assert leveldb.read_varint(bytes([0xAC, 0x02]), 0) == (300, 2)
     # field 1 varint 150, field 2 bytes "hi", field 6 fixed32
     msg = bytes([0x08, 0x96, 0x01, 0x12, 0x02]) + b"hi" + bytes([0x35, 1, 0, 0, 0])
-    assert tf_bundle.parse_proto(msg) == {1: [150], 2: [b"hi"], 6: [1]}
+    assert leveldb.parse_proto(msg) == {1: [150], 2: [b"hi"], 6: [1]}
     masked = ((((0x12345678 >> 15) | (0x12345678 << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
-    assert tf_bundle.unmask_crc(masked) == 0x12345678
+    assert unmask_crc(masked) == 0x12345678
     # snappy: literal "abc", then a copy of 6 bytes from distance 3 (overlapping its own output)
-    assert tf_bundle.snappy_decompress(bytes([9, 0x08]) + b"abc" + bytes([0x09, 0x03])) == b"abcabcabc"
+    assert leveldb.snappy_decompress(bytes([9, 0x08]) + b"abc" + bytes([0x09, 0x03])) == b"abcabcabc"
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def _block(entries: list[tuple[bytes, bytes]]) -> bytes:
-    """A LevelDB block with prefix-shared keys and one restart point."""
-    body, previous = bytearray(), b""
-    for key, value in entries:
-        shared = len(os.path.commonprefix([previous, key]))
-        body += _varint(shared) + _varint(len(key) - shared) + _varint(len(value)) + key[shared:] + value
-        previous = key
-    return bytes(body) + (0).to_bytes(4, "little") + (1).to_bytes(4, "little")
-
-
-def _table(blocks: list[list[tuple[bytes, bytes]]], snappy_literal: bool = False) -> bytes:
-    """A table with several data blocks (the second optionally as a snappy literal), an index and a footer."""
-    data, index = bytearray(), []
-
-    def add_block(contents: bytes, kind: int = 0) -> bytes:
-        crc = tf_bundle.crc32c(contents + bytes([kind]))
-        masked = ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
-        handle = _varint(len(data)) + _varint(len(contents))
-        data.extend(contents + bytes([kind]) + masked.to_bytes(4, "little"))
-        return handle
-
-    for n, entries in enumerate(blocks):
-        contents, kind = _block(entries), 0
-        if snappy_literal and n == 1:  # snappy: length varint, then one literal element of up to 60 bytes
-            assert len(contents) <= 60
-            contents, kind = _varint(len(contents)) + bytes([(len(contents) - 1) << 2]) + contents, 1
-        index.append((entries[-1][0], add_block(contents, kind)))
-    meta = add_block(_block([]))
-    idx = add_block(_block(index))
-    footer = (meta + idx).ljust(40, b"\x00") + tf_bundle.TABLE_MAGIC.to_bytes(8, "little")
-    return bytes(data) + footer
+def _snappy_literal(contents: bytes) -> bytes:
+    """Snappy: the length varint, then one literal element of up to 60 bytes."""
+    assert len(contents) <= 60
+    return tf_write.varint(len(contents)) + bytes([(len(contents) - 1) << 2]) + contents
 
 
 @pytest.mark.parametrize("snappy", [False, True])
 def test_table_reader_follows_several_blocks_and_shared_key_prefixes(snappy):
     blocks = [[(b"bert/a", b"1"), (b"bert/ab", b"2"), (b"bert/abc", b"3")], [(b"bert/b", b"4"), (b"cls/x", b"5")]]
-    got = list(tf_bundle.read_table(_table(blocks, snappy_literal=snappy)))
+    compress = {1: _snappy_literal(tf_write.block(blocks[1]))} if snappy else None
+    got = list(leveldb.read_table(tf_write.table(blocks, compress)))
     assert got == [kv for block in blocks for kv in block]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 import sys
+import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from peers import peer
@@ -266,3 +269,128 @@ def test_hub_name_without_huggingface_hub_says_what_to_install(monkeypatch, tmp_
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputFileError, match=r"pip install .bertkit\[hub\]."):
         bk.BertModel.from_pretrained("bert-base-uncased")
+
+
+OLD_FOLDER = Path(__file__).resolve().parents[1] / "fixtures" / "bertkit_v0_1_tiny"
+
+
+def test_folders_saved_before_the_checkpoint_refactor_load_unchanged():
+    """tests/fixtures/bertkit_v0_1_tiny was saved by bertkit at ae581db, before model/pretrained.py."""
+    expected = np.load(OLD_FOLDER / "expected_outputs.npz")
+    model, report = bk.BertForSequenceClassification.from_pretrained(OLD_FOLDER, output_loading_info=True)
+    assert not report.missing and not report.unexpected and not report.mismatched
+    assert model.config.id2label == {0: "neg", 1: "pos", 2: "neutral"}
+    with torch.no_grad():
+        logits = model(
+            torch.from_numpy(expected["input_ids"]), attention_mask=torch.from_numpy(expected["attention_mask"])
+        ).logits
+    # |a - b| <= 1e-6 + 1e-5 * |b|: the same float32 arithmetic, up to summation order across CPUs
+    np.testing.assert_allclose(logits.numpy(), expected["logits"], rtol=1e-5, atol=1e-6)
+
+
+def test_safe_serialization_false_writes_pytorch_model_bin(tmp_path):
+    ours = randomized(bk.BertForMaskedLM(bk.BertConfig(**TINY)))
+    ours.save_pretrained(tmp_path)
+    ours.save_pretrained(tmp_path, safe_serialization=False)
+    assert (tmp_path / "pytorch_model.bin").is_file() and not (tmp_path / "model.safetensors").exists()
+    state = torch.load(tmp_path / "pytorch_model.bin", weights_only=True)  # plain tensors only
+    assert "cls.predictions.decoder.weight" not in state  # the tied copy is stored once
+    x = inputs()
+    again = bk.BertForMaskedLM.from_pretrained(tmp_path)
+    assert torch.equal(again(**x).logits, ours(**x).logits)
+    hf = transformers.BertForMaskedLM.from_pretrained(tmp_path).eval()
+    assert (hf(**x).logits - ours(**x).logits).abs().max() <= 1e-5
+    ours.save_pretrained(tmp_path)  # back to safetensors: the stale pickle goes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_saved_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        bk.BertModel(bk.BertConfig(**TINY)).save_pretrained(tmp_path)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"config.json": 0o644, "model.safetensors": 0o644}
+
+
+def test_from_pretrained_passes_the_hub_options(tmp_path, monkeypatch):
+    import bertkit.model.pretrained as pretrained
+
+    bk.BertModel(bk.BertConfig(**TINY)).save_pretrained(tmp_path / "snap")
+    seen = {}
+
+    def resolve_folder(name, **options):
+        seen.update(options, name=name)
+        return tmp_path / "snap"
+
+    monkeypatch.setattr(pretrained, "resolve_folder", resolve_folder)
+    model = bk.BertModel.from_pretrained("someone/tiny", revision="main", token=False, local_files_only=True)
+    assert model.config.hidden_size == 32 and model.name_or_path == str(tmp_path / "snap")
+    assert seen == dict(name="someone/tiny", revision="main", token=False, cache_dir=None, local_files_only=True)
+
+
+def test_push_to_hub_saves_and_uploads_through_a_stubbed_api(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("BERTKIT_OFFLINE", raising=False)
+    uploaded = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            uploaded["token"] = token
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            uploaded["repo"] = (repo_id, private, exist_ok)
+
+        def upload_folder(self, repo_id, folder_path, revision=None, commit_message=None):
+            uploaded["files"] = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+            uploaded["message"] = commit_message
+            return types.SimpleNamespace(commit_url=f"https://hub.example/{repo_id}/commit/1")
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(HfApi=FakeApi))
+    ours = randomized(bk.BertForSequenceClassification(bk.BertConfig(**TINY, num_labels=3)))
+    url = ours.push_to_hub("me/tiny", token="t", private=True, commit_message="first")
+    assert url == "https://hub.example/me/tiny/commit/1"
+    assert uploaded["repo"] == ("me/tiny", True, True) and uploaded["token"] == "t" and uploaded["message"] == "first"
+    assert set(uploaded["files"]) == {"config.json", "model.safetensors"}
+    for name, data in uploaded["files"].items():  # what was uploaded is a loadable folder
+        (tmp_path / name).write_bytes(data)
+    x = inputs()
+    assert torch.equal(bk.BertForSequenceClassification.from_pretrained(tmp_path)(**x).logits, ours(**x).logits)
+
+
+def test_dtype_spellings_and_device(tmp_path):
+    bk.BertModel(bk.BertConfig(**TINY)).save_pretrained(tmp_path)
+    assert bk.BertModel.from_pretrained(tmp_path, dtype="bf16").dtype == torch.bfloat16
+    assert bk.BertModel.from_pretrained(tmp_path, dtype="float16").dtype == torch.float16
+    assert bk.BertModel.from_pretrained(tmp_path, dtype="auto").dtype == torch.float32
+    assert bk.BertModel.from_pretrained(tmp_path, device="cpu").device == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(BertkitError) as info:
+            bk.BertModel.from_pretrained(tmp_path, device="cuda")
+        assert "\n" not in str(info.value) and "cuda" in str(info.value).lower()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_float16_on_the_gpu(tmp_path):
+    ours = randomized(bk.BertModel(bk.BertConfig(**TINY)))
+    ours.save_pretrained(tmp_path)
+    gpu = bk.BertModel.from_pretrained(tmp_path, dtype="float16", device="cuda")
+    assert gpu.device.type == "cuda" and gpu.dtype == torch.float16
+    x = inputs()
+    with torch.no_grad():
+        got = gpu(**{k: v.cuda() for k, v in x.items()}).last_hidden_state.float().cpu()
+    # |a - b| <= 1e-2 + 1e-2 * |b|: float16 keeps ~3 decimal digits through two layers
+    torch.testing.assert_close(got, ours(**x).last_hidden_state, rtol=1e-2, atol=1e-2)
+
+
+def test_more_layers_than_the_checkpoint_is_refused_before_building(tmp_path):
+    bk.BertModel(bk.BertConfig(**TINY)).save_pretrained(tmp_path)
+    with pytest.raises(BertkitError, match="asks for 500 encoder layers, the checkpoint has 2"):
+        bk.BertModel.from_pretrained(tmp_path, num_hidden_layers=500)
+    model, report = bk.BertModel.from_pretrained(
+        tmp_path, num_hidden_layers=3, ignore_mismatched_sizes=True, output_loading_info=True
+    )
+    assert any(name.startswith("encoder.layer.2.") for name in report.missing)
+    fewer, report = bk.BertModel.from_pretrained(tmp_path, num_hidden_layers=1, output_loading_info=True)
+    assert any(name.startswith("encoder.layer.1.") for name in report.unexpected)

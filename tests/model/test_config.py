@@ -148,3 +148,86 @@ def test_bad_config_files(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": "big"}))
     with pytest.raises(InputFileError, match="hidden_size must be a positive integer"):
         BertConfig.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        (dict(vocab_size=10**12), r"vocab_size is 1,000,000,000,000, above bertkit's limit of 4,000,000"),
+        (dict(num_hidden_layers=5000), r"num_hidden_layers is 5,000, above"),
+        (dict(max_position_embeddings=2**30), r"max_position_embeddings is .* above"),
+        (dict(vocab_size=True), r"vocab_size must be a positive integer, got True"),
+        (dict(initializer_range="x"), r"initializer_range must be a number >= 0, got 'x'"),
+        (dict(initializer_range=float("nan")), r"initializer_range must be a number"),
+        (dict(layer_norm_eps=0), r"layer_norm_eps must be a positive number"),
+        (dict(hidden_act=3), r"hidden_act 3 is not supported"),
+        (dict(classifier_dropout="0.1"), r"classifier_dropout must be in \[0, 1\)"),
+        (dict(pad_token_id="0"), r"pad_token_id '0' is outside the vocabulary"),
+        (dict(id2label=["a", "b"]), r"id2label must be an object \{id: label\}, got a list"),
+        (dict(id2label={"x": "a"}), r"id2label keys must be label ids \(0, 1, ...\), got 'x'"),
+        (dict(id2label={"0": ["a"]}), r"id2label values must be label names"),
+        (dict(label2id=["a", "b"]), r"label2id must be an object \{label: id\}, got a list"),
+        (dict(label2id={"a": 0, "b": 0}), r"label2id must map each label to a distinct id"),
+    ],
+)
+def test_config_values_of_the_wrong_kind_or_size_are_one_line_errors(tmp_path, changes, message):
+    values = BertConfig(vocab_size=99, hidden_size=32, num_attention_heads=4).to_hf_dict() | changes
+    if "label2id" in changes:
+        values.pop("id2label", None)
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    with pytest.raises(InputFileError, match=message) as info:
+        BertConfig.from_pretrained(tmp_path)
+    assert "\n" not in str(info.value) and str(tmp_path / "config.json") in str(info.value)
+
+
+def test_label_maps_from_json_and_a_config_without_padding(tmp_path):
+    c = BertConfig.from_dict({"label2id": {"neg": 0, "pos": 1}, "pad_token_id": None})
+    assert c.id2label == {0: "neg", 1: "pos"} and c.num_labels == 2 and c.pad_token_id is None
+    assert BertConfig.from_dict({"id2label": {"0": "x", 1: "y", "2": "z"}}).id2label == {0: "x", 1: "y", 2: "z"}
+
+
+def test_json_nested_too_deep_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputFileError, match="nested too deeply"):
+        BertConfig.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_bytes(b'{"hidden_act": "g\xe9lu"}')
+    with pytest.raises(InputFileError, match=r"config\.json:1: not UTF-8"):
+        BertConfig.from_pretrained(tmp_path)
+
+
+def test_from_pretrained_takes_the_hub_options(tmp_path, monkeypatch):
+    """revision/token/cache_dir/local_files_only go to bertkit.hub.resolve_folder (a stub here)."""
+    import bertkit.model.config as config_module
+
+    BertConfig(vocab_size=99, hidden_size=32, num_attention_heads=4).save_pretrained(tmp_path / "snap")
+    seen = {}
+
+    def resolve_folder(name, **options):
+        seen.update(options, name=name)
+        return tmp_path / "snap"
+
+    monkeypatch.setattr(config_module, "resolve_folder", resolve_folder)
+    c = BertConfig.from_pretrained(
+        "someone/bert", revision="v2", token="t", cache_dir=tmp_path / "c", local_files_only=True, num_labels=3
+    )
+    assert c.hidden_size == 32 and c.num_labels == 3
+    assert seen == dict(name="someone/bert", revision="v2", token="t", cache_dir=tmp_path / "c", local_files_only=True)
+    assert BertConfig.from_pretrained(tmp_path / "snap" / "config.json").hidden_size == 32  # a file works too
+
+
+def test_config_files_are_written_atomically_with_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o027)
+    try:
+        path = BertConfig().save_pretrained(tmp_path)
+    finally:
+        os.umask(old)
+    assert path == tmp_path / "config.json" and (path.stat().st_mode & 0o777) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temporary file left
+
+
+def test_null_label_maps_as_transformers_writes_them():
+    c = BertConfig.from_dict({"id2label": None, "label2id": None, "num_labels": 3})
+    assert c.id2label is None and c.num_labels == 3
+    assert BertConfig.from_dict({"id2label": None, "label2id": {"a": 0, "b": 1}}).id2label == {0: "a", 1: "b"}
