@@ -48,7 +48,9 @@ def load(model: Any, tokenizer: Any = None, head: str = "BertModel", **hub: Any)
         raise BertkitError(f"unknown loading option(s) {sorted(unknown)}; use {', '.join(HUB_OPTIONS)}")
     folder = transformer_folder(resolve_folder(model, **hub))
     named = tokenizer if isinstance(tokenizer, (str, os.PathLike)) else None
-    key = (head, str(folder.resolve()), "" if named is None else str(named))
+    # a folder written again (a new fine-tuning run into it) is read again
+    stamp = str(max((f.stat().st_mtime_ns for f in folder.iterdir() if f.is_file()), default=0))
+    key = (head, str(folder.resolve()), stamp, "" if named is None else str(named))
     if key not in _LOADED:
         if len(_LOADED) >= _KEEP_LOADED:
             _LOADED.pop(next(iter(_LOADED)))

@@ -47,14 +47,14 @@ class Pipeline:
         hub = {k: options.pop(k) for k in HUB_OPTIONS if k in options}
         self.task = task
         self.defaults = self.check_options(options)
-        given = model
+        # every refusal before the (slow) load: options, then the device and arithmetic asked for
+        self.device = target_device(model if isinstance(model, torch.nn.Module) else None, device)
+        self.dtype = dtype_kind(dtype)
+        check_dtype(self.dtype, self.device)
         with _quiet_checkpoint_log(self.require_head):
             self.model, self.tokenizer, self.settings = load_folder(
                 model, self.head, tokenizer, require_head=self.require_head, **hub
             )
-        self.device = target_device(given if isinstance(given, torch.nn.Module) else None, device)
-        self.dtype = dtype_kind(dtype)
-        check_dtype(self.dtype, self.device)
         self.model.to(self.device).eval()  # a pipeline owns where its model runs, as in Hugging Face
         limit = int(self.model.config.max_position_embeddings)
         saved = self.settings.get("max_seq_len") or self.settings.get("max_len")

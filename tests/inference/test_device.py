@@ -83,3 +83,16 @@ def test_pipelines_run_on_cuda(minilm_dir):
     cpu = bertkit.pipeline("embed", model=minilm_dir, device="cpu")
     for a, b in zip(pipe(TEXTS), cpu(TEXTS)):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_a_folder_is_loaded_once_and_again_when_rewritten(tmp_path):
+    import shutil
+
+    from bertkit.inference.runtime import load
+
+    folder = tmp_path / "model"
+    shutil.copytree(FIXTURE, folder)
+    first, _ = load(folder)
+    assert load(folder)[0] is first  # kept loaded
+    (folder / "bert_config.json").touch()
+    assert load(folder)[0] is not first  # the folder changed: read again
