@@ -105,27 +105,33 @@ class Pipeline:
         raise NotImplementedError
 
 
-class _CheckpointNotes(logging.Filter):
+_LOADER_PACKAGES = ("checkpoint", "model")  # where the notes about missing / unused weights come from
+
+
+class _LoaderNotes(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "checkpoint" not in Path(record.pathname).parts
+        return not set(_LOADER_PACKAGES) & set(Path(record.pathname).parts)
 
 
 @contextlib.contextmanager
 def _quiet_checkpoint_log(quiet: bool) -> Iterator[None]:
-    """While loading a head that is checked anyway, the checkpoint loader's notes about missing or
-    unused weights would only repeat the one-line refusal (or list weights the task never uses)."""
+    """While loading a head that is checked anyway, the loader's notes about missing or unused
+    weights would only repeat the one-line refusal (or list weights the task never uses)."""
     if not quiet:
         yield
         return
-    root, package = logging.getLogger("bertkit"), logging.getLogger("bertkit.checkpoint")
-    notes, level = _CheckpointNotes(), package.level
-    root.addFilter(notes)  # records logged on "bertkit" itself from bertkit/checkpoint/
-    package.setLevel(logging.ERROR)  # records logged on "bertkit.checkpoint.*"
+    root, notes = logging.getLogger("bertkit"), _LoaderNotes()
+    packages = [logging.getLogger(f"bertkit.{name}") for name in _LOADER_PACKAGES]
+    levels = [p.level for p in packages]
+    root.addFilter(notes)  # records logged on "bertkit" itself
+    for package in packages:
+        package.setLevel(logging.ERROR)  # records logged on "bertkit.model.*" / "bertkit.checkpoint.*"
     try:
         yield
     finally:
         root.removeFilter(notes)
-        package.setLevel(level)
+        for package, level in zip(packages, levels):
+            package.setLevel(level)
 
 
 def text_pair(task: str, x: Any, pairs: bool | None) -> tuple[str, str | None]:
