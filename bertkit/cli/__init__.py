@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "bertkit.cli.tokenizer",
     "bertkit.cli.finetune",
     "bertkit.cli.probe",
+    "bertkit.cli.predict",
     "bertkit.cli.demo",
     "bertkit.cli.viz",
     "bertkit.cli.convert",

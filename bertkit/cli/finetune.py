@@ -1,11 +1,10 @@
-"""`bertkit finetune`, `bertkit evaluate` and `bertkit predict`: thin wrappers over bertkit.tasks.
+"""`bertkit finetune` and `bertkit evaluate`: thin wrappers over bertkit.tasks (`predict`: cli/predict.py).
 
 The command names and flags are a contract (scripts outside the project call them):
   bertkit finetune TASK --model DIR --train DATA --dev DATA --out DIR [--resume] [recipe flags]
   bertkit evaluate TASK --model DIR --data DATA                       (last line: one JSON object)
 TASK: classify, nli, regress, multilabel, qa, ner. finetune's recipe flags are generated from
 bertkit.tasks.settings.FinetuneSettings (one flag per field, defaults and help from there).
-  bertkit predict TASK --model DIR [TEXT ... | --input FILE]          (one JSON object per input)
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,6 @@ from typing import Any
 from bertkit.cli.common import add_device, add_precision, add_progress, add_renamed, add_threads, apply_threads
 
 TASKS = ["classify", "nli", "regress", "multilabel", "qa", "ner"]
-PIPELINES = ["sentiment", "classify", "nli", "qa", "ner", "fill-mask", "embed"]
 # Settings with a flag of their own from cli/common.py (shared spelling and help), or set by the task.
 SHARED_FLAGS = {"device", "precision", "progress"}
 
@@ -122,42 +119,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _columns(p)
     p.set_defaults(func=run_evaluate)
 
-    p = subparsers.add_parser(
-        "predict",
-        help="run a task pipeline on text or a file",
-        description="Prints one JSON object per input. nli takes PREMISE HYPOTHESIS "
-        "(file: premise<TAB>hypothesis per line); qa takes QUESTION with --context "
-        "(file: JSON lines with question and context, or SQuAD JSON).",
-    )
-    p.add_argument("task", choices=PIPELINES)
-    p.add_argument("--model", required=True)
-    p.add_argument("text", nargs="*", help="input text (or use --input)")
-    p.add_argument("--input", help="file with one input per line")
-    p.add_argument("--context", help="qa: the context text, or @FILE to read it from a file")
-    p.add_argument("--top-k", type=int, default=None, help="fill-mask: candidates; qa: answers")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.set_defaults(func=run_predict)
-    p.__class__ = _IntermixedParser  # TEXT may follow --model DIR, as the contract writes it
-
-
-class _IntermixedParser(argparse.ArgumentParser):
-    """Positionals may come after options (`predict TASK --model DIR TEXT`).
-
-    Plain argparse gives the `TEXT*` positional its (empty) value as soon as it reads TASK and then
-    rejects the text after --model; intermixed parsing reads options first, positionals after.
-    """
-
-    _inside = False
-
-    def parse_known_args(self, args=None, namespace=None):
-        if self._inside:
-            return super().parse_known_args(args, namespace)
-        self._inside = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._inside = False
-
 
 def _column(value: str | None):
     return int(value) if value is not None and value.lstrip("-").isdigit() else value
@@ -248,34 +209,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     print(json.dumps(metrics))
     return 0
-
-
-def run_predict(args: argparse.Namespace) -> int:
-    from bertkit.errors import BertkitError
-    from bertkit.pipelines import pipeline, read_inputs
-
-    if bool(args.text) == bool(args.input):
-        raise BertkitError("give the input as TEXT arguments or as --input FILE (exactly one of them)")
-    inputs = read_inputs(args.task, args.text, args.input, args.context)
-    pipe = pipeline(args.task, model=args.model)
-    options = {"batch_size": args.batch_size}
-    if args.top_k:
-        options["top_k"] = args.top_k
-    for result in pipe(inputs, **options):
-        print(json.dumps(_jsonable(result), ensure_ascii=False))
-    sys.stdout.flush()
-    return 0
-
-
-def _jsonable(value):
-    """numpy arrays (embeddings) and tuples -> lists, so every result prints as JSON."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 # ----------------------------------------------------------------------------- demo

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bertkit.cli.common import add_device
 from bertkit.errors import BertkitError
 
 
@@ -30,11 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Layers and heads count from 0; -1 is the last.",
     )
     p.add_argument("--model", required=True, help="model folder (config.json, model.safetensors, vocab.txt)")
-    p.add_argument("sentence", help="the sentence (sentence A)")
-    p.add_argument("--pair", help="a second sentence (sentence B)")
+    p.add_argument("sentence", help="the sentence (sentence A), or - to read it from stdin")
+    p.add_argument("--pair", help="a second sentence (sentence B), or - to read it from stdin")
     p.add_argument("--layer", type=int, help="layer number (0-based; -1 = last)")
     p.add_argument("--head", type=int, help="head number (0-based; needs --layer for PNG)")
     p.add_argument("--out", required=True, help="output file: .png or .html")
+    add_device(p)
     p.set_defaults(func=run_attention)
 
     s = subparsers.add_parser(
@@ -45,21 +47,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--plot, a 2-D PCA map of the word's contextual vectors.",
     )
     s.add_argument("--model", required=True, help="model folder")
-    s.add_argument("sentences", nargs="+", metavar="sentence", help="two or more sentences containing WORD")
+    s.add_argument(
+        "sentences",
+        nargs="+",
+        metavar="sentence",
+        help="two or more sentences containing WORD (- : one per stdin line)",
+    )
     s.add_argument("--word", required=True, help="the word to compare (case-insensitive)")
     s.add_argument("--plot", help="write a PCA map of the word's vectors to this .png")
+    add_device(s)
     s.set_defaults(func=run_similarity)
 
 
-def load_model(folder: str) -> tuple[Any, Any]:
-    """(BertModel in eval mode, Tokenizer) from a model folder."""
-    from bertkit.inference import load_model as load
+def load_model(folder: str, device: str = "auto") -> tuple[Any, Any]:
+    """(BertModel in eval mode on `device`, Tokenizer) from a model folder or hub name."""
+    from bertkit.hardware import resolve_device
+    from bertkit.loading import load_folder
 
-    if not Path(folder).is_dir():
-        raise BertkitError(f"--model {folder}: no such folder (give a folder with config.json and model.safetensors)")
-    model, tokenizer = load(folder)
-    model.eval()
-    return model, tokenizer
+    where = resolve_device(device)
+    model, tokenizer, _ = load_folder(folder, "BertModel")
+    return model.to(where).eval(), tokenizer
+
+
+def read_stdin_text() -> str:
+    """All of stdin as one text (a trailing line break dropped), for a `-` sentence argument."""
+    from bertkit.cli.textio import STDIN, iter_lines
+
+    text = "\n".join(line for _, line in iter_lines(STDIN)).strip()
+    if not text:
+        raise BertkitError("-: stdin held no text")
+    return text
 
 
 def run_attention(args: argparse.Namespace) -> int:
@@ -71,11 +88,15 @@ def run_attention(args: argparse.Namespace) -> int:
         raise BertkitError(f"--out {args.out}: must end in .png or .html")
     if args.head is not None and args.layer is None and out.suffix.lower() == ".png":
         raise BertkitError("--head needs --layer for a PNG (e.g. --layer -1 --head 3)")
-    model, tokenizer = load_model(args.model)
+    if args.sentence == "-" and args.pair == "-":
+        raise BertkitError("only one of SENTENCE and --pair can be - (stdin)")
+    sentence = read_stdin_text() if args.sentence == "-" else args.sentence
+    pair = read_stdin_text() if args.pair == "-" else args.pair
+    model, tokenizer = load_model(args.model, args.device)
     # fail before running the model; -1 -> the last
     layer = None if args.layer is None else check_index(args.layer, model.config.num_hidden_layers, "layer")
     head = None if args.head is None else check_index(args.head, model.config.num_attention_heads, "head")
-    attention = _warn_as_lines("attention", lambda: compute_attention(model, tokenizer, args.sentence, args.pair))
+    attention = _warn_as_lines("attention", lambda: compute_attention(model, tokenizer, sentence, pair))
     if out.suffix.lower() == ".png":
         attention.to_png(out, layer=layer, head=head)
         if layer is None:
@@ -85,7 +106,7 @@ def run_attention(args: argparse.Namespace) -> int:
         else:
             what = f"layer {layer}, head {head}"
     else:
-        title = args.sentence if args.pair is None else f"{args.sentence} | {args.pair}"
+        title = sentence if pair is None else f"{sentence} | {pair}"
         attention.to_html(out, title=title, layer=layer or 0, head=head or 0)
         what = f"head view, {attention.num_layers} layers x {attention.num_heads} heads"
     print(f"{len(attention.tokens)} tokens: {' '.join(attention.tokens)}")
@@ -97,15 +118,20 @@ def run_similarity(args: argparse.Namespace) -> int:
     from bertkit.viz import WordSimilarity, embedding_map, word_vectors
     from bertkit.viz.contextual import cosine_matrix
 
-    if len(args.sentences) < 2:
+    sentences = list(args.sentences)
+    if sentences == ["-"]:
+        from bertkit.cli.textio import STDIN, iter_lines
+
+        sentences = [line for _, line in iter_lines(STDIN) if line.strip()]
+    if len(sentences) < 2:
         raise BertkitError("similarity: give at least two sentences that contain --word")
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         raise BertkitError(f"--plot {args.plot}: must end in .png")
-    model, tokenizer = load_model(args.model)
-    vectors = _warn_as_lines("similarity", lambda: word_vectors(model, tokenizer, args.sentences, args.word))
+    model, tokenizer = load_model(args.model, args.device)
+    vectors = _warn_as_lines("similarity", lambda: word_vectors(model, tokenizer, sentences, args.word))
     for k, (text, pieces) in enumerate(zip(vectors.sentences, vectors.pieces), 1):
         print(f"[{k}] {text}    ({args.word!r} -> {' '.join(pieces)})")
-    if len(args.sentences) == 2:
+    if len(sentences) == 2:
         print(WordSimilarity.between(vectors).report())
     else:
         for name, matrix in (
@@ -176,7 +202,7 @@ def demo_step(out: Path) -> None:
         print(f"  pair {k}: {x!r} vs {y!r}")
     print(
         "  MiniLM was trained on mean-pooled vectors: see how far the unrelated pair 2 falls under each\n"
-        "  pooling -- the seed's caveat that the [CLS] vector is not always a good sentence vector."
+        "  pooling -- the lecture's caveat that the [CLS] vector is not always a good sentence vector."
     )
     print("\n3) Attention: who looks at whom, in every layer and head.")
     pair = ["Paris is a beautiful city", "--pair", "I love Paris"]

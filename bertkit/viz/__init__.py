@@ -9,17 +9,19 @@ The renderers take tokens and an attention stack (numpy [L, A, T, T], or the mod
 `outputs.attentions` directly); matplotlib and torch are imported only when used.
 """
 
-from bertkit.viz.attention import Attention, as_attention_stack, compute_attention, head_summary
+from bertkit.viz.attention import Attention, compute_attention
 from bertkit.viz.attention_html import attention_html, head_view_html
 from bertkit.viz.attention_png import attention_png, head_figure, layer_figure, overview_figure
 from bertkit.viz.contextual import WordSimilarity, WordVectors, cosine, find_word, word_similarity, word_vectors
 from bertkit.viz.embeddings_plot import embedding_figure, embedding_map, pca_2d
+from bertkit.viz.stack import as_attention_stack, check_index, head_summary
 
 __all__ = [
     "Attention",
     "as_attention_stack",
     "compute_attention",
     "head_summary",
+    "check_index",
     "attention_html",
     "head_view_html",
     "attention_png",

@@ -15,8 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from bertkit.errors import BertkitError
-from bertkit.viz.attention import as_attention_stack
+from bertkit.files import atomic_write_text
+from bertkit.viz.stack import as_attention_stack, check_index
 
 
 def attention_html(
@@ -41,15 +40,7 @@ def attention_html(
     path = Path(path)
     page = head_view_html(tokens, attentions, type_ids=type_ids, title=title, layer=layer, head=head)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write_text(path, page)
     return path
 
 
@@ -63,8 +54,6 @@ def head_view_html(
     head: int = 0,
 ) -> str:
     """The page as a string (see `attention_html`)."""
-    from bertkit.viz.attention import check_index
-
     stack = as_attention_stack(attentions)  # [L, A, T, T]
     layers, heads, n = stack.shape[0], stack.shape[1], stack.shape[-1]
     if len(tokens) != n:

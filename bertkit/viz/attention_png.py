@@ -1,4 +1,4 @@
-"""Attention as PNG images (matplotlib, Agg backend: no display needed).
+"""Attention as PNG images, drawn on matplotlib.figure.Figure objects (no pyplot state, no display).
 
 Three views, from the most detailed to the broadest:
 - one head: a token x token heatmap, attending tokens down the side, attended tokens along the top;
@@ -10,8 +10,6 @@ Figures grow with the sentence so that ~60 tokens stay readable.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from bertkit.errors import BertkitError
-from bertkit.viz.attention import as_attention_stack, check_index, head_summary
+from bertkit.files import atomic_path
+from bertkit.viz.stack import as_attention_stack, check_index, head_summary
 
 SEGMENT_COLOURS = ("#1f4e9c", "#b3541e")  # sentence A, sentence B (as in the HTML view)
 CMAP = "Blues"
@@ -129,26 +128,13 @@ def overview_figure(tokens: Sequence[str], attentions: Any):
     return fig
 
 
-def save_png(fig, path: str | Path) -> Path:
-    """Write `fig` atomically (temp file + rename)."""
+def save_png(fig: Any, path: str | Path) -> Path:
+    """Write `fig` atomically (bertkit.files: a complete file or the old one, never half of one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=fig.dpi, format="png")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _heatmap(

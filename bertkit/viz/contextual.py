@@ -79,7 +79,7 @@ def find_word(embeddings: Any, word: str) -> int:
 
 def word_vectors(model: Any, tokenizer: Any, sentences: Sequence[str], word: str) -> WordVectors:
     """`word`'s static and per-layer vectors in each sentence (per-word pooling: bertkit.inference)."""
-    from bertkit.inference import token_embeddings
+    from bertkit.inference.vectors import token_embeddings  # torch loads only when vectors are computed
 
     if not sentences:
         raise BertkitError("give at least one sentence")
@@ -94,8 +94,10 @@ def word_vectors(model: Any, tokenizer: Any, sentences: Sequence[str], word: str
                 stacklevel=2,
             )
     depth = int(model.config.num_hidden_layers) + 1  # the embedding output and each layer's output
-    per_text = token_embeddings(sentences, model=model, tokenizer=tokenizer, layers=list(range(depth)))
-    table = model.embeddings.word_embeddings.weight.detach()  # [V, H]
+    per_text = token_embeddings(
+        sentences, model=model, tokenizer=tokenizer, layers=list(range(depth)), max_seq_len=limit
+    )
+    table = model.embeddings.word_embeddings.weight.detach().float().cpu()  # [V, H]
     statics, layers, pieces = [], [], []
     for text, emb in zip(sentences, per_text):
         if (

@@ -10,10 +10,12 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bertkit.errors import BertkitError
+from bertkit.viz.attention_png import save_png
 
 
 def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,21 +49,19 @@ def embedding_map(
 
     `groups` (optional, one per vector) colours points by, e.g., the sense of the word.
     """
-    from bertkit.viz.attention_png import save_png
-
     return save_png(embedding_figure(vectors, labels, word=word, groups=groups), path)
 
 
 def embedding_figure(
     vectors: np.ndarray, labels: Sequence[str], *, word: str = "", groups: Sequence[str] | None = None
-):
+) -> Any:
     from matplotlib.figure import Figure
 
     if len(labels) != len(vectors):
         raise BertkitError(f"got {len(labels)} labels for {len(vectors)} vectors")
     coords, explained = pca_2d(vectors)
     fig = Figure(figsize=(8.0, 6.0), dpi=100)
-    ax = fig.add_axes([0.1, 0.1, 0.85, 0.8])
+    ax = fig.add_axes((0.1, 0.1, 0.85, 0.8))
     names = list(groups) if groups is not None else ["" for _ in labels]
     palette = ["#1f4e9c", "#b3541e", "#2a7f3f", "#7b3294", "#a6761d", "#555555"]
     for k, name in enumerate(dict.fromkeys(names)):
