@@ -18,11 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from peers import peer
 from tiny_models import NER_LABELS, random_head
-
-from bertkit import Tokenizer
 
 HF_IMPORTS = "from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline"
 BERTKIT_IMPORTS = (
@@ -94,12 +91,6 @@ def scores_close(ours, theirs) -> None:
         assert ours == theirs
 
 
-@pytest.mark.xfail(
-    not hasattr(Tokenizer, "save_pretrained"),
-    reason="Tokenizer.save_pretrained and hub names in Tokenizer.from_pretrained come with the tokenizer work "
-    "(and from_pretrained(revision=) with the loader work)",
-    strict=True,
-)
 def test_the_hf_notebook_runs_unchanged(tmp_path, minilm_dir):
     peer("transformers")
     sst2 = random_head(
