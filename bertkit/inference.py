@@ -30,12 +30,20 @@ _PREPARED: weakref.WeakKeyDictionary[torch.nn.Module, dict] = weakref.WeakKeyDic
 
 
 # ---------------------------------------------------------------------- models and tokenizers
-def load_model(model: Any, tokenizer: Any = None, head: str = "BertModel") -> tuple[Any, Any]:
+def load_model(
+    model: Any, tokenizer: Any = None, head: str = "BertModel", backend: str = "torch", dtype: Any = None
+) -> tuple[Any, Any]:
     """(model, tokenizer) from folders or objects; folders are loaded once and cached.
 
     With no tokenizer, the model's folder provides it (vocab.txt / tokenizer.json).
+    backend="onnx": model is a folder made by `bertkit export onnx`, run by onnxruntime.
     """
     import bertkit.model as models
+
+    if backend != "torch":
+        from bertkit.export.runner import onnx_backend
+
+        return onnx_backend(model, tokenizer, head, backend, dtype)
 
     if model is None:
         raise BertkitError("give model= a model folder (config.json + model.safetensors) or a loaded model")
@@ -273,8 +281,11 @@ def embed(
     dtype: Any = None,
     max_length: int | None = None,
     combine: str = "concat",
+    backend: str = "torch",
 ) -> torch.Tensor:
     """Sentence vectors [N, H] (float32) in input order; one text gives [H].
+
+    backend: "torch", or "onnx" for a folder made by `bertkit export onnx` (run by onnxruntime).
 
     pooling: "mean" over real tokens (what sentence-embedding models such as MiniLM are trained
     for), "cls" (the [CLS] vector) or "max". layers: -1 (last), or several hidden states (0 is
@@ -286,7 +297,7 @@ def embed(
         raise BertkitError(f"combine {combine!r} is not 'concat' or 'mean'")
     single = isinstance(texts, str)
     texts = [texts] if single else list(texts)
-    model, tokenizer = load_model(model, tokenizer)
+    model, tokenizer = load_model(model, tokenizer, backend=backend, dtype=dtype)
     config = _base(model).config
     chosen = _layer_list(layers, config.num_hidden_layers)
     all_layers = chosen not in ([-1], [config.num_hidden_layers])
@@ -412,7 +423,11 @@ def fill_mask(
             f"{getattr(model, 'name_or_path', 'model')} has no masked-LM head weights "
             "(cls.predictions.*); fill-mask needs a model pretrained with MLM"
         )
-    if not hasattr(model, "cls") or not hasattr(model.cls, "predictions"):
+    from bertkit.export.runner import OnnxModel, load_onnx
+
+    if isinstance(model, OnnxModel):
+        load_onnx(model, "BertForMaskedLM")  # refuses a graph exported for another task
+    elif not hasattr(model, "cls") or not hasattr(model.cls, "predictions"):
         raise BertkitError("fill-mask needs a BertForMaskedLM or BertForPreTraining model")
     if top_k < 1:
         raise BertkitError(f"top_k must be >= 1, got {top_k}")

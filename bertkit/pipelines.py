@@ -92,9 +92,17 @@ def check_trained_head(model, folder) -> None:
 class Pipeline:
     head = "BertModel"
 
-    def __init__(self, task: str, model: Any, tokenizer: Any = None, max_length: int | None = None):
+    def __init__(
+        self, task: str, model: Any, tokenizer: Any = None, max_length: int | None = None, backend: str = "torch"
+    ):
         self.task = task
-        self.model, self.tokenizer, self.settings = load_model_and_tokenizer(self.head, model, tokenizer)
+        if backend == "torch":
+            self.model, self.tokenizer, self.settings = load_model_and_tokenizer(self.head, model, tokenizer)
+        else:  # an exported folder run by onnxruntime, called like the torch model
+            from bertkit.export.runner import onnx_backend
+
+            self.model, self.tokenizer = onnx_backend(model, tokenizer, self.head, backend)
+            self.settings = load_settings(self.model.folder)
         limit = self.model.config.max_position_embeddings
         self.max_length = min(max_length or self.settings.get("max_len") or limit, limit)
 

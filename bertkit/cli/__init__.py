@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "bertkit.cli.convert",
     "bertkit.cli.embed",
     "bertkit.cli.pretrain",
+    "bertkit.cli.export",
 ]
 
 
