@@ -22,7 +22,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from bertkit.errors import BertkitError, InputFileError
-from bertkit.export.graph import TASKS, export_graph, quiet_exporters, task_for
+from bertkit.export.graph import OPSETS, TASKS, export_graph, quiet_exporters, task_for
 from bertkit.export.int8 import choose_int8
 from bertkit.export.runner import GRAPH_FILE, INFO_FILE, require_onnx
 from bertkit.files import atomic_path, atomic_write_json, require_new_folder
@@ -57,7 +57,10 @@ def export_onnx(
     from bertkit.loading import load_folder, load_settings
 
     require_onnx()
+    if opset not in OPSETS:
+        raise BertkitError(f"--opset {opset}: choose one of {OPSETS.start}..{OPSETS.stop - 1}")
     out = require_new_folder(out, "--out", overwrite)
+    texts = calibration_texts(calibration) if int8 else []
     folder = resolve_folder(model, **hub)
     settings = load_settings(folder)
     task = task_for(task, settings)
@@ -75,7 +78,7 @@ def export_onnx(
 
         final, fusions = graph, {}
         if int8:
-            batches = calibration_batches(tokenizer, calibration_texts(calibration))
+            batches = calibration_batches(tokenizer, texts)
             choice = choose_int8(graph, work, torch_model, batches, task, opset, optimized if optimize else None)
             final, fusions = choice.path, choice.fusions
             info.update(int8=choice.recipe, int8_worst_cosine=choice.worst_cosine, float_layers=choice.float_layers)
