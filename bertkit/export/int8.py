@@ -42,10 +42,16 @@ class Int8Choice:
 
 
 def ort_dynamic(src: Path, dst: Path) -> None:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with quiet_exporters(root=True):
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # types behind ORT's fused ops
+        )
 
 
 def bertkit_recipe(src: Path, dst: Path, model: nn.Module, calibration: list[dict], opset: int) -> list[str]:
