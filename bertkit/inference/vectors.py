@@ -73,6 +73,7 @@ def embed(
     prompt: str | None = None,
     progress: Progress = False,
     max_length: int | None = None,
+    backend: str = "torch",
 ) -> torch.Tensor:
     """Sentence vectors [N, H] (float32, on the CPU) in input order; one text gives [H].
 
@@ -83,13 +84,14 @@ def embed(
     is, else "auto". dtype: float32, bfloat16, float16 or "int8" (bertkit.inference.runtime).
     prompt_name / prompt: text put before each input (the folder's named prompts, as in
     sentence-transformers). progress: True for a bar on stderr, or a callable given each
-    batch's size. max_length: the old name of max_seq_len.
+    batch's size. max_length: the old name of max_seq_len. backend: "torch", or "onnx" for a
+    folder made by `bertkit export onnx` (run by onnxruntime).
     """
     if combine not in ("concat", "mean"):
         raise BertkitError(f"combine {combine!r} is not 'concat' or 'mean'")
     single = isinstance(texts, str)
     items = [texts] if isinstance(texts, str) else list(texts)
-    model, tokenizer = load(model, tokenizer)
+    model, tokenizer = load(model, tokenizer, backend=backend, dtype=dtype)
     recipe = sentence_config(model_folder(model))
     modes = recipe.pooling if pooling is None else check_pooling(pooling)
     config = base_model(model).config

@@ -1,16 +1,19 @@
-"""The BERT network, in the seed's order: Embeddings -> BertLayer x L -> Pooler.
+"""The BERT network, in the lecture's order: embeddings -> self-attention -> feed-forward -> layer
+-> encoder -> pooler -> model.
 
 Parameter names are Hugging Face's state-dict keys (`encoder.layer.0.attention.self.query.weight`,
 ...), so checkpoints from either library load without renaming. One deliberate difference inside:
 query, key and value are a single fused projection (`qkv`, one matmul instead of three); hooks
 split it into HF's three keys in `state_dict()` and merge them back in `load_state_dict()`.
+
+The CPU speed machinery (dropout masks, padding skipped, the explicit attention path) lives in
+model/fast_paths.py; this file calls it at the points where it applies.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,57 +21,31 @@ from torch import nn
 
 from bertkit.errors import BertkitError
 from bertkit.model.config import ACTIVATIONS, BertConfig
+from bertkit.model.fast_paths import (
+    Dropout,
+    Packing,
+    explicit_attention,
+    unpadded,
+    use_explicit_attention,
+    use_own_dropout,
+)
+from bertkit.model.inputs import check_inputs
 from bertkit.model.outputs import BaseModelOutputWithPooling
 from bertkit.model.pretrained import BertPreTrainedModel
 
-SHORT_SEQUENCE = 16  # at inference, attention over at most this many tokens takes the explicit path
+__all__ = ["Dropout", "activation", "additive_mask", "BertModel", "BertPreTrainedModel"]
 
 
 def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     kind = ACTIVATIONS[name]
     if kind == "gelu":
         return F.gelu
-    if kind == "gelu_tanh":  # the seed's 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))
+    if kind == "gelu_tanh":  # the lecture's 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))
         return lambda x: F.gelu(x, approximate="tanh")
     return {"relu": F.relu, "silu": F.silu}[kind]
 
 
-def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
-    """Inverted-dropout multiplier shaped like `like`: 0 with probability p, else 1/(1-p).
-
-    Why not torch's own dropout: on CPU its bernoulli_ draws one random double per element, which
-    measured 12-17% of a fine-tuning step (MiniLM, CoNLL / SQuAD batches, 2 threads). Here every
-    element gets 16 bits of one int64 draw (4 elements per draw), compared against a threshold:
-    p is realised in steps of 1/65,536 (0.1 -> 0.100006), from torch's seeded generator, so runs
-    stay reproducible and resumable.
-    """
-    n = like.numel()
-    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=like.device)
-    bits = words.view(torch.int16)[:n].view(like.shape)  # uniform over [-32768, 32767]
-    keep = bits >= -32768 + round(p * 65536)
-    return torch.where(keep, 1.0 / (1.0 - p), 0.0).to(like.dtype)
-
-
-def use_own_dropout(x: torch.Tensor, p: float, training: bool) -> bool:
-    """The bit-mask dropout above on CPU; CUDA's fused dropout kernel is already cheap."""
-    return training and p > 0 and x.device.type == "cpu"
-
-
-class Dropout(nn.Dropout):
-    """nn.Dropout with the cheaper CPU mask of `dropout_mask` (same module name and repr)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if use_own_dropout(x, self.p, self.training) and not self.inplace:
-            return x * dropout_mask(x, self.p)
-        return super().forward(x)
-
-    def add_to(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """residual + dropout(x); on CPU the mask and the add run as one addcmul pass."""
-        if use_own_dropout(x, self.p, self.training):
-            return torch.addcmul(residual, x, dropout_mask(x, self.p))
-        return self(x) + residual
-
-
+# ---------------------------------------------------------------------- embeddings
 class BertEmbeddings(nn.Module):
     """Token + segment + position embeddings, summed, then LayerNorm and dropout."""
 
@@ -81,7 +58,13 @@ class BertEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         x = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds  # [B, T] -> [B, T, H]
         T = x.shape[1]
         # without explicit ids, segment A and positions 0..T-1 are plain broadcasts, no lookups
@@ -96,39 +79,13 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
-@dataclass
-class Packing:
-    """Where a padded batch's real tokens sit, so the position-wise layers can skip the padding.
-
-    Training a token or sentence classifier, every Linear, GELU and LayerNorm runs on the packed
-    [N, H] rows of real tokens only (N = attention_mask.sum()); attention, which needs the
-    [B, T] layout, pads its projections back, and packs its output again.
-    """
-
-    index: torch.Tensor  # [N] flat positions of the real tokens in B*T, ascending
-    batch: int
-    length: int
-
-    @classmethod
-    def of(cls, attention_mask: torch.Tensor) -> Packing:
-        return cls(attention_mask.flatten().nonzero().squeeze(1), *attention_mask.shape)
-
-    def pack(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, F] -> [N, F]
-        return x.reshape(self.batch * self.length, x.shape[-1]).index_select(0, self.index)
-
-    def pad(self, x: torch.Tensor) -> torch.Tensor:  # [N, F] -> [B, T, F], zeros at the padding
-        full = x.new_zeros(self.batch * self.length, x.shape[-1]).index_copy(0, self.index, x)
-        return full.view(self.batch, self.length, x.shape[-1])
-
-
+# ---------------------------------------------------------------------- self-attention
 class BertSelfAttention(nn.Module):
-    """Multi-head scaled dot-product self-attention.
+    """Multi-head scaled dot-product self-attention: project -> attend -> merge.
 
-    The fast path is `F.scaled_dot_product_attention` (fused kernel, no [T, T] tensor kept);
-    the explicit path computes softmax(QK^T / sqrt(d) + mask) itself and is taken when the
-    caller wants the attention probabilities, for very short inputs (faster there), and when
-    training with attention dropout on CPU, where SDPA falls back to its own unfused math
-    with torch's slow dropout anyway.
+    Attention is `F.scaled_dot_product_attention` (a fused kernel, no [T, T] tensor kept), or the
+    written-out softmax(QK^T / sqrt(d) + mask) V of fast_paths.explicit_attention where that is
+    needed (the probabilities asked for) or faster (short inputs, CPU dropout).
     """
 
     def __init__(self, config: BertConfig):
@@ -145,60 +102,48 @@ class BertSelfAttention(nn.Module):
         x: torch.Tensor,
         mask: torch.Tensor | None,
         output_attentions: bool = False,
-        first_only: bool = False,
+        cls_only: bool = False,
         packing: Packing | None = None,
-    ):
-        B, T, H = (packing.batch, packing.length, x.shape[-1]) if packing is not None else x.shape
-        if first_only and type(self.qkv) is nn.Linear:  # the first query only; keys/values see every token
-            w, b = self.qkv.weight, self.qkv.bias
-            q = (
-                F.linear(x[:, :1], w[:H], b[:H]).view(B, 1, self.num_heads, self.head_size).transpose(1, 2)
-            )  # [B, A, 1, D]
-            kv = F.linear(x, w[H:], b[H:]).view(B, T, 2, self.num_heads, self.head_size)
-            k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # 2 x [B, A, T, D]
-        else:
-            qkv = self.qkv(x)
-            qkv = (packing.pad(qkv) if packing is not None else qkv).view(
-                B, T, 3, self.num_heads, self.head_size
-            )  # [B, T, 3, A, D]
-            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, A, T, D]
-            q = q[:, :, :1] if first_only else q  # a replaced projection (int8): slice after it
-        rows = q.shape[2]  # T, or 1 with first_only
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x [B, T, H] (or packed [N, H]) -> context [B, rows, H] (or [N, H]) and the probabilities
+        [B, A, rows, T] when asked for; rows = T, or 1 with cls_only."""
+        q, k, v = self.project(x, cls_only, packing)  # 3 x [B, A, rows or T, D]
         dropout_p = self.dropout_p if self.training else 0.0
         own_dropout = use_own_dropout(x, dropout_p, self.training)
         probs = None
-        # short sequences (T <= 16): three small batched ops beat the fused kernel's per-block set-up
-        if output_attentions or (rows <= SHORT_SEQUENCE and not self.training) or own_dropout:
-            scale = 1.0 / math.sqrt(self.head_size)
-            if mask is not None and own_dropout:
-                # training: scale and mask ride in the matmul (mask + scale * QK^T), two passes fewer
-                # over [B, A, rows, T]; inference keeps Hugging Face's order, bit for bit
-                bias = mask.expand(B, self.num_heads, 1, T).reshape(B * self.num_heads, 1, T)
-                scores = torch.baddbmm(
-                    bias,
-                    q.reshape(B * self.num_heads, rows, self.head_size),
-                    k.reshape(B * self.num_heads, T, self.head_size).transpose(1, 2),
-                    alpha=scale,
-                )
-                scores = scores.view(B, self.num_heads, rows, T)
-            else:
-                scores = torch.matmul(q, k.transpose(-1, -2)) * scale  # [B, A, rows, T]
-                if mask is not None:
-                    scores = scores + mask
-            probs = scores.softmax(dim=-1)
-            if own_dropout:
-                dropped = probs * dropout_mask(probs, dropout_p)
-            else:
-                dropped = F.dropout(probs, dropout_p, self.training)
-            context = torch.matmul(dropped, v)
-            probs = probs if output_attentions else None
+        if use_explicit_attention(q, output_attentions, own_dropout, self.training):
+            context, probs = explicit_attention(q, k, v, mask, dropout_p, self.training)
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-        context = context.transpose(1, 2).reshape(B, rows, H)  # [B, A, rows, D] -> [B, rows, H]
-        return (packing.pack(context) if packing is not None else context), probs
+        return self.merge(context, packing), probs if output_attentions else None
+
+    def project(
+        self, x: torch.Tensor, cls_only: bool, packing: Packing | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The query, key and value heads, 3 x [B, A, ., D]; with cls_only the first query only."""
+        B, T = (packing.batch, packing.length) if packing is not None else x.shape[:2]
+        H = self.num_heads * self.head_size
+        if cls_only and type(self.qkv) is nn.Linear:  # one query row; keys and values see every token
+            w, b = self.qkv.weight, self.qkv.bias
+            (q,) = self.heads(F.linear(x[:, :1], w[:H], b[:H]), B, 1, 1)
+            k, v = self.heads(F.linear(x, w[H:], b[H:]), B, T, 2)
+            return q, k, v
+        qkv = self.qkv(x)
+        q, k, v = self.heads(packing.pad(qkv) if packing is not None else qkv, B, T, 3)
+        return (q[:, :, :1] if cls_only else q), k, v  # a replaced projection (int8): slice after it
+
+    def heads(self, projected: torch.Tensor, B: int, T: int, parts: int) -> tuple[torch.Tensor, ...]:
+        """[B, T, parts * H] -> parts x [B, A, T, D]."""
+        return projected.view(B, T, parts, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4).unbind(0)
+
+    def merge(self, context: torch.Tensor, packing: Packing | None) -> torch.Tensor:
+        """[B, A, rows, D] -> [B, rows, H] (packed again to [N, H] when the input was)."""
+        B, _, rows, _ = context.shape
+        merged = context.transpose(1, 2).reshape(B, rows, self.num_heads * self.head_size)
+        return packing.pack(merged) if packing is not None else merged
 
 
-def _split_qkv(module, state_dict, prefix, local_metadata) -> None:
+def _split_qkv(module: nn.Module, state_dict: dict, prefix: str, local_metadata: Any) -> None:
     """state_dict(): `qkv.*` -> Hugging Face's `query.*`, `key.*`, `value.*`."""
     for kind in ("weight", "bias"):
         fused = state_dict.pop(prefix + "qkv." + kind, None)
@@ -207,7 +152,7 @@ def _split_qkv(module, state_dict, prefix, local_metadata) -> None:
                 state_dict[f"{prefix}{name}.{kind}"] = part
 
 
-def _merge_qkv(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs) -> None:
+def _merge_qkv(module: nn.Module, state_dict: dict, prefix: str, *_: Any) -> None:
     """load_state_dict(): Hugging Face's three projections -> the fused `qkv.*`."""
     for kind in ("weight", "bias"):
         keys = [f"{prefix}{name}.{kind}" for name in ("query", "key", "value")]
@@ -241,13 +186,14 @@ class BertAttention(nn.Module):
         x: torch.Tensor,
         mask: torch.Tensor | None,
         output_attentions: bool = False,
-        first_only: bool = False,
+        cls_only: bool = False,
         packing: Packing | None = None,
-    ):
-        context, probs = self.self(x, mask, output_attentions, first_only, packing)
-        return self.output(context, x[:, :1] if first_only else x), probs
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        context, probs = self.self(x, mask, output_attentions, cls_only, packing)
+        return self.output(context, x[:, :1] if cls_only else x), probs
 
 
+# ---------------------------------------------------------------------- feed-forward
 class BertIntermediate(nn.Module):
     """The feed-forward's widening half: H -> intermediate_size, then GELU."""
 
@@ -260,6 +206,7 @@ class BertIntermediate(nn.Module):
         return self.act(self.dense(x))
 
 
+# ---------------------------------------------------------------------- layer and encoder
 class BertLayer(nn.Module):
     """One encoder block: attention sub-layer, then feed-forward sub-layer, each Add & Norm."""
 
@@ -274,10 +221,10 @@ class BertLayer(nn.Module):
         x: torch.Tensor,
         mask: torch.Tensor | None,
         output_attentions: bool = False,
-        first_only: bool = False,
+        cls_only: bool = False,
         packing: Packing | None = None,
-    ):
-        x, probs = self.attention(x, mask, output_attentions, first_only, packing)  # [B, 1, H] when first_only
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x, probs = self.attention(x, mask, output_attentions, cls_only, packing)  # [B, 1, H] with cls_only
         x = self.output(self.intermediate(x), x)
         return x, probs
 
@@ -292,36 +239,37 @@ class BertEncoder(nn.Module):
 
     def forward(
         self,
-        x,
-        mask,
-        output_hidden_states=False,
-        output_attentions=False,
-        cls_only=False,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        cls_only: bool = False,
         packing: Packing | None = None,
-    ):
+    ) -> tuple[torch.Tensor, list[torch.Tensor] | None, list[torch.Tensor] | None]:
         """cls_only: the last layer computes the first ([CLS]) position only, all a classifier reads.
         packing: x holds the real tokens only ([N, H]); the result is padded back to [B, T, H]."""
-        hidden_states = [x] if output_hidden_states else None
-        attentions = [] if output_attentions else None
+        hidden_states: list[torch.Tensor] | None = [x] if output_hidden_states else None
+        attentions: list[torch.Tensor] | None = [] if output_attentions else None
         for i, layer in enumerate(self.layer):
-            first_only = cls_only and i == len(self.layer) - 1
-            if first_only and packing is not None:  # the [CLS]-only layer works on the padded layout
+            last_cls_only = cls_only and i == len(self.layer) - 1
+            if last_cls_only and packing is not None:  # the [CLS]-only layer works on the padded layout
                 x, packing = packing.pad(x), None
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 x, probs = torch.utils.checkpoint.checkpoint(
-                    layer, x, mask, output_attentions, first_only, packing, use_reentrant=False
+                    layer, x, mask, output_attentions, last_cls_only, packing, use_reentrant=False
                 )
             else:
-                x, probs = layer(x, mask, output_attentions, first_only, packing)
-            if output_hidden_states:
+                x, probs = layer(x, mask, output_attentions, last_cls_only, packing)
+            if hidden_states is not None:
                 hidden_states.append(x)
-            if output_attentions:
+            if attentions is not None and probs is not None:
                 attentions.append(probs)
         if packing is not None:
             x = packing.pad(x)
         return x, hidden_states, attentions
 
 
+# ---------------------------------------------------------------------- pooler
 class BertPooler(nn.Module):
     """The [CLS] vector through dense + tanh: the sentence-level output used by NSP and classifiers."""
 
@@ -355,20 +303,24 @@ class BertModel(BertPreTrainedModel):
         return_dict: bool = True,
         cls_only: bool = False,
         skip_padding: bool = False,
-    ) -> BaseModelOutputWithPooling:
-        """Two switches of bertkit's own, for heads that read only part of the output:
+    ) -> Any:
+        """A BaseModelOutputWithPooling (its to_tuple() with return_dict=False).
+
+        Two switches of bertkit's own, for heads that read only part of the output:
         cls_only=True: the last layer computes the [CLS] row alone, so last_hidden_state is
         [B, 1, H]; the pooled output is the same, for ~1/L less work (a sentence classifier).
-        skip_padding=True: the position-wise layers run on the real tokens only (see Packing);
+        skip_padding=True: the position-wise layers run on the real tokens only (a fast_paths.Packing);
         outputs at padded positions are then 0 instead of values nobody reads.
         Hidden states and attentions, when asked for, stay whole and padded as usual."""
         check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
         x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # [B, T, H]
-        mask = additive_mask(attention_mask, x.dtype)  # [B, 1, 1, T] or None (no padding)
+        padded = attention_mask is not None and not unpadded(attention_mask)
+        mask = additive_mask(attention_mask, x.dtype) if padded else None  # [B, 1, 1, T]; None: no padding
         plain = not (output_hidden_states or output_attentions)
         cls_only = cls_only and plain
-        packing = Packing.of(attention_mask) if skip_padding and plain and mask is not None else None
-        if packing is not None:
+        packing = None
+        if skip_padding and plain and padded and attention_mask is not None:
+            packing = Packing.of(attention_mask)
             x = packing.pack(x)  # [N, H]
         x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions, cls_only, packing)
         out = BaseModelOutputWithPooling(
@@ -381,60 +333,11 @@ class BertModel(BertPreTrainedModel):
 
 
 def additive_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """[B, T] of 1 (token) / 0 (padding) -> [B, 1, 1, T] of 0 / most-negative, added to scores.
+    """[B, T] of 1 (token) / 0 (padding) -> [B, 1, 1, T] of 0 / most-negative, added to the scores.
 
-    A batch without padding needs no mask at all, which lets SDPA take its fastest kernel.
+    Tensor operations only (no branch on the values), so a traced or exported graph keeps it.
     """
     if attention_mask is None:
         return None
-    keep = attention_mask.bool()
-    if not torch.compiler.is_compiling() and bool(keep.all()):
-        return None
-    mask = torch.zeros(keep.shape, dtype=dtype, device=keep.device)
-    mask.masked_fill_(~keep, torch.finfo(dtype).min)
-    return mask[:, None, None, :]
-
-
-def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds) -> None:
-    """Refuse inputs that would index outside the embedding tables, with the value and the fix."""
-    if (input_ids is None) == (inputs_embeds is None):
-        raise BertkitError("pass exactly one of input_ids or inputs_embeds")
-    if torch.compiler.is_compiling():
-        return
-    if input_ids is not None:
-        if input_ids.dim() != 2 or input_ids.dtype.is_floating_point:
-            raise BertkitError(
-                f"input_ids must be an integer tensor of shape [batch, seq], got {input_ids.dtype} "
-                f"{list(input_ids.shape)}"
-            )
-        shape = input_ids.shape
-        if input_ids.numel():
-            lo, hi = torch.aminmax(input_ids)
-            if lo < 0 or hi >= config.vocab_size:
-                bad = int(hi) if hi >= config.vocab_size else int(lo)
-                raise BertkitError(
-                    f"input_ids contain id {bad}, outside the vocabulary of {config.vocab_size}; use the "
-                    f"tokenizer that belongs to this model (or a config with a larger vocab_size)"
-                )
-    else:
-        shape = inputs_embeds.shape[:2]
-    T = shape[1]
-    if T > config.max_position_embeddings and position_ids is None:
-        raise BertkitError(
-            f"sequence length {T} exceeds max_position_embeddings {config.max_position_embeddings}; "
-            f"truncate the input (tokenizer max_length={config.max_position_embeddings})"
-        )
-    if position_ids is not None and position_ids.numel():
-        if int(position_ids.max()) >= config.max_position_embeddings or int(position_ids.min()) < 0:
-            raise BertkitError(f"position_ids must lie in [0, {config.max_position_embeddings})")
-    if token_type_ids is not None:
-        if tuple(token_type_ids.shape) != tuple(shape):
-            raise BertkitError(
-                f"token_type_ids shape {list(token_type_ids.shape)} differs from input shape {list(shape)}"
-            )
-        if token_type_ids.numel():
-            lo, hi = torch.aminmax(token_type_ids)
-            if lo < 0 or hi >= config.type_vocab_size:
-                raise BertkitError(f"token_type_ids must lie in [0, {config.type_vocab_size}), got {int(hi)}")
-    if attention_mask is not None and tuple(attention_mask.shape) != tuple(shape):
-        raise BertkitError(f"attention_mask shape {list(attention_mask.shape)} differs from input shape {list(shape)}")
+    keep = attention_mask.bool()[:, None, None, :]
+    return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)

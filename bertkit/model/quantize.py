@@ -82,6 +82,11 @@ class Int8Linear(nn.Module):
         offsets = torch.cat([mid.view(-1, 1), torch.ones_like(mid.view(-1, 1))], 1)  # [tokens, 2]
         return y.addmm_(offsets, self.row_sums_and_bias).view(shape)
 
+    def weight_int8(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The int8 weight [out, in] (smoothing folded in) and its per-row scale [out]."""
+        qweight, _ = torch.ops.quantized.linear_unpack(self._packed)
+        return qweight.int_repr(), qweight.q_per_channel_scales().float()
+
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -60,7 +60,8 @@ ALL_TASKS = tuple(CLASSES)
 def pipeline(task: str, model: Any = None, tokenizer: Any = None, **options: Any) -> Pipeline:
     """The pipeline for `task` from a model folder or hub name (or a loaded model plus its tokenizer).
 
-    options: device, dtype, max_seq_len, the hub options (revision, token, cache_dir,
+    options: device, dtype, max_seq_len, backend ("torch", or "onnx" for a folder made by
+    `bertkit export onnx`), the hub options (revision, token, cache_dir,
     local_files_only) and any option the task's calls take (batch_size, top_k,
     aggregation_strategy, ...), which then become that pipeline's defaults.
     """

@@ -19,7 +19,7 @@ import torch
 from bertkit.errors import BertkitError
 from bertkit.inference.batches import calibration_batches
 from bertkit.inference.runtime import check_dtype, dtype_kind, prepare, target_device
-from bertkit.loading import HUB_OPTIONS, load_folder
+from bertkit.loading import HUB_OPTIONS, load_folder, load_settings
 
 UNSET: Any = object()  # "not given", where None is a meaningful value (HF's top_k=None: every label)
 
@@ -42,6 +42,7 @@ class Pipeline:
         dtype: Any = None,
         max_seq_len: int | None = None,
         max_length: int | None = None,
+        backend: str = "torch",
         **options: Any,
     ) -> None:
         hub = {k: options.pop(k) for k in HUB_OPTIONS if k in options}
@@ -51,11 +52,17 @@ class Pipeline:
         self.device = target_device(model if isinstance(model, torch.nn.Module) else None, device)
         self.dtype = dtype_kind(dtype)
         check_dtype(self.dtype, self.device)
-        with _quiet_checkpoint_log(self.require_head):
-            self.model, self.tokenizer, self.settings = load_folder(
-                model, self.head, tokenizer, require_head=self.require_head, **hub
-            )
-        self.model.to(self.device).eval()  # a pipeline owns where its model runs, as in Hugging Face
+        if backend != "torch":  # an exported folder run by onnxruntime, called like the torch model
+            from bertkit.export.runner import onnx_backend
+
+            self.model, self.tokenizer = onnx_backend(model, tokenizer, self.head, backend, dtype)
+            self.settings = load_settings(self.model.folder)
+        else:
+            with _quiet_checkpoint_log(self.require_head):
+                self.model, self.tokenizer, self.settings = load_folder(
+                    model, self.head, tokenizer, require_head=self.require_head, **hub
+                )
+            self.model.to(self.device).eval()  # a pipeline owns where its model runs, as in Hugging Face
         limit = int(self.model.config.max_position_embeddings)
         saved = self.settings.get("max_seq_len") or self.settings.get("max_len")
         self.asked_max_seq_len = max_seq_len or max_length  # None: the folder's own limit

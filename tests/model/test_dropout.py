@@ -4,9 +4,9 @@ opens (fused dropout + residual, masked attention in one matmul) compute the sam
 import pytest
 import torch
 
-import bertkit.model.bert as bert
+import bertkit.model.fast_paths as fast_paths
 from bertkit.model import BertConfig, BertForTokenClassification, BertModel
-from bertkit.model.bert import Dropout, dropout_mask
+from bertkit.model.fast_paths import Dropout, dropout_mask
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.03])
@@ -72,7 +72,7 @@ def test_training_paths_equal_eval_when_nothing_is_dropped(monkeypatch):
     model.eval()
     with torch.no_grad():
         expected = model(input_ids=ids, attention_mask=mask).logits
-    monkeypatch.setattr(bert, "dropout_mask", lambda like, p: torch.ones_like(like))
+    monkeypatch.setattr(fast_paths, "dropout_mask", lambda like, p: torch.ones_like(like))
     model.train()
     got = model(input_ids=ids, attention_mask=mask).logits
     real = mask.bool()
@@ -82,13 +82,13 @@ def test_training_paths_equal_eval_when_nothing_is_dropped(monkeypatch):
 def test_training_dropout_rate_reaches_every_site(monkeypatch):
     """Embeddings, attention probabilities, both residual branches and the classifier draw masks."""
     calls = []
-    real = bert.dropout_mask
+    real = fast_paths.dropout_mask
 
     def spy(like, p):
         calls.append(tuple(like.shape))
         return real(like, p)
 
-    monkeypatch.setattr(bert, "dropout_mask", spy)
+    monkeypatch.setattr(fast_paths, "dropout_mask", spy)
     torch.manual_seed(0)
     model = BertForTokenClassification(_tiny(num_labels=3)).train()
     model(input_ids=torch.randint(5, 99, (2, 9)), attention_mask=torch.ones(2, 9, dtype=torch.long))
@@ -99,7 +99,7 @@ def test_training_dropout_rate_reaches_every_site(monkeypatch):
 
 def test_no_dropout_keeps_the_fused_attention_kernel(monkeypatch):
     """dropout 0 (the short-budget pretraining recipe) must not pay for the explicit path."""
-    monkeypatch.setattr(bert, "dropout_mask", lambda like, p: pytest.fail("no mask should be drawn"))
+    monkeypatch.setattr(fast_paths, "dropout_mask", lambda like, p: pytest.fail("no mask should be drawn"))
     model = BertModel(_tiny(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).train()
     model(input_ids=torch.randint(5, 99, (2, 30)))
 

@@ -1,0 +1,131 @@
+"""CPU speed machinery beside the architecture: each piece computes what model/bert.py describes, faster.
+
+- `dropout_mask` / `Dropout`: inverted dropout from 16-bit slices of int64 draws, cheaper on CPU
+  than torch's per-element bernoulli (training only).
+- `Packing`: the real tokens of a padded batch as [N, H] rows, so the position-wise layers skip
+  the padding (fine-tuning).
+- `explicit_attention`: softmax(QK^T / sqrt(d) + mask) V written out, for attention probabilities,
+  short inputs and the CPU dropout; `use_explicit_attention` decides when it runs.
+- `unpadded`: a batch without padding runs without a mask (SDPA's fastest kernel), decided
+  outside any trace so an exported graph always carries the mask.
+
+The equality of each fast path with the plain computation is tested (tests/model/test_bert.py,
+tests/model/test_dropout.py); docs/model.md has the figures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# at inference, attention over at most this many tokens takes the explicit path: three small
+# batched ops cost less than the fused kernel's per-block set-up there
+SHORT_SEQUENCE = 16
+
+
+def tracing() -> bool:
+    """True while torch.compile, torch.export, torch.onnx or torch.jit records the graph: no data-dependent
+    Python branches then, so the recorded graph holds for every input."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def unpadded(attention_mask: torch.Tensor) -> bool:
+    """Whether every position is a real token (then no mask is needed); never while tracing."""
+    return not tracing() and bool(attention_mask.bool().all())
+
+
+# ---------------------------------------------------------------------- dropout
+def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted-dropout multiplier shaped like `like`: 0 with probability p, else 1/(1-p).
+
+    Why not torch's own dropout: on CPU its bernoulli_ draws one random double per element. Here
+    every element gets 16 bits of one int64 draw (4 elements per draw), compared against a
+    threshold: p is realised in steps of 1/65,536 (0.1 -> 0.100006), from torch's seeded
+    generator, so runs stay reproducible and resumable.
+    """
+    n = like.numel()
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=like.device)
+    bits = words.view(torch.int16)[:n].view(like.shape)  # uniform over [-32768, 32767]
+    keep = bits >= -32768 + round(p * 65536)
+    return torch.where(keep, 1.0 / (1.0 - p), 0.0).to(like.dtype)
+
+
+def use_own_dropout(x: torch.Tensor, p: float, training: bool) -> bool:
+    """The bit-mask dropout above on CPU; CUDA's fused dropout kernel is already cheap."""
+    return training and p > 0 and x.device.type == "cpu"
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout with the cheaper CPU mask of `dropout_mask` (same module name and repr)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_own_dropout(x, self.p, self.training) and not self.inplace:
+            return x * dropout_mask(x, self.p)
+        return super().forward(x)
+
+    def add_to(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """residual + dropout(x); on CPU the mask and the add run as one addcmul pass."""
+        if use_own_dropout(x, self.p, self.training):
+            return torch.addcmul(residual, x, dropout_mask(x, self.p))
+        return self(x) + residual
+
+
+# ---------------------------------------------------------------------- padding skipped
+@dataclass
+class Packing:
+    """Where a padded batch's real tokens sit, so the position-wise layers can skip the padding.
+
+    Every Linear, GELU and LayerNorm runs on the packed [N, H] rows of real tokens only
+    (N = attention_mask.sum()); attention, which needs the [B, T] layout, pads its projections
+    back, and packs its output again.
+    """
+
+    index: torch.Tensor  # [N] flat positions of the real tokens in B*T, ascending
+    batch: int
+    length: int
+
+    @classmethod
+    def of(cls, attention_mask: torch.Tensor) -> Packing:
+        return cls(attention_mask.flatten().nonzero().squeeze(1), *attention_mask.shape)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, F] -> [N, F]
+        return x.reshape(self.batch * self.length, x.shape[-1]).index_select(0, self.index)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:  # [N, F] -> [B, T, F], zeros at the padding
+        full = x.new_zeros(self.batch * self.length, x.shape[-1]).index_copy(0, self.index, x)
+        return full.view(self.batch, self.length, x.shape[-1])
+
+
+# ---------------------------------------------------------------------- explicit attention
+def use_explicit_attention(q: torch.Tensor, output_attentions: bool, own_dropout: bool, training: bool) -> bool:
+    """The written-out path when the probabilities are wanted, for short inputs at inference, and
+    with the CPU dropout (SDPA would fall back to its own unfused math with torch's dropout)."""
+    short = q.shape[2] <= SHORT_SEQUENCE and not training and not tracing()
+    return output_attentions or short or own_dropout
+
+
+def explicit_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout_p: float, training: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(QK^T / sqrt(d) + mask) V for q [B, A, rows, D], k and v [B, A, T, D] -> (context, probs)."""
+    B, A, rows, D = q.shape
+    T = k.shape[2]
+    scale = 1.0 / math.sqrt(D)
+    own_dropout = use_own_dropout(q, dropout_p, training)
+    if mask is not None and own_dropout:
+        # training: scale and mask ride in the matmul (mask + scale * QK^T), two passes fewer over
+        # [B, A, rows, T]; inference keeps Hugging Face's order, bit for bit
+        bias = mask.expand(B, A, 1, T).reshape(B * A, 1, T)
+        scores = torch.baddbmm(bias, q.reshape(B * A, rows, D), k.reshape(B * A, T, D).transpose(1, 2), alpha=scale)
+        scores = scores.view(B, A, rows, T)
+    else:
+        scores = torch.matmul(q, k.transpose(-1, -2)) * scale  # [B, A, rows, T]
+        if mask is not None:
+            scores = scores + mask
+    probs = scores.softmax(dim=-1)
+    dropped = probs * dropout_mask(probs, dropout_p) if own_dropout else F.dropout(probs, dropout_p, training)
+    return torch.matmul(dropped, v), probs
