@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bertkit.errors import BertkitError
 from bertkit.model.config import ACTIVATIONS, BertConfig
 from bertkit.model.fast_paths import (
     Dropout,
