@@ -359,7 +359,7 @@ def _demo_pipelines(folders: dict[str, Path]) -> None:
             "\nquestion answering  (bertkit predict qa --model DIR QUESTION --context TEXT); a few hundred examples "
             "are far too few to learn QA, so expect poor answers: this shows the mechanics (windows, spans)"
         )
-        r = qa(question=DEMO_QA[0], context=DEMO_QA[1])  # type: ignore[call-arg]
+        r = qa(question=DEMO_QA[0], context=DEMO_QA[1])
         print(f"  Q: {DEMO_QA[0]}\n  A: {r['answer']!r}  (characters {r['start']}-{r['end']}, score {r['score']:.2f})")
         if data_dir().joinpath("squad", "validation-v1.1-from-dev.json").is_file():
             _demo_long_context(qa)

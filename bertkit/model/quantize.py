@@ -43,6 +43,8 @@ DEFAULT_MAX_ERROR = 0.1
 class Int8Linear(nn.Module):
     """y = x W^T + b with W in int8 (one scale per output row) and x quantized per token to 8 bits."""
 
+    inv_smooth: torch.Tensor | None  # a buffer: 1 / the SmoothQuant factors, or None
+
     def __init__(self, linear: nn.Linear, smooth: torch.Tensor | None = None, per_token: bool = True):
         super().__init__()
         self.per_token = per_token

@@ -46,6 +46,7 @@ class Pipeline:
         **options: Any,
     ) -> None:
         hub = {k: options.pop(k) for k in HUB_OPTIONS if k in options}
+        self.model: Any  # a bertkit model (torch) or an OnnxModel (onnx): both called the same way
         self.task = task
         self.defaults = self.check_options(options)
         # every refusal before the (slow) load: options, then the device and arithmetic asked for

@@ -8,7 +8,6 @@ warm-up batch at start, which is also where dtype="int8" calibrates its scales.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -74,7 +73,7 @@ class EmbedRunner:
             self.model = model.to(self.device).eval()
             config = self.model.config
         else:
-            self.model, self.tokenizer, config, self.device = _onnx_parts(settings, embed)
+            self.model, self.tokenizer, config, self.device = _onnx_parts(settings)
         self.dims = config.hidden_size
         self.max_tokens = config.max_position_embeddings
         self.workers = settings.workers or _default_workers(self.device)
@@ -116,7 +115,8 @@ class EmbedRunner:
     def warm_up(self) -> None:
         """Convert the model to the asked dtype (int8 calibrates on WARMUP_TEXTS) and run it once."""
         if self.settings.backend == "torch":
-            from bertkit.inference import calibration_batches, prepare, tokenize
+            from bertkit.inference import prepare, tokenize
+            from bertkit.inference.batches import calibration_batches
 
             calibration = None
             if self.settings.dtype == "int8":
@@ -207,16 +207,12 @@ def _default_workers(device: torch.device) -> int:
     return max(1, torch.get_num_threads()) if device.type == "cpu" else 1
 
 
-def _onnx_parts(settings: ServeSettings, embed: Any) -> tuple[Any, Any, Any, torch.device]:
+def _onnx_parts(settings: ServeSettings) -> tuple[Any, Any, Any, torch.device]:
     """(model folder, tokenizer, config, device) for embed(..., backend="onnx")."""
     from bertkit.hub import resolve_folder
     from bertkit.model.config import BertConfig
     from bertkit.tokenizers import Tokenizer
 
-    if "backend" not in inspect.signature(embed).parameters:
-        raise BertkitError(
-            f"--backend {settings.backend}: this bertkit has no ONNX backend for embed; use --backend torch"
-        )
     if settings.device not in ("auto", "cpu"):
         raise BertkitError(f"--backend {settings.backend} runs on the CPU; leave out --device {settings.device}")
     folder = Path(resolve_folder(settings.model))
