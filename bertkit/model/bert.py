@@ -24,6 +24,9 @@ from bertkit.model.fast_paths import (
     Dropout,
     Packing,
     explicit_attention,
+    linear,
+    linear_act,
+    linear_add,
     unpadded,
     use_explicit_attention,
     use_own_dropout,
@@ -127,7 +130,7 @@ class BertSelfAttention(nn.Module):
             (q,) = self.heads(F.linear(x[:, :1], w[:H], b[:H]), B, 1, 1)
             k, v = self.heads(F.linear(x, w[H:], b[H:]), B, T, 2)
             return q, k, v
-        qkv = self.qkv(x)
+        qkv = linear(self.qkv, x)  # self.qkv(x), on oneDNN at CPU inference
         q, k, v = self.heads(packing.pad(qkv) if packing is not None else qkv, B, T, 3)
         return (q[:, :, :1] if cls_only else q), k, v  # a replaced projection (int8): slice after it
 
@@ -169,7 +172,10 @@ class AddNorm(nn.Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout.add_to(self.dense(x), residual))
+        summed = linear_add(self.dense, x, residual)  # one oneDNN kernel at CPU inference (no dropout then)
+        if summed is None:
+            summed = self.dropout.add_to(self.dense(x), residual)
+        return self.LayerNorm(summed)
 
 
 class BertAttention(nn.Module):
@@ -200,9 +206,11 @@ class BertIntermediate(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.act = activation(config.hidden_act)
+        self.act_kind = ACTIVATIONS[config.hidden_act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.dense(x))
+        fused = linear_act(self.dense, x, self.act_kind)  # one oneDNN kernel at CPU inference
+        return fused if fused is not None else self.act(self.dense(x))
 
 
 # ---------------------------------------------------------------------- layer and encoder

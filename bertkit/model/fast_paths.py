@@ -8,6 +8,10 @@
   short inputs and the CPU dropout; `use_explicit_attention` decides when it runs.
 - `unpadded`: a batch without padding runs without a mask (SDPA's fastest kernel), decided
   outside any trace so an exported graph always carries the mask.
+- `linear` / `linear_add`: at CPU inference, each projection runs as one oneDNN matmul on weights
+  packed once for it, with the GELU or the residual add done inside the same kernel (PyTorch's
+  default float32 matmul there is MKL's, slower on these shapes, and the GELU and the add would
+  each be another pass over the activations).
 
 The equality of each fast path with the plain computation is tested (tests/model/test_bert.py,
 tests/model/test_dropout.py); docs/model.md has the figures.
@@ -16,7 +20,10 @@ tests/model/test_dropout.py); docs/model.md has the figures.
 from __future__ import annotations
 
 import math
+import os
+import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -129,3 +136,62 @@ def explicit_attention(
     probs = scores.softmax(dim=-1)
     dropped = probs * dropout_mask(probs, dropout_p) if own_dropout else F.dropout(probs, dropout_p, training)
     return torch.matmul(dropped, v), probs
+
+
+# ---------------------------------------------------------------------- oneDNN projections at CPU inference
+ONEDNN = (
+    os.environ.get("BERTKIT_ONEDNN", "1") != "0"  # BERTKIT_ONEDNN=0: plain nn.Linear everywhere (A/B checks)
+    and torch.backends.mkldnn.is_available()
+    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+)
+# activation kind (model/config.ACTIVATIONS) -> oneDNN post-op (name, algorithm)
+POST_OPS = {"gelu": ("gelu", "none"), "gelu_tanh": ("gelu", "tanh"), "relu": ("relu", "")}
+_PACKED: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, int], torch.Tensor]] = weakref.WeakKeyDictionary()
+
+
+def onednn_applies(x: torch.Tensor, module: Any) -> bool:
+    """A plain nn.Linear in eval mode at CPU inference (no autograd, not tracing), float32 or bfloat16."""
+    return (
+        ONEDNN
+        and type(module) is nn.Linear
+        and not module.training
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and module.weight.dtype == x.dtype
+        and not torch.is_grad_enabled()
+        and not tracing()
+    )
+
+
+def packed(module: Any) -> torch.Tensor:
+    """The module's weight in oneDNN's blocked layout, packed again whenever the weight changes.
+
+    Kept beside the module, not on it: the packed tensor is opaque (no deepcopy, no state_dict)."""
+    key = (module.weight.data_ptr(), module.weight._version)
+    found = _PACKED.get(module)
+    if found is None or found[0] != key:
+        found = (key, torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), None))
+        _PACKED[module] = found
+    return found[1]
+
+
+def linear(module: Any, x: torch.Tensor) -> torch.Tensor:
+    """module(x), on oneDNN where it applies (module: an nn.Linear, or a replacement such as int8's)."""
+    if onednn_applies(x, module):
+        return torch.ops.mkldnn._linear_pointwise(x, packed(module), module.bias, "none", [], "")
+    return module(x)
+
+
+def linear_act(module: Any, x: torch.Tensor, act: str) -> torch.Tensor | None:
+    """act(module(x)) in one oneDNN kernel (act: a key of POST_OPS), or None where that does not apply."""
+    if onednn_applies(x, module) and act in POST_OPS:
+        name, algorithm = POST_OPS[act]
+        return torch.ops.mkldnn._linear_pointwise(x, packed(module), module.bias, name, [], algorithm)
+    return None
+
+
+def linear_add(module: Any, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor | None:
+    """module(x) + residual in one oneDNN kernel, or None where that does not apply."""
+    if onednn_applies(x, module) and residual.shape == x.shape[:-1] + (module.out_features,):
+        return torch.ops.mkldnn._linear_pointwise.binary(x, residual.contiguous(), packed(module), module.bias, "add")
+    return None
