@@ -4,7 +4,9 @@
     bertkit.export_onnx(MINILM, "minilm-onnx", task="embed", optimize=True, int8=True)
 
 The output folder holds model.onnx, config.json, the tokenizer files, finetune.json when the
-source has one (the pipelines read its settings), and export.json: the task, opset, the fusions
+source has one (the pipelines read its settings), a sentence-transformers folder's recipe
+(modules.json, the pooling and Normalize modules, sentence_bert_config.json, named prompts) so
+that `embed(backend="onnx")` pools and normalises as the source does, and export.json: the task, opset, the fusions
 ONNX Runtime's transformer optimizer made, and which int8 recipe was kept with its cosine.
 """
 
@@ -25,7 +27,7 @@ from bertkit.errors import BertkitError, InputFileError
 from bertkit.export.graph import OPSETS, TASKS, export_graph, quiet_exporters, task_for
 from bertkit.export.int8 import choose_int8
 from bertkit.export.runner import GRAPH_FILE, INFO_FILE, require_onnx
-from bertkit.files import atomic_path, atomic_write_json, require_new_folder
+from bertkit.files import atomic_path, atomic_write_bytes, atomic_write_json, require_new_folder
 from bertkit.log import get_logger
 
 logger = get_logger(__name__)
@@ -89,6 +91,7 @@ def export_onnx(
             fusions = optimized(graph, final)
         info.update(optimized=optimize, fusions=fusions)
         write_folder(out, final, config, tokenizer, settings, info, TASKS[task].head)
+        copy_sentence_recipe(folder, out)
     logger.info("wrote %s", out / GRAPH_FILE)
     return info
 
@@ -114,6 +117,35 @@ def write_folder(out: Path, graph: Path, config: Any, tokenizer: Any, settings: 
 
         atomic_write_json(out / FINETUNE_SETTINGS_FILE, settings)
     atomic_write_json(out / INFO_FILE, info)
+
+
+def copy_sentence_recipe(source: Path, out: Path) -> None:
+    """A sentence-transformers folder's recipe files beside the graph, its Transformer now the folder itself."""
+    from bertkit.inference.sentence import read_modules
+
+    root = source if (source / "modules.json").is_file() else source.parent  # or given its 0_Transformer/
+    if not (root / "modules.json").is_file():
+        return  # a bare BERT: the default recipe
+    modules = read_modules(root)
+    transformer = [m for m in modules if str(m["type"]).endswith("Transformer")]
+    if root != source and not any(m.get("path") == source.name for m in transformer):
+        return  # the parent's modules.json belongs to another model
+    for module in modules:
+        sub = root / str(module.get("path") or "")
+        if str(module["type"]).endswith("Transformer"):
+            module["path"] = ""  # the graph, config and tokenizer sit at the top of the exported folder
+            files = [sub / "sentence_bert_config.json"]
+        else:  # Pooling / Normalize: their folder's settings
+            files = sorted(sub.glob("*.json")) if str(module.get("path") or "") else []
+        for f in files:
+            if f.is_file():
+                target = out / str(module.get("path") or "") / f.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, f.read_bytes())
+    extra = root / "config_sentence_transformers.json"
+    if extra.is_file():
+        atomic_write_bytes(out / extra.name, extra.read_bytes())
+    atomic_write_json(out / "modules.json", modules)
 
 
 def calibration_texts(source: Sequence[str] | str | os.PathLike | None) -> list[str]:
