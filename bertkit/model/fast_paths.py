@@ -139,11 +139,19 @@ def explicit_attention(
 
 
 # ---------------------------------------------------------------------- oneDNN projections at CPU inference
-ONEDNN = (
-    os.environ.get("BERTKIT_ONEDNN", "1") != "0"  # BERTKIT_ONEDNN=0: plain nn.Linear everywhere (A/B checks)
-    and torch.backends.mkldnn.is_available()
-    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-)
+def onednn_wanted() -> bool:
+    """Whether CPU inference runs its projections on oneDNN: on CPUs PyTorch runs at its AVX-512
+    level, where it was measured faster than the default float32 matmul (docs/model.md); elsewhere
+    the plain nn.Linear stays, unmeasured. BERTKIT_ONEDNN=0 turns it off (A/B checks)."""
+    return (
+        os.environ.get("BERTKIT_ONEDNN", "1") != "0"
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    )
+
+
+ONEDNN = onednn_wanted()  # a module attribute, so a test can compare both paths on any CPU
 # activation kind (model/config.ACTIVATIONS) -> oneDNN post-op (name, algorithm)
 POST_OPS = {"gelu": ("gelu", "none"), "gelu_tanh": ("gelu", "tanh"), "relu": ("relu", "")}
 _PACKED: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, int], torch.Tensor]] = weakref.WeakKeyDictionary()
@@ -167,7 +175,8 @@ def packed(module: Any) -> torch.Tensor:
     """The module's weight in oneDNN's blocked layout, packed again whenever the weight changes.
 
     Kept beside the module, not on it: the packed tensor is opaque (no deepcopy, no state_dict)."""
-    key = (module.weight.data_ptr(), module.weight._version)
+    weight = module.weight
+    key = (weight.data_ptr(), -1 if weight.is_inference() else weight._version)  # inference tensors have no version
     found = _PACKED.get(module)
     if found is None or found[0] != key:
         found = (key, torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), None))

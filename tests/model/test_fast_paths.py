@@ -1,0 +1,155 @@
+"""The oneDNN projections of CPU inference (bertkit/model/fast_paths.py): on where the CPU runs
+PyTorch at its AVX-512 level, the same network as plain nn.Linear on every CPU (an AVX2-only run
+is checked in a subprocess with PyTorch and oneDNN held to AVX2), and never on in training."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import bertkit.model.fast_paths as fast_paths
+from bertkit import BertConfig, BertModel
+from bertkit.hardware import cpu_flags, cpu_has_native
+
+TINY = dict(
+    vocab_size=60,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=48,
+    max_position_embeddings=64,
+)
+needs_onednn = pytest.mark.skipif(
+    not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")),
+    reason="this PyTorch build has no oneDNN linear kernels",
+)
+
+
+def tiny(act: str = "gelu", seed: int = 0) -> BertModel:
+    torch.manual_seed(seed)
+    m = BertModel(BertConfig(**TINY, hidden_act=act)).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return m
+
+
+def padded_batch(lengths: list[int]) -> dict[str, torch.Tensor]:
+    torch.manual_seed(1)
+    T = max(lengths)
+    ids = torch.randint(5, TINY["vocab_size"], (len(lengths), T))
+    mask = (torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]).long()
+    return dict(input_ids=ids * mask, attention_mask=mask)
+
+
+def both_paths(monkeypatch, model, **kwargs):
+    """(oneDNN on, oneDNN off) outputs of one forward at inference; checks the first one used oneDNN."""
+    real, calls = fast_paths.packed, []
+
+    def spy(module):
+        calls.append(module)
+        return real(module)
+
+    monkeypatch.setattr(fast_paths, "packed", spy)
+    outs = []
+    for on in (True, False):
+        monkeypatch.setattr(fast_paths, "ONEDNN", on)
+        with torch.inference_mode():
+            outs.append(model(**kwargs))
+        assert bool(calls) == on  # every layer's projections: 3 per layer, none with oneDNN off
+        calls.clear()
+    return outs
+
+
+def test_onednn_is_on_exactly_where_pytorch_runs_avx512():
+    capability = torch.backends.cpu.get_cpu_capability()
+    expected = capability.startswith("AVX512") and torch.backends.mkldnn.is_available()
+    assert fast_paths.onednn_wanted() == (expected and os.environ.get("BERTKIT_ONEDNN", "1") != "0")
+    if "avx512f" not in cpu_flags():
+        assert not fast_paths.onednn_wanted()  # AVX2-only CPUs keep plain nn.Linear
+
+
+@needs_onednn
+@pytest.mark.parametrize("act", ["gelu", "gelu_tanh", "relu"])
+@pytest.mark.parametrize("lengths", [[3, 9, 20], [24, 24], [1]])
+def test_onednn_path_equals_plain_linear(monkeypatch, act, lengths):
+    model = tiny(act)
+    fused, plain = both_paths(monkeypatch, model, **padded_batch(lengths))
+    for a, b in ((fused.last_hidden_state, plain.last_hidden_state), (fused.pooler_output, plain.pooler_output)):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-5)  # float32 sums in another order
+
+
+@needs_onednn
+@pytest.mark.parametrize("switch", ["cls_only", "skip_padding"])
+def test_onednn_path_equals_plain_linear_with_bertkit_switches(monkeypatch, switch):
+    model = tiny()
+    fused, plain = both_paths(monkeypatch, model, **padded_batch([5, 17, 11]), **{switch: True})
+    torch.testing.assert_close(fused.last_hidden_state, plain.last_hidden_state, atol=2e-5, rtol=1e-5)
+
+
+@needs_onednn
+@pytest.mark.skipif(not cpu_has_native("bf16"), reason="bfloat16 inference is refused on CPUs without native bf16")
+def test_onednn_path_equals_plain_linear_in_bfloat16(monkeypatch):
+    model = tiny().to(torch.bfloat16)
+    fused, plain = both_paths(monkeypatch, model, **padded_batch([4, 12]))
+    # bfloat16 keeps 8 bits of mantissa: the two kernels round at different points
+    torch.testing.assert_close(fused.last_hidden_state.float(), plain.last_hidden_state.float(), atol=0.1, rtol=0.05)
+
+
+def test_training_and_autograd_never_take_the_onednn_path(monkeypatch):
+    def refuse(module):
+        raise AssertionError("packed a weight outside inference")
+
+    monkeypatch.setattr(fast_paths, "ONEDNN", True)
+    monkeypatch.setattr(fast_paths, "packed", refuse)
+    model = tiny()
+    model(**padded_batch([4, 9])).last_hidden_state.sum().backward()  # eval, but gradients wanted
+    model.train()
+    model(**padded_batch([4, 9])).last_hidden_state.sum().backward()
+    assert model.encoder.layer[0].intermediate.dense.weight.grad is not None
+
+
+@needs_onednn
+def test_a_changed_weight_is_packed_again(monkeypatch):
+    model = tiny()
+    batch = padded_batch([6, 8])
+    monkeypatch.setattr(fast_paths, "ONEDNN", True)
+    with torch.inference_mode():
+        before = model(**batch).last_hidden_state
+    with torch.no_grad():
+        model.encoder.layer[1].output.dense.weight.mul_(2.0)
+    fused, plain = both_paths(monkeypatch, model, **batch)
+    assert (fused.last_hidden_state - before).abs().max() > 0.01
+    torch.testing.assert_close(fused.last_hidden_state, plain.last_hidden_state, atol=2e-5, rtol=1e-5)
+
+
+AVX2_RUN = textwrap.dedent(
+    """
+    import torch
+    import bertkit.model.fast_paths as fast_paths
+    from tests.model.test_fast_paths import padded_batch, tiny
+    assert torch.backends.cpu.get_cpu_capability() == "AVX2", torch.backends.cpu.get_cpu_capability()
+    assert not fast_paths.ONEDNN, "oneDNN projections chosen on an AVX2 CPU"
+    model, batch = tiny(), padded_batch([3, 15, 22])
+    with torch.inference_mode():
+        plain = model(**batch).last_hidden_state
+        fast_paths.ONEDNN = True  # the kernels themselves, held to AVX2, still compute the same network
+        fused = model(**batch).last_hidden_state
+    torch.testing.assert_close(fused, plain, atol=2e-5, rtol=1e-5)
+    print("ok")
+    """
+)
+
+
+@needs_onednn
+@pytest.mark.skipif("avx2" not in cpu_flags(), reason="needs an x86 CPU with at least AVX2")
+def test_an_avx2_only_cpu_keeps_plain_linear_and_the_kernels_agree_there():
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", BERTKIT_ONEDNN="1")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-c", AVX2_RUN], env=env, cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
