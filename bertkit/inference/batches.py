@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from bertkit.errors import BertkitError
+from bertkit.model.fast_paths import fast_inference
 
 Consume = Callable[[list[int], Any, torch.Tensor], None]  # (input indices, model output, mask [B, T])
 
@@ -115,7 +116,9 @@ def for_each_batch(
         kwargs = dict(forward)
         if mask_token_id is not None:
             kwargs["masked_positions"] = input_ids == mask_token_id
-        consume(idx, model(input_ids, mask, token_types, **kwargs), mask)  # rows of its own: no lock needed
+        with fast_inference():  # oneDNN projections on CPUs where they are faster (bertkit.model.fast_paths)
+            result = model(input_ids, mask, token_types, **kwargs)
+        consume(idx, result, mask)  # rows of its own: no lock needed
         if progress is not None:
             with lock:  # a progress bar is not thread-safe
                 progress(len(idx))

@@ -8,20 +8,24 @@
   short inputs and the CPU dropout; `use_explicit_attention` decides when it runs.
 - `unpadded`: a batch without padding runs without a mask (SDPA's fastest kernel), decided
   outside any trace so an exported graph always carries the mask.
-- `linear` / `linear_add`: at CPU inference, each projection runs as one oneDNN matmul on weights
-  packed once for it, with the GELU or the residual add done inside the same kernel (PyTorch's
-  default float32 matmul there is MKL's, slower on these shapes, and the GELU and the add would
-  each be another pass over the activations).
+- `linear` / `linear_act` / `linear_add`: inside `fast_inference()` (bertkit's batching loop), each
+  CPU inference projection runs as one oneDNN matmul on weights packed once for it, with the GELU
+  or the residual add done inside the same kernel (PyTorch's default float32 matmul there is
+  MKL's, slower on these shapes, and the GELU and the add would each be another pass over the
+  activations).
 
 The equality of each fast path with the plain computation is tested (tests/model/test_bert.py,
-tests/model/test_dropout.py); docs/model.md has the figures.
+tests/model/test_dropout.py, tests/model/test_fast_paths.py); docs/model.md has the figures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import weakref
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,6 +156,20 @@ def onednn_wanted() -> bool:
 
 
 ONEDNN = onednn_wanted()  # a module attribute, so a test can compare both paths on any CPU
+_FAST_INFERENCE: ContextVar[bool] = ContextVar("bertkit_fast_inference", default=False)
+
+
+@contextlib.contextmanager
+def fast_inference() -> Iterator[None]:
+    """Inside (bertkit's batching loop, per thread), CPU inference projections may run on oneDNN;
+    outside, a forward sums in nn.Linear's order, bit for bit what transformers computes."""
+    token = _FAST_INFERENCE.set(True)
+    try:
+        yield
+    finally:
+        _FAST_INFERENCE.reset(token)
+
+
 # activation kind (model/config.ACTIVATIONS) -> oneDNN post-op (name, algorithm)
 POST_OPS = {"gelu": ("gelu", "none"), "gelu_tanh": ("gelu", "tanh"), "relu": ("relu", "")}
 _PACKED: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, int], torch.Tensor]] = weakref.WeakKeyDictionary()
@@ -161,6 +179,7 @@ def onednn_applies(x: torch.Tensor, module: Any) -> bool:
     """A plain nn.Linear in eval mode at CPU inference (no autograd, not tracing), float32 or bfloat16."""
     return (
         ONEDNN
+        and _FAST_INFERENCE.get()
         and type(module) is nn.Linear
         and not module.training
         and x.device.type == "cpu"

@@ -59,7 +59,7 @@ def both_paths(monkeypatch, model, **kwargs):
     outs = []
     for on in (True, False):
         monkeypatch.setattr(fast_paths, "ONEDNN", on)
-        with torch.inference_mode():
+        with torch.inference_mode(), fast_paths.fast_inference():
             outs.append(model(**kwargs))
         assert bool(calls) == on  # every layer's projections: 3 per layer, none with oneDNN off
         calls.clear()
@@ -101,6 +101,39 @@ def test_onednn_path_equals_plain_linear_in_bfloat16(monkeypatch):
     torch.testing.assert_close(fused.last_hidden_state.float(), plain.last_hidden_state.float(), atol=0.1, rtol=0.05)
 
 
+def test_a_plain_forward_never_takes_the_onednn_path(monkeypatch):
+    """Outside bertkit's batching loop a forward is nn.Linear's arithmetic (transformers' own, bit for bit)."""
+
+    def refuse(module):
+        raise AssertionError("packed a weight outside fast_inference()")
+
+    monkeypatch.setattr(fast_paths, "ONEDNN", True)
+    monkeypatch.setattr(fast_paths, "packed", refuse)
+    with torch.inference_mode():
+        tiny()(**padded_batch([4, 9]))
+
+
+@needs_onednn
+def test_embed_takes_the_onednn_path_where_it_is_on_and_keeps_its_vectors(monkeypatch, minilm_dir):
+    import bertkit
+
+    texts = ["a gripping , funny film .", "no movement , no yuks , not much of anything .", "fine"] * 4
+    real, calls = fast_paths.packed, []
+
+    def spy(module):
+        calls.append(module)
+        return real(module)
+
+    monkeypatch.setattr(fast_paths, "packed", spy)
+    vectors = {}
+    for on in (True, False):
+        monkeypatch.setattr(fast_paths, "ONEDNN", on)
+        vectors[on] = bertkit.embed(texts, model=minilm_dir, batch_size=4)
+        assert bool(calls) == on
+        calls.clear()
+    torch.testing.assert_close(vectors[True], vectors[False], atol=1e-5, rtol=1e-5)  # unit vectors
+
+
 def test_training_and_autograd_never_take_the_onednn_path(monkeypatch):
     def refuse(module):
         raise AssertionError("packed a weight outside inference")
@@ -108,9 +141,10 @@ def test_training_and_autograd_never_take_the_onednn_path(monkeypatch):
     monkeypatch.setattr(fast_paths, "ONEDNN", True)
     monkeypatch.setattr(fast_paths, "packed", refuse)
     model = tiny()
-    model(**padded_batch([4, 9])).last_hidden_state.sum().backward()  # eval, but gradients wanted
-    model.train()
-    model(**padded_batch([4, 9])).last_hidden_state.sum().backward()
+    with fast_paths.fast_inference():
+        model(**padded_batch([4, 9])).last_hidden_state.sum().backward()  # eval, but gradients wanted
+        model.train()
+        model(**padded_batch([4, 9])).last_hidden_state.sum().backward()
     assert model.encoder.layer[0].intermediate.dense.weight.grad is not None
 
 
@@ -119,7 +153,7 @@ def test_a_changed_weight_is_packed_again(monkeypatch):
     model = tiny()
     batch = padded_batch([6, 8])
     monkeypatch.setattr(fast_paths, "ONEDNN", True)
-    with torch.inference_mode():
+    with torch.inference_mode(), fast_paths.fast_inference():
         before = model(**batch).last_hidden_state
     with torch.no_grad():
         model.encoder.layer[1].output.dense.weight.mul_(2.0)
@@ -136,7 +170,7 @@ AVX2_RUN = textwrap.dedent(
     assert torch.backends.cpu.get_cpu_capability() == "AVX2", torch.backends.cpu.get_cpu_capability()
     assert not fast_paths.ONEDNN, "oneDNN projections chosen on an AVX2 CPU"
     model, batch = tiny(), padded_batch([3, 15, 22])
-    with torch.inference_mode():
+    with torch.inference_mode(), fast_paths.fast_inference():
         plain = model(**batch).last_hidden_state
         fast_paths.ONEDNN = True  # the kernels themselves, held to AVX2, still compute the same network
         fused = model(**batch).last_hidden_state
