@@ -4,8 +4,10 @@
     bertkit.export_onnx(MINILM, "minilm-onnx", task="embed", optimize=True, int8=True)
 
 The output folder holds model.onnx, config.json, the tokenizer files, finetune.json when the
-source has one (the pipelines read its settings), and export.json: the task, opset, the fusions
-ONNX Runtime's transformer optimizer made, and which int8 recipe was kept with its cosine.
+source has one (the pipelines read its settings), a sentence-transformers source's recipe
+(modules.json, 1_Pooling/, ...: embed(backend="onnx") pools and normalises as the source does),
+and export.json: the task, opset, the fusions ONNX Runtime's transformer optimizer made, and which
+int8 recipe was kept with its cosine.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from bertkit.export.int8 import choose_int8
 from bertkit.export.runner import GRAPH_FILE, INFO_FILE, require_onnx
 from bertkit.files import atomic_path, atomic_write_json, require_new_folder
 from bertkit.log import get_logger
+from bertkit.sentence_folder import sentence_config, write_recipe
 
 logger = get_logger(__name__)
 
@@ -89,6 +92,7 @@ def export_onnx(
             fusions = optimized(graph, final)
         info.update(optimized=optimize, fusions=fusions)
         write_folder(out, final, config, tokenizer, settings, info, TASKS[task].head)
+        write_recipe(sentence_config(folder), out, config.hidden_size)  # embeds as its source does
     logger.info("wrote %s", out / GRAPH_FILE)
     return info
 

@@ -111,6 +111,17 @@ def test_model_folder_provides_the_tokenizer(minilm_dir, minilm):
     torch.testing.assert_close(
         bertkit.embed(TEXTS, model=minilm_dir), bertkit.embed(TEXTS, model=model, tokenizer=tok), atol=ATOL, rtol=RTOL
     )
+    # the hub options of every model argument pass through (a local folder ignores them); a typo is one line
+    torch.testing.assert_close(
+        bertkit.embed(TEXTS[:2], model=minilm_dir, local_files_only=True),
+        bertkit.embed(TEXTS[:2], model=minilm_dir),
+        atol=0,
+        rtol=0,
+    )
+    with pytest.raises(BertkitError, match=r"unknown loading option\(s\) \['revison'\]; use revision"):
+        bertkit.embed(TEXTS, model=minilm_dir, revison="main")
+    with pytest.raises(BertkitError, match=r"unknown loading option\(s\) \['cache'\]"):
+        bertkit.token_embeddings(TEXTS, model=minilm_dir, cache="x")
 
 
 def test_seed_example_python_differs_by_context_but_not_statically(minilm):
