@@ -8,9 +8,9 @@ libraries (torch) inside their functions, so `bertkit --help` stays fast.
 from __future__ import annotations
 
 import argparse
-import re
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 
