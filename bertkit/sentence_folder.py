@@ -7,10 +7,8 @@ below BERT's 512) and may lower-case the text, and config_sentence_transformers.
 prompts ("query: ") and the similarity function the model was trained for. `SentenceConfig`
 gathers them so that `embed()` reproduces `SentenceTransformer(folder).encode()`; a folder
 without modules.json is a bare BERT (mean pooling, no normalisation, the model's own limit).
-`write_recipe` writes the same files into a folder made from such a model (an ONNX export).
-
-It sits below bertkit.inference (which pools as the recipe says, bertkit.inference.sentence) and
-bertkit.export (which carries the recipe into the folders it writes): it reads and writes files only.
+It reads files only (no torch), so the CLI's --help and bertkit.inference (which pools as the
+recipe says, bertkit.inference.sentence) both use it without loading a model stack.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.errors import BertkitError, InputFileError
-from bertkit.files import atomic_write_json
 
 POOLINGS = ("mean", "cls", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 # the legacy 1_Pooling/config.json switches, in the order sentence-transformers concatenates them
@@ -162,36 +159,3 @@ def _pooling_modes(path: Path) -> tuple[tuple[str, ...], bool]:
         if mode not in POOLINGS:
             raise InputFileError(path, f"pooling mode {mode!r} is not one of {', '.join(POOLINGS)}")
     return modes, bool(values.get("include_prompt", True))
-
-
-def write_recipe(recipe: SentenceConfig, out: Path, hidden_size: int) -> None:
-    """Write `recipe` as a sentence-transformers folder's files beside the BERT files in `out`.
-
-    A folder made from a sentence-transformers model (an ONNX export) then embeds as its source
-    does: same pooling, normalisation, token cap and prompts. Written in the flat layout (the
-    Transformer at the folder's root) and the legacy pooling switches, which every version reads.
-    """
-    if not recipe.sentence_transformers:
-        return
-    kinds = ["Transformer", "Pooling"] + (["Normalize"] if recipe.normalize else [])
-    paths = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize"}
-    modules = [
-        {"idx": i, "name": str(i), "path": paths[kind], "type": f"sentence_transformers.models.{kind}"}
-        for i, kind in enumerate(kinds)
-    ]
-    atomic_write_json(out / "modules.json", modules)
-    pooling: dict[str, Any] = {"word_embedding_dimension": hidden_size, "include_prompt": recipe.include_prompt}
-    pooling.update({key: name in recipe.pooling for key, name in _LEGACY_POOLING.items()})
-    (out / "1_Pooling").mkdir(exist_ok=True)
-    atomic_write_json(out / "1_Pooling" / "config.json", pooling)
-    if recipe.normalize:
-        (out / "2_Normalize").mkdir(exist_ok=True)
-    if recipe.max_seq_len is not None:
-        bert = {"max_seq_length": recipe.max_seq_len, "do_lower_case": recipe.do_lower_case}
-        atomic_write_json(out / "sentence_bert_config.json", bert)
-    extra = {
-        "prompts": recipe.prompts,
-        "default_prompt_name": recipe.default_prompt_name,
-        "similarity_fn_name": recipe.similarity_fn_name,
-    }
-    atomic_write_json(out / "config_sentence_transformers.json", extra)

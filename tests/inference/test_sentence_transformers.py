@@ -18,7 +18,6 @@ from peers import peer
 import bertkit
 from bertkit.errors import BertkitError, InputFileError
 from bertkit.inference import sentence_config
-from bertkit.sentence_folder import write_recipe
 
 COSINE_BAR = 0.99999  # issue 15: every text, float32 on both sides
 TEXTS = [
@@ -182,31 +181,3 @@ def test_broken_recipes_are_one_line_errors(tmp_path, minilm_dir):
     (broken / "modules.json").write_text("[{")
     with pytest.raises(InputFileError, match=r"modules.json:1: not valid JSON"):
         bertkit.embed(TEXTS, model=broken)
-
-
-@pytest.mark.parametrize(
-    "pooling, normalize, extra",
-    [
-        ({"pooling_mode": "mean"}, True, None),
-        ({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True}, False, None),
-        (
-            {"pooling_mode": "lasttoken", "include_prompt": False},
-            True,
-            {"prompts": {"query": "query: "}, "default_prompt_name": "query", "similarity_fn_name": "dot"},
-        ),
-    ],
-)
-def test_a_written_recipe_reads_back_the_same(tmp_path, minilm_dir, pooling, normalize, extra):
-    """write_recipe (what `bertkit export onnx` puts beside the graph) round-trips every field,
-    so a folder made from a sentence-transformers model embeds as its source does."""
-    bert = {"max_seq_length": 128, "do_lower_case": True}
-    source = st_folder(tmp_path, minilm_dir, "source", pooling, normalize=normalize, bert=bert, extra=extra)
-    out = tmp_path / "out"
-    out.mkdir()
-    write_recipe(sentence_config(source), out, 384)
-    assert sentence_config(out) == sentence_config(source)
-    assert sentence_config(out).sentence_transformers and sentence_config(out).max_seq_len == 128
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    write_recipe(sentence_config(bare), bare, 384)  # a bare BERT has no recipe: nothing written
-    assert list(bare.iterdir()) == []
