@@ -237,3 +237,29 @@ def test_fill_mask_scores_only_masks_and_matches_full_softmax():
 def test_fill_mask_refuses_a_model_without_mlm_weights(minilm_dir):
     with pytest.raises(BertkitError, match="no masked-LM head weights"):
         fill_mask("paris is a beautiful [MASK] .", model=minilm_dir)
+
+
+def test_a_hub_name_loads_through_the_one_loader(minilm_dir, tmp_path, monkeypatch):
+    """embed / fill_mask / token_embeddings take a hub name with revision=, token=, ... as every model
+    argument does (bertkit.hub, stubbed here): the snapshot's own recipe applies (MiniLM: unit length)."""
+    import sys
+    import types
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("BERTKIT_OFFLINE", raising=False)
+    snapshot = tmp_path / "snapshot"
+    snapshot.symlink_to(minilm_dir, target_is_directory=True)
+    calls = []
+
+    def snapshot_download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs))
+        return str(snapshot)
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(snapshot_download=snapshot_download))
+    got = bertkit.embed(TEXTS[:3], model="someone/minilm", revision="v2", token="t")
+    assert calls and calls[0][0] == "someone/minilm" and calls[0][1]["revision"] == "v2"
+    torch.testing.assert_close(got, bertkit.embed(TEXTS[:3], model=minilm_dir), atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(got.norm(dim=-1), torch.ones(3), atol=ATOL, rtol=0)
+    words = bertkit.token_embeddings("He got bit by Python", model="someone/minilm", revision="v2")
+    assert words.words == ["He", "got", "bit", "by", "Python"]
