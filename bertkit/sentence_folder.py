@@ -7,8 +7,7 @@ below BERT's 512) and may lower-case the text, and config_sentence_transformers.
 prompts ("query: ") and the similarity function the model was trained for. `SentenceConfig`
 gathers them so that `embed()` reproduces `SentenceTransformer(folder).encode()`; a folder
 without modules.json is a bare BERT (mean pooling, no normalisation, the model's own limit).
-It reads files only (no torch), so the CLI's --help and bertkit.inference (which pools as the
-recipe says, bertkit.inference.sentence) both use it without loading a model stack.
+It reads files only (no torch); bertkit.inference.sentence pools as the recipe says.
 """
 
 from __future__ import annotations
