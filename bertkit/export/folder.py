@@ -4,14 +4,15 @@
     bertkit.export_onnx(MINILM, "minilm-onnx", task="embed", optimize=True, int8=True)
 
 The output folder holds model.onnx, config.json, the tokenizer files, finetune.json when the
-source has one (the pipelines read its settings), a sentence-transformers folder's recipe
-(modules.json, the pooling and Normalize modules, sentence_bert_config.json, named prompts) so
-that `embed(backend="onnx")` pools and normalises as the source does, and export.json: the task, opset, the fusions
+source has one (the pipelines read its settings), a sentence-transformers folder's description
+(modules.json, pooling, normalization, prompts: `embed` pools the graph's output as the source
+folder says), and export.json: the task, opset, the fusions
 ONNX Runtime's transformer optimizer made, and which int8 recipe was kept with its cosine.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ from bertkit.errors import BertkitError, InputFileError
 from bertkit.export.graph import OPSETS, TASKS, export_graph, quiet_exporters, task_for
 from bertkit.export.int8 import choose_int8
 from bertkit.export.runner import GRAPH_FILE, INFO_FILE, require_onnx
-from bertkit.files import atomic_path, atomic_write_bytes, atomic_write_json, require_new_folder
+from bertkit.files import atomic_path, atomic_write_json, require_new_folder
 from bertkit.log import get_logger
 
 logger = get_logger(__name__)
@@ -108,8 +109,7 @@ def optimize_graph(src: Path, dst: Path, num_heads: int, hidden_size: int) -> di
 
 def write_folder(out: Path, graph: Path, config: Any, tokenizer: Any, settings: dict, info: dict, head: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / GRAPH_FILE) as tmp:
-        shutil.copyfile(graph, tmp)
+    _copy(graph, out / GRAPH_FILE)
     config.save_pretrained(out, architectures=[head])
     tokenizer.save(out)
     if settings:
@@ -119,33 +119,43 @@ def write_folder(out: Path, graph: Path, config: Any, tokenizer: Any, settings: 
     atomic_write_json(out / INFO_FILE, info)
 
 
-def copy_sentence_recipe(source: Path, out: Path) -> None:
-    """A sentence-transformers folder's recipe files beside the graph, its Transformer now the folder itself."""
-    from bertkit.inference.sentence import read_modules
+SENTENCE_FILES = ("config_sentence_transformers.json",)  # beside modules.json; module folders are read from it
 
-    root = source if (source / "modules.json").is_file() else source.parent  # or given its 0_Transformer/
-    if not (root / "modules.json").is_file():
-        return  # a bare BERT: the default recipe
-    modules = read_modules(root)
-    transformer = [m for m in modules if str(m["type"]).endswith("Transformer")]
-    if root != source and not any(m.get("path") == source.name for m in transformer):
-        return  # the parent's modules.json belongs to another model
+
+def copy_sentence_recipe(source: Path, out: Path) -> None:
+    """The files that say how a sentence-transformers folder pools and normalizes, copied beside the
+    graph. The Transformer module's own files (its sentence_bert_config.json) move to the top level,
+    where the graph's config.json is, so modules.json there names the top level as its path."""
+    if not (source / "modules.json").is_file() and (source.parent / "modules.json").is_file():
+        source = source.parent  # the older layout: the BERT in a sub-folder (0_Transformer/) of the recipe
+    modules_file = source / "modules.json"
+    if not modules_file.is_file():
+        return
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputFileError(modules_file, "not valid JSON; fix or remove it, then export again") from None
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise InputFileError(modules_file, 'must be a JSON list of {"type": ..., "path": ...} modules')
     for module in modules:
-        sub = root / str(module.get("path") or "")
-        if str(module["type"]).endswith("Transformer"):
-            module["path"] = ""  # the graph, config and tokenizer sit at the top of the exported folder
-            files = [sub / "sentence_bert_config.json"]
-        else:  # Pooling / Normalize: their folder's settings
-            files = sorted(sub.glob("*.json")) if str(module.get("path") or "") else []
-        for f in files:
-            if f.is_file():
-                target = out / str(module.get("path") or "") / f.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(target, f.read_bytes())
-    extra = root / "config_sentence_transformers.json"
-    if extra.is_file():
-        atomic_write_bytes(out / extra.name, extra.read_bytes())
+        sub = str(module.get("path") or "")
+        if str(module.get("type", "")).endswith("Transformer"):
+            if (source / sub / "sentence_bert_config.json").is_file():
+                _copy(source / sub / "sentence_bert_config.json", out / "sentence_bert_config.json")
+            module["path"] = ""
+        elif sub and (source / sub).is_dir():
+            (out / sub).mkdir(parents=True, exist_ok=True)
+            for item in (source / sub).glob("*.json"):
+                _copy(item, out / sub / item.name)
+    for name in SENTENCE_FILES:
+        if (source / name).is_file():
+            _copy(source / name, out / name)
     atomic_write_json(out / "modules.json", modules)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def calibration_texts(source: Sequence[str] | str | os.PathLike | None) -> list[str]:
