@@ -244,7 +244,8 @@ class PretrainingData:
             path = stem.with_name(f"{shard['name']}.{kind}.npy")
             try:
                 arrays[kind] = np.load(path, mmap_mode="r")
-            except (OSError, ValueError, EOFError, SyntaxError, TokenError) as err:  # numpy parses the header as Python
+            # numpy parses the header as Python; a shape beyond C's integers overflows
+            except (OSError, ValueError, EOFError, SyntaxError, TokenError, OverflowError) as err:
                 raise InputFileError(path, f"missing or unreadable ({err}); rebuild the data folder") from None
         index, ids = arrays["index"], arrays["ids"]
         if index.ndim != 2 or index.shape[1] != 4 or len(index) != shard["instances"] or len(ids) != shard["tokens"]:

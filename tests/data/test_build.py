@@ -157,7 +157,7 @@ def test_reading_a_broken_folder(books, minilm_dir, tmp_path):
 
 
 def test_a_mangled_manifest_number_or_npy_header_is_refused(books, minilm_dir, tmp_path):
-    """Two inputs bench/fuzz.py found raising ValueError and tokenize.TokenError from deep inside."""
+    """Inputs bench/fuzz.py found raising ValueError, tokenize.TokenError and OverflowError from deep inside."""
     _build(books, minilm_dir, tmp_path / "d", max_seq_len=64)
     path = tmp_path / "d" / "manifest.json"
     manifest = json.loads(path.read_text())
@@ -169,6 +169,10 @@ def test_a_mangled_manifest_number_or_npy_header_is_refused(books, minilm_dir, t
     data = index.read_bytes()
     end = data.index(b"}")  # the header is a Python dict literal; an unclosed one is not Python
     index.write_bytes(data[:end] + b" " + data[end + 1 :])
+    with pytest.raises(InputFileError, match="missing or unreadable"):
+        PretrainingData(tmp_path / "d")
+    shape = data.index(b"'shape': (") + len(b"'shape': (")  # a row count beyond C's integers
+    index.write_bytes(data[:shape] + b"99999999999999999999" + data[data.index(b",", shape) :])
     with pytest.raises(InputFileError, match="missing or unreadable"):
         PretrainingData(tmp_path / "d")
 
