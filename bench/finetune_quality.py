@@ -47,7 +47,7 @@ def hf_run(task: str, model_dir: Path, prep, settings, steps_per_epoch_plan) -> 
     epochs = int(math.ceil(settings.epochs))
     plans = [steps_per_epoch_plan(e) for e in range(epochs)]
     total = sum(len(p) for p in plans)
-    opt = torch.optim.AdamW(groups, lr=settings.lr)
+    opt = torch.optim.AdamW(groups, lr=settings.lr, eps=1e-6)  # bertkit's (Google's) eps, so the recipes match
     sched = transformers.get_linear_schedule_with_warmup(opt, math.ceil(settings.warmup_ratio * total), total)
 
     def rows(idx):
