@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -108,7 +109,8 @@ class _DefaultsHelp(argparse.HelpFormatter):
     """Help lines end with "(default: X)" wherever a default means something (not None, not a switch)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
+        # a help text written for people ("15%") is not a format string: only %(name)s is expanded
+        text = re.sub(r"%(?!\(\w+\)[sdrf])", "%%", (action.help or "").replace("%%", "%"))
         default = action.default
         meaningful = default not in (None, argparse.SUPPRESS) and not isinstance(default, bool)
         if meaningful and "%(default)" not in text and "default" not in text and action.option_strings:

@@ -4,12 +4,15 @@
     bertkit.export_onnx(MINILM, "minilm-onnx", task="embed", optimize=True, int8=True)
 
 The output folder holds model.onnx, config.json, the tokenizer files, finetune.json when the
-source has one (the pipelines read its settings), and export.json: the task, opset, the fusions
+source has one (the pipelines read its settings), a sentence-transformers folder's description
+(modules.json, pooling, normalization, prompts: `embed` pools the graph's output as the source
+folder says), and export.json: the task, opset, the fusions
 ONNX Runtime's transformer optimizer made, and which int8 recipe was kept with its cosine.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -89,6 +92,7 @@ def export_onnx(
             fusions = optimized(graph, final)
         info.update(optimized=optimize, fusions=fusions)
         write_folder(out, final, config, tokenizer, settings, info, TASKS[task].head)
+        copy_sentence_recipe(folder, out)
     logger.info("wrote %s", out / GRAPH_FILE)
     return info
 
@@ -105,8 +109,7 @@ def optimize_graph(src: Path, dst: Path, num_heads: int, hidden_size: int) -> di
 
 def write_folder(out: Path, graph: Path, config: Any, tokenizer: Any, settings: dict, info: dict, head: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / GRAPH_FILE) as tmp:
-        shutil.copyfile(graph, tmp)
+    _copy(graph, out / GRAPH_FILE)
     config.save_pretrained(out, architectures=[head])
     tokenizer.save(out)
     if settings:
@@ -114,6 +117,45 @@ def write_folder(out: Path, graph: Path, config: Any, tokenizer: Any, settings: 
 
         atomic_write_json(out / FINETUNE_SETTINGS_FILE, settings)
     atomic_write_json(out / INFO_FILE, info)
+
+
+SENTENCE_FILES = ("config_sentence_transformers.json",)  # beside modules.json; module folders are read from it
+
+
+def copy_sentence_recipe(source: Path, out: Path) -> None:
+    """The files that say how a sentence-transformers folder pools and normalizes, copied beside the
+    graph. The Transformer module's own files (its sentence_bert_config.json) move to the top level,
+    where the graph's config.json is, so modules.json there names the top level as its path."""
+    if not (source / "modules.json").is_file() and (source.parent / "modules.json").is_file():
+        source = source.parent  # the older layout: the BERT in a sub-folder (0_Transformer/) of the recipe
+    modules_file = source / "modules.json"
+    if not modules_file.is_file():
+        return
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputFileError(modules_file, "not valid JSON; fix or remove it, then export again") from None
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise InputFileError(modules_file, 'must be a JSON list of {"type": ..., "path": ...} modules')
+    for module in modules:
+        sub = str(module.get("path") or "")
+        if str(module.get("type", "")).endswith("Transformer"):
+            if (source / sub / "sentence_bert_config.json").is_file():
+                _copy(source / sub / "sentence_bert_config.json", out / "sentence_bert_config.json")
+            module["path"] = ""
+        elif sub and (source / sub).is_dir():
+            (out / sub).mkdir(parents=True, exist_ok=True)
+            for item in (source / sub).glob("*.json"):
+                _copy(item, out / sub / item.name)
+    for name in SENTENCE_FILES:
+        if (source / name).is_file():
+            _copy(source / name, out / name)
+    atomic_write_json(out / "modules.json", modules)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def calibration_texts(source: Sequence[str] | str | os.PathLike | None) -> list[str]:

@@ -29,6 +29,31 @@ def test_embed_backends_agree(tmp_path, minilm_dir, onnx_ready, pooling):
     assert (one - expected[1]).abs().max() <= TOL
 
 
+def test_a_sentence_transformers_recipe_travels_with_the_graph(tmp_path, minilm_dir, onnx_ready):
+    """The source folder's pooling (cls) and Normalize module, in the old 0_Transformer layout, reach
+    the exported folder: embed with no options pools and normalizes as it does on the source."""
+    import json
+
+    source = tmp_path / "st"
+    minilm_vocab_folder(source / "0_Transformer", "embed", minilm_dir)
+    (source / "1_Pooling").mkdir()
+    (source / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    (source / "2_Normalize").mkdir()
+    modules = [
+        {"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (source / "modules.json").write_text(json.dumps(modules))
+    export_onnx(source / "0_Transformer", tmp_path / "onnx")
+    expected = bertkit.embed(TEXTS, model=source)
+    got = bertkit.embed(TEXTS, model=tmp_path / "onnx", backend="onnx")
+    assert abs(float(expected[0].norm()) - 1.0) < 1e-5  # the recipe really normalizes
+    assert (got - expected).abs().max() <= TOL
+    plain = bertkit.embed(TEXTS, model=source / "0_Transformer", pooling="cls", normalize=True)
+    assert (plain - expected).abs().max() <= TOL  # and really pools the [CLS] vector
+
+
 @pytest.mark.parametrize("task", ["classify", "ner", "qa"])
 def test_pipelines_backends_agree(tmp_path, minilm_dir, onnx_ready, task):
     source = minilm_vocab_folder(tmp_path / "m", task, minilm_dir)
