@@ -60,7 +60,15 @@ def make_batches(n: int, batch_size: int, seq_len: int, workdir: Path):
     return [collate(plan[i], 0) for i in range(n)], workdir / "data"
 
 
-RECIPE = dict(lr=1e-4, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)  # the same numbers on both sides
+def _lecture_optimizer() -> dict:
+    """The lecture recipe's optimizer numbers (bertkit/train/settings.py), the same on both sides."""
+    from bertkit.train.recipes import LECTURE
+
+    s = LECTURE.settings
+    return dict(lr=s.lr, betas=(s.adam_beta1, s.adam_beta2), eps=s.adam_eps, weight_decay=s.weight_decay)
+
+
+RECIPE = _lecture_optimizer()
 
 
 def _update(model, opt, loss, scaler):

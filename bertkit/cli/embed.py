@@ -24,11 +24,9 @@ from bertkit.cli.common import add_device, add_precision, add_progress, add_rena
 from bertkit.cli.textio import STDIN, check_readable, chunks, count_lines, iter_lines, progress_bar, show_progress
 from bertkit.errors import BertkitError, InputFileError
 
-PRECISION_DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bertkit.inference.sentence import POOLINGS
+    from bertkit.sentence_folder import POOLINGS
 
     e = subparsers.add_parser(
         "embed",
@@ -135,7 +133,7 @@ def run_embed(args: argparse.Namespace) -> int:
         layers=parse_layers(args.layers),
         normalize=args.normalize,
         batch_size=args.batch_size,
-        dtype=PRECISION_DTYPES.get(args.precision, args.precision),
+        dtype=args.precision,  # fp32|bf16|fp16|int8: spellings dtype= accepts
         max_seq_len=args.max_seq_len,
         combine=args.combine,
         device=args.device,
@@ -176,7 +174,7 @@ def run_fill_mask(args: argparse.Namespace) -> int:
         model=args.model,
         top_k=args.top_k,
         device=args.device,
-        dtype=PRECISION_DTYPES.get(args.precision, args.precision),
+        dtype=args.precision,  # fp32|bf16|fp16|int8: spellings dtype= accepts
     )
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))

@@ -29,7 +29,6 @@ from bertkit.errors import BertkitError, InputFileError
 PAIR_TASKS = ("nli", "nsp")  # a second sentence is required
 PAIRABLE = ("classify", "sentiment", "text-classification", "sentiment-analysis") + PAIR_TASKS
 AGGREGATIONS = ("none", "simple", "first", "average", "max")
-PRECISION_DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
 Row = tuple[int, str, Any]  # (line or argument number, the input as read, the pipeline input or None)
 
 
@@ -97,7 +96,7 @@ def run_predict(args: argparse.Namespace) -> int:
         args.task,
         model=args.model,
         device=args.device,
-        dtype=PRECISION_DTYPES[args.precision],
+        dtype=args.precision,  # fp32|bf16|fp16|int8: spellings dtype= accepts
         max_seq_len=args.max_seq_len,
         **options,
     )

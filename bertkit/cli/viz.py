@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bertkit.cli.common import add_device
+from bertkit.cli.common import add_device, add_precision
 from bertkit.errors import BertkitError
 
 
@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--head", type=int, help="head number (0-based; needs --layer for PNG)")
     p.add_argument("--out", required=True, help="output file: .png or .html")
     add_device(p)
+    add_precision(p, inference=True)
     p.set_defaults(func=run_attention)
 
     s = subparsers.add_parser(
@@ -56,17 +57,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--word", required=True, help="the word to compare (case-insensitive)")
     s.add_argument("--plot", help="write a PCA map of the word's vectors to this .png")
     add_device(s)
+    add_precision(s, inference=True)
     s.set_defaults(func=run_similarity)
 
 
-def load_model(folder: str, device: str = "auto") -> tuple[Any, Any]:
-    """(BertModel in eval mode on `device`, Tokenizer) from a model folder or hub name."""
+def load_model(folder: str, device: str = "auto", precision: str = "fp32") -> tuple[Any, Any, str]:
+    """(BertModel in eval mode on `device`, Tokenizer, dtype kind) from a model folder or hub name.
+
+    The device and arithmetic are checked before the model is read (one line where they are absent).
+    """
     from bertkit.hardware import resolve_device
+    from bertkit.inference.runtime import check_dtype, dtype_kind
     from bertkit.loading import load_folder
 
-    where = resolve_device(device)
+    where, kind = resolve_device(device), dtype_kind(precision)
+    check_dtype(kind, where)
     model, tokenizer, _ = load_folder(folder, "BertModel")
-    return model.to(where).eval(), tokenizer
+    return model.to(where).eval(), tokenizer, kind
 
 
 def read_stdin_text() -> str:
@@ -80,6 +87,7 @@ def read_stdin_text() -> str:
 
 
 def run_attention(args: argparse.Namespace) -> int:
+    from bertkit.inference.runtime import prepare
     from bertkit.viz import compute_attention
     from bertkit.viz.attention import check_index
 
@@ -92,11 +100,12 @@ def run_attention(args: argparse.Namespace) -> int:
         raise BertkitError("only one of SENTENCE and --pair can be - (stdin)")
     sentence = read_stdin_text() if args.sentence == "-" else args.sentence
     pair = read_stdin_text() if args.pair == "-" else args.pair
-    model, tokenizer = load_model(args.model, args.device)
+    model, tokenizer, kind = load_model(args.model, args.device, args.precision)
     # fail before running the model; -1 -> the last
     layer = None if args.layer is None else check_index(args.layer, model.config.num_hidden_layers, "layer")
     head = None if args.head is None else check_index(args.head, model.config.num_attention_heads, "head")
-    attention = _warn_as_lines("attention", lambda: compute_attention(model, tokenizer, sentence, pair))
+    runner = prepare(model, kind)  # the model itself in fp32, else its bf16 / fp16 / int8 copy
+    attention = _warn_as_lines("attention", lambda: compute_attention(runner, tokenizer, sentence, pair))
     if out.suffix.lower() == ".png":
         attention.to_png(out, layer=layer, head=head)
         if layer is None:
@@ -127,8 +136,8 @@ def run_similarity(args: argparse.Namespace) -> int:
         raise BertkitError("similarity: give at least two sentences that contain --word")
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         raise BertkitError(f"--plot {args.plot}: must end in .png")
-    model, tokenizer = load_model(args.model, args.device)
-    vectors = _warn_as_lines("similarity", lambda: word_vectors(model, tokenizer, sentences, args.word))
+    model, tokenizer, kind = load_model(args.model, args.device, args.precision)
+    vectors = _warn_as_lines("similarity", lambda: word_vectors(model, tokenizer, sentences, args.word, dtype=kind))
     for k, (text, pieces) in enumerate(zip(vectors.sentences, vectors.pieces), 1):
         print(f"[{k}] {text}    ({args.word!r} -> {' '.join(pieces)})")
     if len(sentences) == 2:

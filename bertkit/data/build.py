@@ -11,7 +11,7 @@ Determinism: every random choice for document d in dupe k comes from its own str
 `sequence_rng(seed, k, d)`, and the shard boundaries depend only on token counts, so the output
 is byte-identical for any number of workers.
 
-Held-out split: `heldout` whole documents (books) chosen with the seed go to eval/, and draw
+Held-out split: `heldout` whole documents (books) chosen with the random seed go to eval/, and draw
 their notNext spans only from each other, so no text of them leaks into train/.
 """
 

@@ -5,15 +5,17 @@
     bertkit.fill_mask("Paris is a beautiful [MASK].", model=DIR)
 
 Everything runs through one batching loop (batches.py); runtime.py decides which model runs,
-where (`device=`) and in which arithmetic (`dtype=`); sentence.py reads a sentence-transformers
-folder's recipe (pooling, normalisation, token limit, prompts).
+where (`device=`) and in which arithmetic (`dtype=`); sentence.py pools token vectors as a
+sentence-transformers folder's recipe (bertkit.sentence_folder: pooling, normalisation, token
+limit, prompts) says.
 """
 
 from bertkit.inference.batches import for_each_batch, pad, sorted_batches, tokenize
 from bertkit.inference.masked import fill_mask
 from bertkit.inference.runtime import half_is_native, load, prepare
-from bertkit.inference.sentence import POOLINGS, SentenceConfig, pool, sentence_config
+from bertkit.inference.sentence import pool
 from bertkit.inference.vectors import TokenEmbeddings, embed, folder_recipe, token_embeddings
+from bertkit.sentence_folder import POOLINGS, SentenceConfig, sentence_config
 
 __all__ = [
     "POOLINGS",

@@ -23,13 +23,14 @@ def fill_mask(
     dtype: Any = None,
     device: Any = None,
     backend: str = "torch",
+    **hub: Any,
 ) -> list:
     """The top_k words for each [MASK] with their probabilities, best first.
 
     One [MASK] gives a list of {"token", "token_str", "score", "sequence"} (Hugging Face's
     fill-mask keys); several give one such list per mask, whose "sequence" keeps the special
     tokens so the other [MASK]s stay visible (as transformers does). Only the [MASK] rows go
-    through the vocabulary-sized decoder. device, dtype and backend as in `embed`.
+    through the vocabulary-sized decoder. device, dtype, backend and the hub options as in `embed`.
     """
     single = isinstance(texts, str)
     items = [texts] if isinstance(texts, str) else list(texts)
@@ -38,7 +39,9 @@ def fill_mask(
             raise BertkitError("texts must be a list of strings")
         if MASK not in text:
             raise BertkitError(f"fill-mask: text {i} has no {MASK} {text!r}")
-    model, tokenizer = load(model, tokenizer, head="BertForMaskedLM", backend=backend, dtype=dtype)
+    model, tokenizer = load(
+        model, tokenizer, head="BertForMaskedLM", backend=backend, dtype=dtype, device=device, **hub
+    )
     _check_mlm_head(model)
     if top_k < 1:
         raise BertkitError(f"top_k must be >= 1, got {top_k}")

@@ -22,8 +22,8 @@ import torch
 from bertkit.errors import BertkitError
 from bertkit.hardware import cpu_has_native, normalize_precision, resolve_device, resolve_precision
 from bertkit.hub import resolve_folder
-from bertkit.inference.sentence import read_modules
 from bertkit.loading import HUB_OPTIONS, load_folder
+from bertkit.sentence_folder import transformer_folder
 
 DTYPE_KINDS = ("float32", "bfloat16", "float16", "int8")
 _TORCH = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -35,24 +35,32 @@ _PREPARED: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[str, str], tupl
 
 
 def load(
-    model: Any, tokenizer: Any = None, head: str = "BertModel", backend: str = "torch", dtype: Any = None, **hub: Any
+    model: Any,
+    tokenizer: Any = None,
+    head: str = "BertModel",
+    backend: str = "torch",
+    dtype: Any = None,
+    device: Any = None,
+    **hub: Any,
 ) -> tuple[Any, Any]:
     """(model, tokenizer) from a folder or hub name (loaded once, then reused) or objects.
 
     With no tokenizer, the model's folder provides it (vocab.txt / tokenizer.json). hub:
     revision, token, cache_dir, local_files_only (bertkit.hub.resolve_folder). backend="onnx":
-    model is a folder made by `bertkit export onnx`, run by onnxruntime (dtype is fixed there).
+    model is a local folder made by `bertkit export onnx`, run by onnxruntime on the CPU (dtype
+    is fixed there); `device` is checked for it only (prepare() places a torch model).
     """
+    unknown = set(hub) - set(HUB_OPTIONS)
+    if unknown:
+        raise BertkitError(f"unknown loading option(s) {sorted(unknown)}; use {', '.join(HUB_OPTIONS)}")
     if backend != "torch":
         from bertkit.export.runner import onnx_backend
 
+        check_onnx_options(device, hub)
         return onnx_backend(model, tokenizer, head, backend, dtype)
     if not isinstance(model, (str, os.PathLike)):
         loaded, tok, _ = load_folder(model, head, tokenizer)
         return loaded, tok
-    unknown = set(hub) - set(HUB_OPTIONS)
-    if unknown:
-        raise BertkitError(f"unknown loading option(s) {sorted(unknown)}; use {', '.join(HUB_OPTIONS)}")
     folder = transformer_folder(resolve_folder(model, **hub))
     named = tokenizer if isinstance(tokenizer, (str, os.PathLike)) else None
     # a folder written again (a new fine-tuning run into it) is read again
@@ -67,15 +75,21 @@ def load(
     return loaded, tokenizer if tokenizer is not None and named is None else tok
 
 
-def transformer_folder(folder: Path) -> Path:
-    """Where the BERT files of a folder are: older sentence-transformers folders keep them in a
-    sub-folder named by modules.json (e.g. 0_Transformer/)."""
-    if (folder / "config.json").is_file() or not (folder / "modules.json").is_file():
-        return folder
-    for module in read_modules(folder):
-        if module["type"].endswith("Transformer") and module.get("path"):
-            return folder / module["path"]
-    return folder
+def check_onnx_options(device: Any, hub: dict[str, Any]) -> torch.device:
+    """The device backend="onnx" runs on (the CPU), or a one-line refusal of what it cannot honour."""
+    if hub:
+        raise BertkitError(
+            f"backend='onnx' reads a local folder made by `bertkit export onnx`; drop {', '.join(sorted(hub))}"
+        )
+    if device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
+        return torch.device("cpu")
+    where = resolve_device(device, flag="device")
+    if where.type != "cpu":
+        raise BertkitError(
+            f"backend='onnx' runs on the CPU (onnxruntime's CPU provider); drop device={device!r} "
+            "or use backend='torch' on that device"
+        )
+    return where
 
 
 def model_folder(model: Any) -> Path | None:

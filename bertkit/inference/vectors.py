@@ -1,7 +1,7 @@
 """Texts -> sentence vectors (`embed`) and per-token / per-word contextual vectors (`token_embeddings`).
 
 With no pooling / normalize / max_seq_len arguments, `embed` follows the model folder's own
-recipe (bertkit.inference.sentence): for a sentence-transformers folder such as
+recipe (bertkit.sentence_folder): for a sentence-transformers folder such as
 all-MiniLM-L6-v2 that is mean pooling, 256 tokens and unit length, so the vectors equal
 `SentenceTransformer(folder).encode(texts)`; a bare BERT folder gets mean pooling over up to its
 512 positions. Explicit arguments override the folder.
@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from bertkit.errors import BertkitError
 from bertkit.inference.batches import calibration_batches, for_each_batch, progress_callback, tokenize
 from bertkit.inference.runtime import dtype_kind, load, model_folder, prepare
-from bertkit.inference.sentence import POOLINGS, SentenceConfig, check_pooling, pool, sentence_config
+from bertkit.inference.sentence import check_pooling, pool
+from bertkit.sentence_folder import POOLINGS, SentenceConfig, sentence_config
 
 __all__ = ["POOLINGS", "TokenEmbeddings", "embed", "token_embeddings"]
 
@@ -74,6 +75,7 @@ def embed(
     progress: Progress = False,
     max_length: int | None = None,
     backend: str = "torch",
+    **hub: Any,
 ) -> torch.Tensor:
     """Sentence vectors [N, H] (float32, on the CPU) in input order; one text gives [H].
 
@@ -85,13 +87,14 @@ def embed(
     prompt_name / prompt: text put before each input (the folder's named prompts, as in
     sentence-transformers). progress: True for a bar on stderr, or a callable given each
     batch's size. max_length: the old name of max_seq_len. backend: "torch", or "onnx" for a
-    folder made by `bertkit export onnx` (run by onnxruntime).
+    folder made by `bertkit export onnx` (run by onnxruntime on the CPU). hub: revision, token,
+    cache_dir, local_files_only for a hub name (bertkit.hub.resolve_folder).
     """
     if combine not in ("concat", "mean"):
         raise BertkitError(f"combine {combine!r} is not 'concat' or 'mean'")
     single = isinstance(texts, str)
     items = [texts] if isinstance(texts, str) else list(texts)
-    model, tokenizer = load(model, tokenizer, backend=backend, dtype=dtype)
+    model, tokenizer = load(model, tokenizer, backend=backend, dtype=dtype, device=device, **hub)
     recipe = sentence_config(model_folder(model))
     modes = recipe.pooling if pooling is None else check_pooling(pooling)
     config = base_model(model).config
@@ -170,17 +173,18 @@ def token_embeddings(
     combine: str = "concat",
     device: Any = None,
     max_length: int | None = None,
+    **hub: Any,
 ) -> Any:
     """Per-token and per-word contextual vectors: a TokenEmbeddings per text (one text gives one).
 
     max_seq_len defaults to the folder's max_seq_length (sentence-transformers) or the model's
-    limit; device and dtype as in `embed`.
+    limit; device, dtype and the hub options as in `embed`.
     """
     if combine not in ("concat", "mean"):
         raise BertkitError(f"combine {combine!r} is not 'concat' or 'mean'")
     single = isinstance(texts, str)
     items = _strings([texts] if isinstance(texts, str) else list(texts))
-    model, tokenizer = load(model, tokenizer)
+    model, tokenizer = load(model, tokenizer, **hub)
     config = base_model(model).config
     chosen = layer_list(layers, config.num_hidden_layers)
     every_layer = chosen not in ([-1], [config.num_hidden_layers])

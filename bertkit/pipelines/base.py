@@ -18,7 +18,7 @@ import torch
 
 from bertkit.errors import BertkitError
 from bertkit.inference.batches import calibration_batches
-from bertkit.inference.runtime import check_dtype, dtype_kind, prepare, target_device
+from bertkit.inference.runtime import check_dtype, check_onnx_options, dtype_kind, prepare, target_device
 from bertkit.loading import HUB_OPTIONS, load_folder, load_settings
 
 UNSET: Any = object()  # "not given", where None is a meaningful value (HF's top_k=None: every label)
@@ -50,10 +50,12 @@ class Pipeline:
         self.task = task
         self.defaults = self.check_options(options)
         # every refusal before the (slow) load: options, then the device and arithmetic asked for
-        self.device = target_device(model if isinstance(model, torch.nn.Module) else None, device)
+        onnx = backend != "torch"  # an exported folder run by onnxruntime, called like the torch model
+        given = model if isinstance(model, torch.nn.Module) else None
+        self.device = check_onnx_options(device, hub) if onnx else target_device(given, device)
         self.dtype = dtype_kind(dtype)
         check_dtype(self.dtype, self.device)
-        if backend != "torch":  # an exported folder run by onnxruntime, called like the torch model
+        if onnx:
             from bertkit.export.runner import onnx_backend
 
             self.model, self.tokenizer = onnx_backend(model, tokenizer, self.head, backend, dtype)

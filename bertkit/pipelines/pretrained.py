@@ -2,7 +2,7 @@
 
 "fill-mask": the top_k words for each [MASK] as {"token", "token_str", "score", "sequence"}
 (bertkit's and Hugging Face's keys). "embed": one sentence vector per text (the folder's pooling
-and normalisation, see bertkit.inference.sentence). "feature-extraction" (Hugging Face's): the
+and normalisation, see bertkit.sentence_folder). "feature-extraction" (Hugging Face's): the
 last layer's vector of every token, [CLS] and [SEP] included, as nested lists [1][tokens][hidden]
 (a tensor [1, tokens, hidden] with return_tensors=True).
 """

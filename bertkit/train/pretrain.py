@@ -364,7 +364,7 @@ def _starting_points(s: PretrainSettings, model: Any, train_data: PretrainingDat
 # checks ---------------------------------------------------------------------------------------------
 
 
-def load_config(spec: str, vocab_size: int, seq_len: int, dropout: float | None) -> Any:
+def load_config(spec: str, vocab_size: int, max_seq_len: int, dropout: float | None) -> Any:
     """A preset name (tiny, mini, ..., L4-H256) or a config.json; checked against the data."""
     from bertkit.model import BertConfig
 
@@ -383,10 +383,10 @@ def load_config(spec: str, vocab_size: int, seq_len: int, dropout: float | None)
             )
     else:
         config = BertConfig.preset(spec, vocab_size=vocab_size)
-    if config.max_position_embeddings < seq_len:
+    if config.max_position_embeddings < max_seq_len:
         raise BertkitError(
             f"--config {spec}: max_position_embeddings {config.max_position_embeddings} is shorter "
-            f"than the data's sequences ({seq_len}); raise it or rebuild the data with a shorter --max-seq-len"
+            f"than the data's sequences ({max_seq_len}); raise it or rebuild the data with a shorter --max-seq-len"
         )
     if config.type_vocab_size < 2:
         raise BertkitError(f"--config {spec}: type_vocab_size must be at least 2 for sentence pairs")

@@ -77,8 +77,11 @@ def find_word(embeddings: Any, word: str) -> int:
     raise BertkitError(f"word {word!r} is not in the sentence {embeddings.text!r}; its words are: {listing}")
 
 
-def word_vectors(model: Any, tokenizer: Any, sentences: Sequence[str], word: str) -> WordVectors:
-    """`word`'s static and per-layer vectors in each sentence (per-word pooling: bertkit.inference)."""
+def word_vectors(model: Any, tokenizer: Any, sentences: Sequence[str], word: str, dtype: Any = None) -> WordVectors:
+    """`word`'s static and per-layer vectors in each sentence (per-word pooling: bertkit.inference).
+
+    dtype: the arithmetic of the forward pass, as in bertkit.embed (the static table stays exact).
+    """
     from bertkit.inference.vectors import token_embeddings  # torch loads only when vectors are computed
 
     if not sentences:
@@ -95,7 +98,7 @@ def word_vectors(model: Any, tokenizer: Any, sentences: Sequence[str], word: str
             )
     depth = int(model.config.num_hidden_layers) + 1  # the embedding output and each layer's output
     per_text = token_embeddings(
-        sentences, model=model, tokenizer=tokenizer, layers=list(range(depth)), max_seq_len=limit
+        sentences, model=model, tokenizer=tokenizer, layers=list(range(depth)), max_seq_len=limit, dtype=dtype
     )
     table = model.embeddings.word_embeddings.weight.detach().float().cpu()  # [V, H]
     statics, layers, pieces = [], [], []

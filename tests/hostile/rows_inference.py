@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from harness import Case
 
+from bertkit.hardware import cpu_has_native
+
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "google_bert_tiny"  # 32-wide, 40 positions
 ODD = ["a \ud800 b", "\x00\x1b[31m red \u200d\u202e txt \ufeff", "👩\u200d👩\u200d👧 🇫🇷 ☃", "", "   ", "\u3000" * 50]
 
@@ -161,6 +163,30 @@ ROWS = [
             + (["--device", "cuda:64"] if torch.cuda.is_available() else ["--precision", "fp16", "--device", "cpu"])
         ),
         match=r"CUDA device|fp16",
+    ),
+    Case(
+        id="attention-emulated-or-absent-hardware",
+        surface="attention --precision / --device",
+        fault="fp16 arithmetic on a CPU that would emulate it, or a device the host lacks",
+        argv=lambda tmp, _: (
+            ["attention", "--model", FIXTURE, "Paris", "--out", tmp / "a.png"]
+            + (["--precision", "fp16", "--device", "cpu"] if not cpu_has_native("fp16") else ["--device", "cuda:64"])
+        ),
+        match=r"CUDA|fp16",
+    ),
+    Case(
+        id="embed-misspelt-loading-option",
+        surface="embed()",
+        fault="a misspelt hub option (revison='main')",
+        run=lambda tmp, _: __import__("bertkit").embed(["x"], model=FIXTURE, revison="main"),
+        match=r"unknown loading option\(s\) \['revison'\]; use revision",
+    ),
+    Case(
+        id="onnx-backend-on-a-gpu",
+        surface="embed(backend='onnx', device='cuda')",
+        fault="a GPU asked for the onnx backend, which runs on the CPU",
+        run=lambda tmp, _: __import__("bertkit").embed(["x"], model=tmp, backend="onnx", device="cuda"),
+        match=r"no CUDA GPU|backend='onnx' runs on the CPU",
     ),
     Case(
         id="fill-mask-without-mask",

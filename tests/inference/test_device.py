@@ -96,3 +96,25 @@ def test_a_folder_is_loaded_once_and_again_when_rewritten(tmp_path):
     assert load(folder)[0] is first  # kept loaded
     (folder / "bert_config.json").touch()
     assert load(folder)[0] is not first  # the folder changed: read again
+
+
+def test_the_onnx_backend_runs_on_the_cpu_and_says_so(monkeypatch, tmp_path):
+    """backend="onnx" is onnxruntime's CPU provider: "auto" and "cpu" mean the CPU, a GPU asked
+    for is refused in one line (never a silent CPU run), and hub options are refused (a local
+    exported folder is read). Checked before any graph is opened, so no export is needed here."""
+    from bertkit.inference import runtime
+
+    assert runtime.check_onnx_options(None, {}) == torch.device("cpu")
+    assert runtime.check_onnx_options("auto", {}) == torch.device("cpu")
+    assert runtime.check_onnx_options("cpu", {}) == torch.device("cpu")
+    monkeypatch.setattr(runtime, "resolve_device", lambda device, flag="device": torch.device("cuda", 0))
+    with pytest.raises(BertkitError, match=r"backend='onnx' runs on the CPU .*drop device='cuda'"):
+        bertkit.embed(TEXTS, model=tmp_path, backend="onnx", device="cuda")
+    with pytest.raises(BertkitError, match=r"backend='onnx' runs on the CPU"):
+        bertkit.fill_mask("a [MASK] .", model=tmp_path, backend="onnx", device="cuda:0")
+    with pytest.raises(BertkitError, match=r"backend='onnx' runs on the CPU"):
+        bertkit.pipeline("classify", model=tmp_path, backend="onnx", device="cuda")
+    with pytest.raises(BertkitError, match=r"reads a local folder made by `bertkit export onnx`; drop revision"):
+        bertkit.embed(TEXTS, model=tmp_path, backend="onnx", revision="main")
+    with pytest.raises(BertkitError, match=r"drop local_files_only"):
+        bertkit.pipeline("classify", model=tmp_path, backend="onnx", local_files_only=True)

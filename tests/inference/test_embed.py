@@ -111,6 +111,17 @@ def test_model_folder_provides_the_tokenizer(minilm_dir, minilm):
     torch.testing.assert_close(
         bertkit.embed(TEXTS, model=minilm_dir), bertkit.embed(TEXTS, model=model, tokenizer=tok), atol=ATOL, rtol=RTOL
     )
+    # the hub options of every model argument pass through (a local folder ignores them); a typo is one line
+    torch.testing.assert_close(
+        bertkit.embed(TEXTS[:2], model=minilm_dir, local_files_only=True),
+        bertkit.embed(TEXTS[:2], model=minilm_dir),
+        atol=0,
+        rtol=0,
+    )
+    with pytest.raises(BertkitError, match=r"unknown loading option\(s\) \['revison'\]; use revision"):
+        bertkit.embed(TEXTS, model=minilm_dir, revison="main")
+    with pytest.raises(BertkitError, match=r"unknown loading option\(s\) \['cache'\]"):
+        bertkit.token_embeddings(TEXTS, model=minilm_dir, cache="x")
 
 
 def test_seed_example_python_differs_by_context_but_not_statically(minilm):
@@ -226,3 +237,29 @@ def test_fill_mask_scores_only_masks_and_matches_full_softmax():
 def test_fill_mask_refuses_a_model_without_mlm_weights(minilm_dir):
     with pytest.raises(BertkitError, match="no masked-LM head weights"):
         fill_mask("paris is a beautiful [MASK] .", model=minilm_dir)
+
+
+def test_a_hub_name_loads_through_the_one_loader(minilm_dir, tmp_path, monkeypatch):
+    """embed / fill_mask / token_embeddings take a hub name with revision=, token=, ... as every model
+    argument does (bertkit.hub, stubbed here): the snapshot's own recipe applies (MiniLM: unit length)."""
+    import sys
+    import types
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("BERTKIT_OFFLINE", raising=False)
+    snapshot = tmp_path / "snapshot"
+    snapshot.symlink_to(minilm_dir, target_is_directory=True)
+    calls = []
+
+    def snapshot_download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs))
+        return str(snapshot)
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(snapshot_download=snapshot_download))
+    got = bertkit.embed(TEXTS[:3], model="someone/minilm", revision="v2", token="t")
+    assert calls and calls[0][0] == "someone/minilm" and calls[0][1]["revision"] == "v2"
+    torch.testing.assert_close(got, bertkit.embed(TEXTS[:3], model=minilm_dir), atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(got.norm(dim=-1), torch.ones(3), atol=ATOL, rtol=0)
+    words = bertkit.token_embeddings("He got bit by Python", model="someone/minilm", revision="v2")
+    assert words.words == ["He", "got", "bit", "by", "Python"]

@@ -4,8 +4,8 @@ Absolute times depend on the machine and its load, so the tests compare a text w
 times as long: its CPU time (process time, the best of 3 rounds that visit every size in turn, so
 a change of load hits all sizes alike) may grow at most 8x per step from 10k to 160k characters:
 a linear path grows 4x, a quadratic one 16x, and 8x is the midpoint of the two on a log scale, so
-cache effects of the larger texts on a loaded machine (seen: 6.7x) do not fail a linear path. Times below 2 ms count as 2 ms, where the timer's resolution and
-the call overhead would dominate.
+cache effects of the larger texts on a loaded machine do not fail a linear path. Times below 2 ms
+count as 2 ms, where the timer's resolution and the call overhead would dominate.
 """
 
 from __future__ import annotations

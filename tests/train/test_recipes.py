@@ -22,6 +22,7 @@ AREA = [
     *sorted((ROOT / "bertkit" / "data").glob("*.py")),
     ROOT / "bertkit" / "cli" / "pretrain.py",
     ROOT / "bertkit" / "cli" / "demo.py",
+    ROOT / "bench" / "pretrain.py",
     ROOT / "bench" / "pretrain_learning.py",
 ]
 

@@ -1,9 +1,10 @@
-"""The viz commands: `-` reads the text from stdin, --device follows the one device rule,
-and drawing touches no global matplotlib state (Figure objects only, never pyplot)."""
+"""The viz commands: `-` reads the text from stdin, --device and --precision follow the one device
+and precision rule, and drawing touches no global matplotlib state (Figure objects only, never pyplot)."""
 
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import torch
 
 from bertkit.cli import main
+from bertkit.hardware import cpu_has_native
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,3 +65,29 @@ def test_rendering_never_touches_pyplot(tmp_path):
         ):
             text = path.read_text(encoding="utf-8")
             assert "matplotlib.use(" not in text and "pyplot" not in text.replace("no pyplot", ""), path
+
+
+def test_precision_rule(minilm_dir, tmp_path, capsys):
+    """bf16 runs where the CPU has it natively (else one line, exit 2), fp16 likewise, int8 on any CPU;
+    each gives the float32 answer to within its rounding: the contextual cosine within 0.01."""
+    pair = ["He got bit by Python", "Python is my favorite programming language", "--word", "python"]
+    argv = ["similarity", "--model", str(minilm_dir), *pair]
+
+    def contextual(out: str) -> float:
+        return float(re.search(r"contextual vector \(last layer\): +([0-9.]+)", out).group(1))
+
+    assert main(argv) == 0
+    exact = contextual(capsys.readouterr().out)
+    assert 0.5 < exact < 0.99  # context moves the vector, but not to another word
+    for precision in ("bf16", "fp16", "int8"):
+        code = main([*argv, "--precision", precision])
+        out, err = capsys.readouterr()
+        if precision != "int8" and not cpu_has_native(precision):
+            assert code == 2 and "no native" in err and err.count("\n") == 1, err
+            continue
+        assert code == 0, err
+        assert abs(contextual(out) - exact) <= 0.01, (precision, out)
+    png = tmp_path / "int8.png"
+    attention = ["attention", "--model", str(minilm_dir), "Paris is nice", "--out", str(png)]
+    assert main([*attention, "--precision", "int8"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
