@@ -47,7 +47,7 @@ def hf_run(task: str, model_dir: Path, prep, settings, steps_per_epoch_plan) -> 
     epochs = int(math.ceil(settings.epochs))
     plans = [steps_per_epoch_plan(e) for e in range(epochs)]
     total = sum(len(p) for p in plans)
-    opt = torch.optim.AdamW(groups, lr=settings.lr)
+    opt = torch.optim.AdamW(groups, lr=settings.lr, eps=1e-6)  # bertkit's (Google's) eps, so the recipes match
     sched = transformers.get_linear_schedule_with_warmup(opt, math.ceil(settings.warmup_ratio * total), total)
 
     def rows(idx):
@@ -59,6 +59,8 @@ def hf_run(task: str, model_dir: Path, prep, settings, steps_per_epoch_plan) -> 
             out.append(f)
         return out
 
+    # --settings '{"precision": "bf16"}': the same autocast as bertkit's (matmuls in bf16, weights in fp32)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.precision == "bf16")
     model.train()
     start = time.perf_counter()
     for plan in plans:
@@ -66,7 +68,8 @@ def hf_run(task: str, model_dir: Path, prep, settings, steps_per_epoch_plan) -> 
             batch = collate(rows(idx))
             if prep.task.name == "regress":
                 batch["labels"] = batch["labels"].float()
-            loss = model(**batch).loss
+            with autocast:
+                loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -78,7 +81,9 @@ def hf_run(task: str, model_dir: Path, prep, settings, steps_per_epoch_plan) -> 
     with torch.no_grad():
         for i in range(0, len(prep.dev_features), 64):
             batch = collate([{k: v for k, v in f.items() if k != "labels"} for f in prep.dev_features[i : i + 64]])
-            outputs += [(row,) for row in model(**batch).logits.float().numpy()]
+            with autocast:
+                logits = model(**batch).logits
+            outputs += [(row,) for row in logits.float().numpy()]
     return prep.task.score(prep.dev_examples, prep.dev_meta, outputs, prep.label2id), seconds
 
 

@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
@@ -567,14 +568,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="total time, set-up excluded")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--readers-share", type=float, default=0.5, help="part of the time for the file readers")
+    parser.add_argument("--readers-share", type=float, default=0.4, help="part of the time for the file readers")
     parser.add_argument("--case-seconds", type=float, default=20.0, help="a case running longer is a hang")
     parser.add_argument("--out", default=None, help="folder for the inputs that crashed (default: a new temp folder)")
     args = parser.parse_args()
 
     from bertkit.log import set_verbosity
 
-    set_verbosity("error")  # refusals are expected here; their warnings would flood the output
     signal.signal(signal.SIGALRM, _on_alarm)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bertkit-fuzz-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -583,6 +583,10 @@ def main() -> int:
     sentences = corpus_sentences()
     pairs = tokenizer_pairs(work, sentences)
     targets = build_seeds(work, sentences)
+    # after the seeds: building them runs the CLI, which sets its own verbosity. Refusals are
+    # expected here, and their warnings (and numpy's about odd .npy headers) would flood the output.
+    set_verbosity("error")
+    warnings.simplefilter("ignore")
     print(f"seed {args.seed}; {len(pairs)} tokenizers against the peer; {len(targets)} file targets; inputs -> {out}")
     started = time.monotonic()
     total = args.minutes * 60

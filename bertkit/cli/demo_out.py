@@ -15,10 +15,15 @@ from bertkit.errors import BertkitError
 DEMO_MARK = ".bertkit-demo"  # in every folder the demo made, so it only ever replaces its own
 
 
+def made_by_demo(folder: Path) -> bool:
+    """Whether an earlier demo made `folder` (it carries the mark), so the demo may reuse or replace it."""
+    return (Path(folder) / DEMO_MARK).is_file()
+
+
 def own_folder(folder: Path) -> Path:
     """An empty folder for a demo step: new, or one an earlier demo made (replaced); anything else is refused."""
     folder = Path(folder)
-    if folder.exists() and not (folder / DEMO_MARK).is_file() and (not folder.is_dir() or any(folder.iterdir())):
+    if folder.exists() and not made_by_demo(folder) and (not folder.is_dir() or any(folder.iterdir())):
         raise BertkitError(
             f"{folder}: exists and was not made by the demo; move it away or give the demo another --out"
         )

@@ -254,27 +254,24 @@ DEMO_RUNS: list[tuple[str, tuple[str, str], tuple[str, str], str, dict[str, Any]
 ]
 
 
-DEMO_MARKER = ".made-by-bertkit-demo"  # the demo deletes or resumes only folders holding this file
-
-
 def _demo_folder(folder: Path) -> str:
-    """'reuse' a finished demo run, 'resume' an interrupted one, or 'new' (a folder the demo made
-    and may clear); a folder the demo did not make is refused, never deleted."""
-    import shutil
-
+    """'reuse' a finished demo run, 'resume' an interrupted one, or 'new' (an empty folder, marked as the
+    demo's); a folder the demo did not make is refused by own_folder, never deleted."""
+    from bertkit.cli.demo_out import made_by_demo, own_folder
     from bertkit.errors import BertkitError
     from bertkit.loading import load_settings
     from bertkit.train.loop import resume_point
 
-    if not folder.exists():
-        return "new"
-    if not (folder / DEMO_MARKER).is_file():
-        raise BertkitError(f"{folder} exists and was not made by the demo; move it away or give the demo another --out")
-    if load_settings(folder).get("status") == "done":
-        return "reuse"
-    if resume_point(folder, True) is not None:
-        return "resume"
-    shutil.rmtree(folder)
+    if made_by_demo(folder):
+        try:
+            status = load_settings(folder).get("status")
+        except BertkitError:  # an unreadable record in the demo's own folder: start it over
+            status = None
+        if status == "done":
+            return "reuse"
+        if resume_point(folder, True) is not None:
+            return "resume"
+    own_folder(folder)
     return "new"
 
 
@@ -307,9 +304,6 @@ def demo_step(out: Path) -> None:
         if state == "reuse":
             print(f"{task}: using the model fine-tuned earlier in {folder}", flush=True)
             continue
-        if state == "new":
-            folder.mkdir(parents=True)
-            (folder / DEMO_MARKER).write_text("made by bertkit demo: deleted or resumed by the next demo run\n")
         print(
             f"{task}: fine-tuning all-MiniLM-L6-v2 on the first {options['limit_train']} examples of "
             f"{'/'.join(train)} (1 epoch{', resumed' if state == 'resume' else ''}) ...",

@@ -24,6 +24,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from tokenize import TokenError
 from typing import Any
 
 import numpy as np
@@ -178,6 +179,9 @@ def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
         missing = [k for k in inner if k not in manifest[key]]
         if missing:
             raise bad(f"{key!r} lacks {', '.join(map(repr, missing))}")
+    tok = manifest["tokenizer"]
+    if not all(isinstance(tok[k], int) and tok[k] > 0 for k in ("vocab_size", "id_bound") if k in tok):
+        raise bad("tokenizer.vocab_size or id_bound is not a positive whole number")
     if not isinstance(manifest["settings"]["max_seq_len"], int) or manifest["settings"]["max_seq_len"] < 8:
         raise bad("settings.max_seq_len is not a length")
     for split, info in manifest["splits"].items():
@@ -240,7 +244,8 @@ class PretrainingData:
             path = stem.with_name(f"{shard['name']}.{kind}.npy")
             try:
                 arrays[kind] = np.load(path, mmap_mode="r")
-            except (OSError, ValueError) as err:
+            # numpy parses the header as Python; a shape beyond C's integers overflows
+            except (OSError, ValueError, EOFError, SyntaxError, TokenError, OverflowError) as err:
                 raise InputFileError(path, f"missing or unreadable ({err}); rebuild the data folder") from None
         index, ids = arrays["index"], arrays["ids"]
         if index.ndim != 2 or index.shape[1] != 4 or len(index) != shard["instances"] or len(ids) != shard["tokens"]:

@@ -9,6 +9,7 @@ and the trained head. The loss is the head's loss for the task's problem type.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bertkit.log import get_logger
 from bertkit.tasks.features import Feature, forward_batches
+
+logger = get_logger(__name__)
 
 
 def encoder_features(
@@ -24,7 +28,9 @@ def encoder_features(
 ) -> torch.Tensor:
     """[N, H] pooled [CLS] vectors of the model's encoder for each feature, in order."""
     encoder: nn.Module = model.bert  # type: ignore[assignment]
+    started = time.perf_counter()
     rows = forward_batches(encoder, features, batch_size, ("pooler_output",), False, progress, desc)
+    logger.info(f"{desc}: {len(rows)} vectors in {time.perf_counter() - started:.1f} s, kept for every epoch")
     return torch.from_numpy(np.stack([r[0] for r in rows])) if rows else torch.empty(0, 0)
 
 

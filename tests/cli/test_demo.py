@@ -83,7 +83,7 @@ def test_finetune_step_deletes_only_folders_it_made(tmp_path, monkeypatch, minil
     """A folder the demo did not make is refused and left as it is; one it made is cleared or resumed."""
     import pytest
 
-    from bertkit.cli.finetune import DEMO_MARKER
+    from bertkit.cli.demo_out import DEMO_MARK
     from bertkit.errors import BertkitError
     from bertkit.tasks import finetune as finetune_module
 
@@ -100,12 +100,19 @@ def test_finetune_step_deletes_only_folders_it_made(tmp_path, monkeypatch, minil
     assert (mine / "notes.txt").read_text() == "a user's file"
 
     (mine / "notes.txt").unlink()
-    (mine / DEMO_MARKER).write_text("")
+    (mine / DEMO_MARK).write_text("")
     (mine / "partial.bin").write_text("left by a killed demo run")
+    (mine / "finetune.json").write_text('{"status": "runn')  # damaged: the demo starts its own folder over
     calls = []
     monkeypatch.setattr(
         finetune_module, "finetune", lambda task, *a, **k: calls.append((task, k["resume"])) or {"interrupted": True}
     )
     with pytest.raises(BertkitError, match="interrupted"):
         demo_step(tmp_path / "out")
-    assert calls == [("classify", False)] and not (mine / "partial.bin").exists() and (mine / DEMO_MARKER).is_file()
+    assert calls == [("classify", False)] and not (mine / "partial.bin").exists() and (mine / DEMO_MARK).is_file()
+
+    (mine / "finetune.json").write_text('{"status": "done"}')  # a finished demo run is reused, not trained again
+    calls.clear()
+    monkeypatch.setattr("bertkit.cli.finetune._demo_pipelines", lambda folders: calls.append(sorted(folders)))
+    demo_step(tmp_path / "out")
+    assert calls == [["classify"]] and (mine / "finetune.json").read_text() == '{"status": "done"}'

@@ -156,6 +156,27 @@ def test_reading_a_broken_folder(books, minilm_dir, tmp_path):
         PretrainingData(tmp_path / "d")
 
 
+def test_a_mangled_manifest_number_or_npy_header_is_refused(books, minilm_dir, tmp_path):
+    """Inputs bench/fuzz.py found raising ValueError, tokenize.TokenError and OverflowError from deep inside."""
+    _build(books, minilm_dir, tmp_path / "d", max_seq_len=64)
+    path = tmp_path / "d" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "tokenizer": {**manifest["tokenizer"], "id_bound": "../x"}}))
+    with pytest.raises(InputFileError, match="vocab_size or id_bound is not a positive whole number"):
+        PretrainingData(tmp_path / "d")
+    path.write_text(json.dumps(manifest))
+    index = next((tmp_path / "d" / "train").glob("*.index.npy"))
+    data = index.read_bytes()
+    end = data.index(b"}")  # the header is a Python dict literal; an unclosed one is not Python
+    index.write_bytes(data[:end] + b" " + data[end + 1 :])
+    with pytest.raises(InputFileError, match="missing or unreadable"):
+        PretrainingData(tmp_path / "d")
+    shape = data.index(b"'shape': (") + len(b"'shape': (")  # a row count beyond C's integers
+    index.write_bytes(data[:shape] + b"99999999999999999999" + data[data.index(b",", shape) :])
+    with pytest.raises(InputFileError, match="missing or unreadable"):
+        PretrainingData(tmp_path / "d")
+
+
 def test_npy_appender_writes_standard_npy(tmp_path):
     with NpyAppender(tmp_path / "a.npy", np.int64, (4,)) as w:
         w.append(np.arange(8).reshape(2, 4))

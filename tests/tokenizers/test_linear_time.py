@@ -5,7 +5,10 @@ times as long: its CPU time (process time, the best of 3 rounds that visit every
 a change of load hits all sizes alike) may grow at most 8x per step from 10k to 160k characters:
 a linear path grows 4x, a quadratic one 16x, and 8x is the midpoint of the two on a log scale, so
 cache effects of the larger texts on a loaded machine do not fail a linear path. Times below 2 ms
-count as 2 ms, where the timer's resolution and the call overhead would dominate.
+count as 2 ms, where the timer's resolution and the call overhead would dominate. When a step
+fails, 3 more rounds are measured and the best times of all 6 are judged again: on a shared
+machine a burst of load can hit one size in every round of three, but a quadratic path grows 16x
+per step however often it is measured.
 """
 
 from __future__ import annotations
@@ -27,14 +30,18 @@ GROWTH = 8.0  # per 4x the characters: linear 4x, quadratic 16x
 def assert_linear(fn: Callable[[str], object], make: Callable[[int], str]) -> list[float]:
     texts = [make(n) for n in SIZES]
     fn(texts[0])  # warm the caches (character tables, regex compilation)
-    times = [float("inf")] * len(SIZES)
-    for _ in range(3):
-        for k, text in enumerate(texts):
-            start = time.process_time()
-            fn(text)
-            times[k] = min(times[k], time.process_time() - start)
-    times = [max(t, FLOOR) for t in times]
-    for (n, a), b in zip(zip(SIZES, times), times[1:]):
+    best = [float("inf")] * len(SIZES)
+    for attempt in range(2):
+        for _ in range(3):
+            for k, text in enumerate(texts):
+                start = time.process_time()
+                fn(text)
+                best[k] = min(best[k], time.process_time() - start)
+        times = [max(t, FLOOR) for t in best]
+        steps = [(n, a, b) for (n, a), b in zip(zip(SIZES, times), times[1:])]
+        if all(b <= GROWTH * a for _, a, b in steps) or attempt == 1:
+            break
+    for n, a, b in steps:
         assert b <= GROWTH * a, f"{n} -> {4 * n} characters: {a * 1e3:.1f} ms -> {b * 1e3:.1f} ms (x{b / a:.1f})"
     return times
 
