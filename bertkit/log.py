@@ -51,7 +51,7 @@ def set_verbosity(level: str | int = "info", stream=None) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.propagate = False  # printed once, here, not again by a root handler
-    elif stream is not None:
+    else:  # each call says where messages go: a stream given earlier (a test's buffer) is not kept
         handler.stream_override = stream
 
 

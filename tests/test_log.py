@@ -40,3 +40,14 @@ def test_set_verbosity_prints_plain_lines_once(capsys):
 def test_unknown_levels_are_refused():
     with pytest.raises(BertkitError, match="verbosity"):
         set_verbosity("loud")
+
+
+def test_a_later_call_without_a_stream_writes_to_stderr_again(capsys):
+    """A stream given once (a notebook cell's buffer, a test's StringIO) is not where later messages
+    of a default set_verbosity() go: the CLI calls it without one and must reach stderr."""
+    earlier = io.StringIO()
+    set_verbosity("info", stream=earlier)
+    set_verbosity("info")
+    get_logger("bertkit.test").warning("step 5: non-finite loss")
+    assert "step 5: non-finite loss" in capsys.readouterr().err
+    assert earlier.getvalue() == ""

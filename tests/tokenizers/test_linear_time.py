@@ -1,8 +1,9 @@
 """Every text path runs in linear time: trailing whitespace, long words, long runs, huge lines.
 
 Absolute times depend on the machine and its load, so the tests compare a text with one four
-times as long: its CPU time (process time, the best of 3 rounds that visit every size in turn, so
-a change of load hits all sizes alike) may grow at most 8x per step from 10k to 160k characters:
+times as long: its CPU time (this thread's only: threads an earlier test left running, or a
+library's spinning workers, count in process time; garbage collected before, the best of 3 rounds
+that visit every size in turn, so a change of load hits all sizes alike) may grow at most 8x per step from 10k to 160k characters:
 a linear path grows 4x, a quadratic one 16x, and 8x is the midpoint of the two on a log scale, so
 cache effects of the larger texts on a loaded machine do not fail a linear path. Times below 2 ms
 count as 2 ms, where the timer's resolution and the call overhead would dominate. When a step
@@ -13,6 +14,7 @@ per step however often it is measured.
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -30,13 +32,14 @@ GROWTH = 8.0  # per 4x the characters: linear 4x, quadratic 16x
 def assert_linear(fn: Callable[[str], object], make: Callable[[int], str]) -> list[float]:
     texts = [make(n) for n in SIZES]
     fn(texts[0])  # warm the caches (character tables, regex compilation)
+    gc.collect()
     best = [float("inf")] * len(SIZES)
     for attempt in range(2):
         for _ in range(3):
             for k, text in enumerate(texts):
-                start = time.process_time()
+                start = time.thread_time()
                 fn(text)
-                best[k] = min(best[k], time.process_time() - start)
+                best[k] = min(best[k], time.thread_time() - start)
         times = [max(t, FLOOR) for t in best]
         steps = [(n, a, b) for (n, a), b in zip(zip(SIZES, times), times[1:])]
         if all(b <= GROWTH * a for _, a, b in steps) or attempt == 1:
