@@ -1,15 +1,15 @@
 """Every text path runs in linear time: trailing whitespace, long words, long runs, huge lines.
 
 Absolute times depend on the machine and its load, so the tests compare a text with one four
-times as long: its CPU time (this thread's only: threads an earlier test left running, or a
-library's spinning workers, count in process time; garbage collected before, the best of 3 rounds
-that visit every size in turn, so a change of load hits all sizes alike) may grow at most 8x per step from 10k to 160k characters:
-a linear path grows 4x, a quadratic one 16x, and 8x is the midpoint of the two on a log scale, so
-cache effects of the larger texts on a loaded machine do not fail a linear path. Times below 2 ms
-count as 2 ms, where the timer's resolution and the call overhead would dominate. When a step
-fails, 3 more rounds are measured and the best times of all 6 are judged again: on a shared
-machine a burst of load can hit one size in every round of three, but a quadratic path grows 16x
-per step however often it is measured.
+times as long. Its CPU time may grow at most 8x per step from 10k to 160k characters: a linear
+path grows 4x, a quadratic one 16x, and 8x is the midpoint of the two on a log scale, so cache
+effects of the larger texts on a loaded machine do not fail a linear path. The time is this
+thread's only (threads an earlier test left running, or a library's spinning workers, count in
+process time), after a garbage collection, the best of 3 rounds that visit every size in turn
+(a change of load hits all sizes alike). Times below 2 ms count as 2 ms, where the timer's
+resolution and the call overhead would dominate. When a step fails, 3 more rounds are measured
+and the best times of all 6 are judged again: a quadratic path grows 16x per step however often
+it is measured.
 """
 
 from __future__ import annotations
