@@ -27,6 +27,7 @@ import torch
 
 from bertkit.data.batching import length_grouped_plan
 from bertkit.settings import data_path
+from bertkit.tasks.settings import ADAM_BETAS, ADAM_EPS
 
 
 def hf_run(task: str, model_dir: Path, prep, settings, steps_per_epoch_plan) -> tuple[dict, float]:
@@ -47,7 +48,7 @@ def hf_run(task: str, model_dir: Path, prep, settings, steps_per_epoch_plan) -> 
     epochs = int(math.ceil(settings.epochs))
     plans = [steps_per_epoch_plan(e) for e in range(epochs)]
     total = sum(len(p) for p in plans)
-    opt = torch.optim.AdamW(groups, lr=settings.lr, eps=1e-6)  # bertkit's (Google's) eps, so the recipes match
+    opt = torch.optim.AdamW(groups, lr=settings.lr, betas=ADAM_BETAS, eps=ADAM_EPS)  # bertkit's, so the recipes match
     sched = transformers.get_linear_schedule_with_warmup(opt, math.ceil(settings.warmup_ratio * total), total)
 
     def rows(idx):

@@ -29,7 +29,7 @@ from bertkit.tasks.callbacks import EarlyStopping, History, TensorBoard, best_in
 from bertkit.tasks.evaluate import evaluate, headline, saved_record, score
 from bertkit.tasks.examples import DataSource
 from bertkit.tasks.prepare import Prepared, prepare
-from bertkit.tasks.settings import FinetuneSettings
+from bertkit.tasks.settings import ADAM_BETAS, ADAM_EPS, FinetuneSettings
 
 __all__ = ["FinetuneSettings", "Prepared", "evaluate", "finetune", "get_task", "prepare", "score"]
 
@@ -155,8 +155,9 @@ def _train(
     net, batches, run_eval = _wiring(prep, settings)
     steps = math.ceil(float(settings.epochs or 1) * batches.steps_per_epoch())
     steps = min(steps, settings.max_steps or steps)
+    lr = float(settings.lr or 0)
     optimizer = build_optimizer(
-        net, kind="adamw", lr=float(settings.lr or 0), betas=(0.9, 0.999), eps=1e-6, weight_decay=settings.weight_decay
+        net, kind="adamw", lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=settings.weight_decay
     )
     scheduler = linear_schedule(optimizer, warmup_from_ratio(steps, settings.warmup_ratio), steps)
     device = next(prep.model.parameters()).device

@@ -22,11 +22,12 @@ import numpy as np
 from bertkit.errors import BertkitError
 from bertkit.log import get_logger
 from bertkit.tasks.examples import DataSource, QAExample
+from bertkit.tasks.settings import RECIPES
 
 logger = get_logger(__name__)
 
-MAX_LENGTH = 384
-DOC_STRIDE = 128
+MAX_LENGTH = RECIPES["qa"]["max_seq_len"]  # windows of the QA recipe, for callers without settings
+DOC_STRIDE = RECIPES["qa"]["doc_stride"]
 MAX_ANSWER_TOKENS = 30
 N_BEST = 20
 

@@ -36,6 +36,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "qa": {"batch_size": 16, "lr": 1e-4, "epochs": 3.0, "max_seq_len": 384, "doc_stride": 128},
 }
 TASKS = tuple(RECIPES)
+# AdamW's betas and epsilon for every task: BERT's fine-tuning code (Google's eps, not torch's 1e-8).
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-6
 # With a frozen encoder only a linear head trains, which takes a far larger rate than the whole network.
 FROZEN_ENCODER_LR = 1e-3
 
