@@ -102,18 +102,24 @@ def sentence_config(folder: str | Path | None) -> SentenceConfig:
     An older layout keeps the BERT in a sub-folder (0_Transformer/); given that sub-folder, the
     recipe is read from its parent.
     """
+    recipe = recipe_folder(folder)
+    return SentenceConfig() if recipe is None else _read_folder(recipe, read_modules(recipe))
+
+
+def recipe_folder(folder: str | Path | None) -> Path | None:
+    """The folder whose modules.json describes `folder`'s BERT: the folder itself, or its parent
+    when the BERT sits in the parent's Transformer sub-folder; None for a bare BERT."""
     if folder is None:
-        return SentenceConfig()
+        return None
     folder = Path(folder)
-    if not (folder / "modules.json").is_file():
-        parent = folder.parent
-        if (parent / "modules.json").is_file() and any(
-            m.get("path") == folder.name for m in read_modules(parent) if str(m["type"]).endswith("Transformer")
-        ):
-            folder = parent
-        else:
-            return SentenceConfig()
-    return _read_folder(folder, read_modules(folder))
+    if (folder / "modules.json").is_file():
+        return folder
+    parent = folder.parent
+    if (parent / "modules.json").is_file() and any(
+        m.get("path") == folder.name for m in read_modules(parent) if str(m["type"]).endswith("Transformer")
+    ):
+        return parent
+    return None
 
 
 def _read_folder(folder: Path, modules: list[dict[str, Any]]) -> SentenceConfig:

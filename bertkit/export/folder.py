@@ -12,7 +12,6 @@ ONNX Runtime's transformer optimizer made, and which int8 recipe was kept with i
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -30,6 +29,7 @@ from bertkit.export.int8 import choose_int8
 from bertkit.export.runner import GRAPH_FILE, INFO_FILE, require_onnx
 from bertkit.files import atomic_path, atomic_write_json, require_new_folder
 from bertkit.log import get_logger
+from bertkit.sentence_folder import read_modules, recipe_folder
 
 logger = get_logger(__name__)
 
@@ -126,17 +126,10 @@ def copy_sentence_recipe(source: Path, out: Path) -> None:
     """The files that say how a sentence-transformers folder pools and normalizes, copied beside the
     graph. The Transformer module's own files (its sentence_bert_config.json) move to the top level,
     where the graph's config.json is, so modules.json there names the top level as its path."""
-    if not (source / "modules.json").is_file() and (source.parent / "modules.json").is_file():
-        source = source.parent  # the older layout: the BERT in a sub-folder (0_Transformer/) of the recipe
-    modules_file = source / "modules.json"
-    if not modules_file.is_file():
+    recipe = recipe_folder(source)
+    if recipe is None:
         return
-    try:
-        modules = json.loads(modules_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputFileError(modules_file, "not valid JSON; fix or remove it, then export again") from None
-    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
-        raise InputFileError(modules_file, 'must be a JSON list of {"type": ..., "path": ...} modules')
+    source, modules = recipe, read_modules(recipe)
     for module in modules:
         sub = str(module.get("path") or "")
         if str(module.get("type", "")).endswith("Transformer"):

@@ -9,7 +9,6 @@ warm-up batch at start, which is also where dtype="int8" calibrates its scales.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -208,15 +207,12 @@ def _default_workers(device: torch.device) -> int:
 
 
 def _onnx_parts(settings: ServeSettings) -> tuple[Any, Any, Any, torch.device]:
-    """(model folder, tokenizer, config, device) for embed(..., backend="onnx")."""
-    from bertkit.hub import resolve_folder
-    from bertkit.model.config import BertConfig
-    from bertkit.tokenizers import Tokenizer
+    """(the exported graph's runner, tokenizer, config, device) for embed(..., backend="onnx"):
+    loaded and checked (CPU only, a local export) as bertkit.embed loads it."""
+    from bertkit.inference.runtime import load
 
-    if settings.device not in ("auto", "cpu"):
-        raise BertkitError(f"--backend {settings.backend} runs on the CPU; leave out --device {settings.device}")
-    folder = Path(resolve_folder(settings.model))
-    return str(folder), Tokenizer.from_pretrained(folder), BertConfig.from_pretrained(folder), torch.device("cpu")
+    runner, tokenizer = load(settings.model, backend=settings.backend, device=settings.device)
+    return runner, tokenizer, runner.config, torch.device("cpu")
 
 
 def build_runner(settings: ServeSettings) -> EmbedRunner | PipelineRunner:
