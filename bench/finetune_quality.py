@@ -3,8 +3,9 @@
 bertkit's side is `bertkit finetune TASK` itself (its per-task defaults unless flags are given);
 the peer is the plain loop of Hugging Face's `run_glue_no_trainer.py` on the same features, the
 same length-grouped batches per epoch, AdamW (weight decay off biases and LayerNorms), linear
-warmup and decay, clipping at 1.0, then one evaluation on the dev file. Prints the hardware line,
-both sides' dev metrics and training seconds.
+warmup and decay, clipping at 1.0, then one evaluation on the dev file; a new regression head
+starts at the mean training score on both sides, as bertkit's recipe does. Prints the hardware
+line, both sides' dev metrics and training seconds.
 
     flock /tmp/bertkit-cpu.lock .venv/bin/python bench/finetune_quality.py regress \\
         --train sts/sick_relatedness_train.tsv --dev sts/sick_relatedness_validation.tsv \\
@@ -39,6 +40,9 @@ def hf_run(task: str, model_dir: Path, prep, settings, steps_per_epoch_plan) -> 
     options = prep.task.head_options(list(prep.label2id) if prep.label2id else None)
     options = {k: v for k, v in options.items() if k in ("num_labels", "problem_type")}
     model = transformers.BertForSequenceClassification.from_pretrained(model_dir, **options)
+    if prep.task.name == "regress":  # bertkit's start for a new regression head (RegressionTask.start_head)
+        with torch.no_grad():
+            model.classifier.bias.fill_(float(np.mean([f["labels"] for f in prep.train_features])))
     collate = DataCollatorWithPadding(transformers.BertTokenizerFast.from_pretrained(model_dir))
     no_decay = ("bias", "LayerNorm.weight")
     groups = [

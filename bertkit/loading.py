@@ -37,9 +37,14 @@ def load_settings(folder: str | os.PathLike) -> dict[str, Any]:
     return value
 
 
+def newly_initialized(model: Any) -> list[str]:
+    """The weights `model`'s checkpoint lacked (initialised at random when it was loaded)."""
+    return list(getattr(getattr(model, "loading_info", None), "newly_initialized", []) or [])
+
+
 def check_trained_head(model: Any, folder: str | os.PathLike) -> None:
     """Refuse a folder whose checkpoint lacks this head: its fresh random weights would answer noise."""
-    new = list(getattr(getattr(model, "loading_info", None), "newly_initialized", []) or [])
+    new = newly_initialized(model)
     if new:
         shown = ", ".join(new[:4]) + (", ..." if len(new) > 4 else "")
         raise InputFileError(

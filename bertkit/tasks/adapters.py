@@ -53,6 +53,9 @@ class TaskAdapter(Protocol):
 
     def head_options(self, labels: list[str] | None) -> dict[str, Any]: ...
 
+    def start_head(self, model: Any, examples: Sequence[Any]) -> None:
+        """Set a newly initialised head's starting point from the training examples (or leave it)."""
+
     def encode(
         self,
         examples: Sequence[Any],

@@ -14,8 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from bertkit.errors import InputFileError
+from bertkit.loading import newly_initialized
 from bertkit.tasks.examples import DataSource, TextExample
 from bertkit.tasks.metrics import classification_scores, multilabel_scores, regression_scores
 
@@ -103,6 +105,9 @@ class _TableTask:
     def _targets(self, examples: Sequence[TextExample], label2id: Mapping[str, int] | None) -> list[Any]:
         return [label2id[str(ex.label)] for ex in examples] if label2id else []
 
+    def start_head(self, model: Any, examples: Sequence[TextExample]) -> None:
+        return None  # random weights, zero bias: Hugging Face's start
+
     def check(self, examples: Sequence[TextExample], label2id: dict[str, int] | None, source: DataSource) -> None:
         """Fail (file:line) on a label the model was not trained with."""
         from bertkit.tasks.readers import check_labels
@@ -178,6 +183,18 @@ class RegressionTask(_TableTask):
 
     def head_options(self, labels: list[str] | None) -> dict[str, Any]:
         return {"num_labels": 1, "problem_type": "regression"}
+
+    def start_head(self, model: Any, examples: Sequence[TextExample]) -> None:
+        """A new head's bias starts at the mean training score.
+
+        Why: from a zero bias the first predictions are ~0 against scores of 1-5 (SICK), a squared
+        error ~12 whose clipped gradients drive the pooler's tanh into saturation before the bias
+        (moving ~lr per step) gets there, and the head can settle on the mean score for every input.
+        Started at the mean, training fits the differences from the first step (docs/finetuning.md).
+        """
+        if "classifier.bias" in newly_initialized(model) and examples:
+            with torch.no_grad():
+                model.classifier.bias.fill_(sum(self._value(ex) for ex in examples) / len(examples))
 
     def check(self, examples: Sequence[TextExample], label2id: dict[str, int] | None, source: DataSource) -> None:
         self.labels(examples, source)

@@ -277,6 +277,9 @@ class NERTask:
         labels = labels or []
         return {"num_labels": len(labels), "id2label": dict(enumerate(labels))}
 
+    def start_head(self, model: Any, examples: Sequence[TokenExample]) -> None:
+        return None  # random weights, zero bias: Hugging Face's start
+
     def encode(
         self,
         examples: Sequence[TokenExample],

@@ -62,6 +62,7 @@ def prepare(
     torch.manual_seed(settings.seed)  # the new head's initial weights
     net, tokenizer, _ = load_folder(model, task.head, model_options=task.head_options(labels))
     check_length(max_seq_len, net.config)
+    task.start_head(net, train_examples)
     train_features, _ = task.encode(train_examples, tokenizer, max_seq_len, stride, label2id, train=True)
     dev_features, dev_meta = task.encode(dev_examples, tokenizer, max_seq_len, stride, label2id, train=False)
     return Prepared(

@@ -287,6 +287,9 @@ class QATask:
     def head_options(self, labels: list[str] | None) -> dict[str, Any]:
         return {}
 
+    def start_head(self, model: Any, examples: Sequence[QAExample]) -> None:
+        return None  # random weights, zero bias: Hugging Face's start
+
     def encode(
         self,
         examples: Sequence[QAExample],

@@ -24,6 +24,7 @@ from bertkit.tasks.finetune import FinetuneSettings, finetune, get_task, prepare
 STEPS, BATCH, LR = 5, 8, 1e-3
 HF_HEADS = {
     "classify": "BertForSequenceClassification",
+    "regress": "BertForSequenceClassification",
     "ner": "BertForTokenClassification",
     "qa": "BertForQuestionAnswering",
 }
@@ -39,8 +40,9 @@ def tiny_checkpoint(tmp_path, minilm_dir, task, labels, dropout=0.0):
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
         max_position_embeddings=512,
-        num_labels=len(labels) if labels else 2,
+        num_labels=len(labels) if labels else (1 if task == "regress" else 2),
         id2label=dict(enumerate(labels)) if labels else None,
+        problem_type="regression" if task == "regress" else None,
     )
     torch.manual_seed(123)
     model = getattr(transformers, HF_HEADS[task])(config)
@@ -90,6 +92,10 @@ def slice_file(shared_data, tmp_path, task):
         lines = shared_data("sst2", "train.tsv").read_text(encoding="utf-8").splitlines()[: 1 + STEPS * BATCH]
         path = tmp_path / "train.tsv"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    elif task == "regress":
+        lines = shared_data("sts", "sick_relatedness_train.tsv").read_text(encoding="utf-8").splitlines()
+        path = tmp_path / "train.tsv"
+        path.write_text("\n".join(lines[: 1 + STEPS * BATCH]) + "\n", encoding="utf-8")
     elif task == "ner":
         text = shared_data("conll2003", "train.txt").read_text(encoding="utf-8")
         path = tmp_path / "train.txt"
@@ -102,7 +108,7 @@ def slice_file(shared_data, tmp_path, task):
     return path
 
 
-@pytest.mark.parametrize("task", ["classify", "ner", "qa"])
+@pytest.mark.parametrize("task", ["classify", "regress", "ner", "qa"])
 def test_five_steps_match_transformers(tmp_path, shared_data, minilm_dir, task):
     train = slice_file(shared_data, tmp_path, task)
     settings = FinetuneSettings(
