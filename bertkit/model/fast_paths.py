@@ -156,14 +156,15 @@ def onednn_wanted() -> bool:
 
 
 ONEDNN = onednn_wanted()  # a module attribute, so a test can compare both paths on any CPU
-_FAST_INFERENCE: ContextVar[bool] = ContextVar("bertkit_fast_inference", default=False)
+# the innermost fast_inference() scope (None outside any): weights cannot change inside one
+_FAST_INFERENCE: ContextVar[object | None] = ContextVar("bertkit_fast_inference", default=None)
 
 
 @contextlib.contextmanager
 def fast_inference() -> Iterator[None]:
     """Inside (bertkit's batching loop, per thread), CPU inference projections may run on oneDNN;
     outside, a forward sums in nn.Linear's order, bit for bit what transformers computes."""
-    token = _FAST_INFERENCE.set(True)
+    token = _FAST_INFERENCE.set(object())
     try:
         yield
     finally:
@@ -172,14 +173,26 @@ def fast_inference() -> Iterator[None]:
 
 # activation kind (model/config.ACTIVATIONS) -> oneDNN post-op (name, algorithm)
 POST_OPS = {"gelu": ("gelu", "none"), "gelu_tanh": ("gelu", "tanh"), "relu": ("relu", "")}
-_PACKED: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, int], torch.Tensor]] = weakref.WeakKeyDictionary()
+# elements of a weight compared to tell whether it changed since it was packed
+FINGERPRINT_SIZE = 64
+
+
+@dataclass
+class _Packed:
+    weight: torch.Tensor  # in oneDNN's blocked layout
+    key: tuple[int, int]  # the weight's storage and version when packed
+    fingerprint: torch.Tensor  # FINGERPRINT_SIZE of its elements then
+    scope: object  # the fast_inference() scope that last checked it
+
+
+_PACKED: weakref.WeakKeyDictionary[nn.Module, _Packed] = weakref.WeakKeyDictionary()
 
 
 def onednn_applies(x: torch.Tensor, module: Any) -> bool:
     """A plain nn.Linear in eval mode at CPU inference (no autograd, not tracing), float32 or bfloat16."""
     return (
         ONEDNN
-        and _FAST_INFERENCE.get()
+        and _FAST_INFERENCE.get() is not None
         and type(module) is nn.Linear
         and not module.training
         and x.device.type == "cpu"
@@ -190,17 +203,31 @@ def onednn_applies(x: torch.Tensor, module: Any) -> bool:
     )
 
 
+def _fingerprint(weight: torch.Tensor) -> torch.Tensor:
+    flat = weight.detach().reshape(-1)
+    return flat[:: max(1, flat.numel() // FINGERPRINT_SIZE)][:FINGERPRINT_SIZE].clone()
+
+
 def packed(module: Any) -> torch.Tensor:
     """The module's weight in oneDNN's blocked layout, packed again whenever the weight changes.
 
-    Kept beside the module, not on it: the packed tensor is opaque (no deepcopy, no state_dict)."""
+    Checked once per fast_inference() scope: the storage and version counter catch a replaced or
+    in-place edited weight, but a fused optimizer (torch.optim.AdamW(fused=True), bertkit's own)
+    updates weights without bumping their version, so a sample of the elements is compared too; an
+    optimizer step moves every one of them. Kept beside the module, not on it: the packed tensor
+    is opaque (no deepcopy, no state_dict)."""
+    scope = _FAST_INFERENCE.get()
+    found = _PACKED.get(module)
+    if found is not None and found.scope is scope:
+        return found.weight
     weight = module.weight
     key = (weight.data_ptr(), -1 if weight.is_inference() else weight._version)  # inference tensors have no version
-    found = _PACKED.get(module)
-    if found is None or found[0] != key:
-        found = (key, torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), None))
+    fingerprint = _fingerprint(weight)
+    if found is None or found.key != key or not torch.equal(found.fingerprint, fingerprint):
+        found = _Packed(torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None), key, fingerprint, scope)
         _PACKED[module] = found
-    return found[1]
+    found.scope = scope
+    return found.weight
 
 
 def linear(module: Any, x: torch.Tensor) -> torch.Tensor:

@@ -162,6 +162,47 @@ def test_a_changed_weight_is_packed_again(monkeypatch):
     torch.testing.assert_close(fused.last_hidden_state, plain.last_hidden_state, atol=2e-5, rtol=1e-5)
 
 
+@needs_onednn
+@pytest.mark.parametrize("kind", ["fused", "foreach"])
+def test_an_optimizer_step_between_evaluations_is_seen(monkeypatch, kind):
+    """Fine-tuning evaluates, trains a step, evaluates again: the second evaluation must see the new
+    weights. A fused AdamW step leaves the weights' version counters unchanged, so the packed copy
+    cannot be trusted on the version alone."""
+    model = tiny()
+    batch = padded_batch([6, 8])
+    monkeypatch.setattr(fast_paths, "ONEDNN", True)
+    with torch.inference_mode(), fast_paths.fast_inference():
+        before = model(**batch).last_hidden_state
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, **{kind: True})
+    model.train()
+    model(**batch).last_hidden_state.pow(2).mean().backward()
+    opt.step()
+    model.eval()
+    fused, plain = both_paths(monkeypatch, model, **batch)
+    assert (plain.last_hidden_state - before).abs().max() > 0.01  # the step changed the answer
+    torch.testing.assert_close(fused.last_hidden_state, plain.last_hidden_state, atol=2e-5, rtol=1e-5)
+
+
+def test_a_weight_is_checked_once_per_inference_scope(monkeypatch):
+    """Within one fast_inference() scope weights cannot change, so packed() compares them once."""
+    model = tiny()
+    checks = []
+    real = fast_paths._fingerprint
+    monkeypatch.setattr(fast_paths, "_fingerprint", lambda w: checks.append(w) or real(w))
+    monkeypatch.setattr(fast_paths, "ONEDNN", True)
+    if not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
+        pytest.skip("this PyTorch build has no oneDNN linear kernels")
+    linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
+    with torch.inference_mode(), fast_paths.fast_inference():
+        for _ in range(3):
+            for m in linears:
+                fast_paths.packed(m)
+    assert len(checks) == len(linears)
+    with torch.inference_mode(), fast_paths.fast_inference():
+        fast_paths.packed(linears[0])
+    assert len(checks) == len(linears) + 1
+
+
 AVX2_RUN = textwrap.dedent(
     """
     import torch
