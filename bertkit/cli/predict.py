@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from bertkit.cli.common import add_device, add_precision, add_progress, add_renamed
 from bertkit.cli.textio import check_readable, chunks, count_lines, iter_lines, progress_bar, show_progress
+from bertkit.constants import ALL_PIPELINE_TASKS
 from bertkit.errors import BertkitError, InputFileError
 
 PAIR_TASKS = ("nli", "nsp")  # a second sentence is required
@@ -33,8 +34,6 @@ Row = tuple[int, str, Any]  # (line or argument number, the input as read, the p
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bertkit.pipelines import ALL_TASKS
-
     p = subparsers.add_parser(
         "predict",
         help="run a task pipeline on text arguments, a file or stdin",
@@ -43,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(file: JSON lines with question and context, or SQuAD JSON). Hugging Face's task names answer "
         "with Hugging Face's keys.",
     )
-    p.add_argument("task", choices=ALL_TASKS)
+    p.add_argument("task", choices=ALL_PIPELINE_TASKS)
     p.add_argument("--model", required=True, help="model folder or hub name")
     p.add_argument("text", nargs="*", help="inputs, one per argument (or use --input)")
     p.add_argument("--pair", help="nli: the hypothesis; nsp: sentence B; classify: a second sentence")

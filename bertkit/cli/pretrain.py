@@ -40,7 +40,7 @@ _RUN_DERIVED = {"data_fingerprint", "model_config", "world_size"}  # run.json ke
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bertkit.data.build import BuildSettings
+    from bertkit.data.settings import BuildSettings
 
     p = subparsers.add_parser(
         "pretrain-data",
