@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from bertkit.data.corpus import TokenizedCorpus, init_worker, tokenize_file
 from bertkit.data.documents import expand_inputs
@@ -41,6 +42,7 @@ from bertkit.data.shards import FORMAT, VERSION, ShardWriter, id_dtype, write_ma
 from bertkit.errors import BertkitError
 from bertkit.files import require_new_folder
 from bertkit.log import get_logger
+from bertkit.tokenizers import Tokenizer
 
 logger = get_logger(__name__)
 
@@ -112,8 +114,6 @@ def _run(
 ) -> list:
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(tasks), desc=desc, unit="task", dynamic_ncols=True)
     results = []
     try:
@@ -166,8 +166,6 @@ def build_pretraining_data(
 
     `out` must be new or empty unless `overwrite` (then an earlier build's files there are replaced).
     """
-    from bertkit.tokenizers import Tokenizer
-
     s = settings or BuildSettings()
     s.check()
     files = expand_inputs(inputs)
