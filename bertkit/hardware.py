@@ -21,21 +21,11 @@ from typing import Any
 import torch
 
 from bertkit.errors import BertkitError
+from bertkit.precision import PRECISIONS as PRECISIONS  # re-exported: the names beside the hardware rule
+from bertkit.precision import normalize_precision
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16")
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-_PRECISION_NAMES = {  # every accepted spelling -> the canonical name
-    "fp32": "fp32",
-    "float32": "fp32",
-    "32": "fp32",
-    "bf16": "bf16",
-    "bfloat16": "bf16",
-    "fp16": "fp16",
-    "float16": "fp16",
-    "half": "fp16",
-    "16": "fp16",
-}
 
 
 # ---------------------------------------------------------------------------------------- device
@@ -106,20 +96,6 @@ def is_native(precision: str, device: torch.device | str = "cpu") -> bool:
     if device.type == "mps":
         return True
     return cpu_has_native(precision)
-
-
-def normalize_precision(precision: str | torch.dtype | None) -> str:
-    """'fp32' | 'bf16' | 'fp16' from any accepted spelling (None: fp32)."""
-    if precision is None:
-        return "fp32"
-    if isinstance(precision, torch.dtype):
-        for name, dtype in TORCH_DTYPES.items():
-            if dtype == precision:
-                return name
-    key = str(precision).strip().lower()
-    if key not in _PRECISION_NAMES:
-        raise BertkitError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    return _PRECISION_NAMES[key]
 
 
 def resolve_precision(

@@ -60,7 +60,7 @@ def resolve_folder(
     if could_be_local(name):
         raise InputFileError(path, f"no such {what}")
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # lazy: optional extra [hub]
     except ImportError:
         raise InputFileError(
             path,
@@ -103,7 +103,7 @@ def push_folder(
     The one upload path behind `model.push_to_hub` and `tokenizer.push_to_hub`.
     """
     try:
-        from huggingface_hub import HfApi
+        from huggingface_hub import HfApi  # lazy: optional extra [hub]
     except ImportError:
         raise BertkitError("push_to_hub needs huggingface_hub: pip install 'bertkit[hub]'") from None
     if offline():

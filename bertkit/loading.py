@@ -14,9 +14,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import bertkit.model as models
 from bertkit.constants import FINETUNE_SETTINGS_FILE
 from bertkit.errors import BertkitError, InputFileError
 from bertkit.hub import resolve_folder
+from bertkit.tokenizers import Tokenizer
 
 HUB_OPTIONS = ("revision", "token", "cache_dir", "local_files_only")
 
@@ -68,9 +70,6 @@ def load_folder(
     model_options: passed to the head's from_pretrained (e.g. num_labels, id2label for a new head).
     hub: revision, token, cache_dir, local_files_only (see bertkit.hub.resolve_folder).
     """
-    import bertkit.model as models
-    from bertkit.tokenizers import Tokenizer
-
     unknown = set(hub) - set(HUB_OPTIONS)
     if unknown:
         raise BertkitError(f"unknown loading option(s) {sorted(unknown)}; use {', '.join(HUB_OPTIONS)}")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from bertkit.errors import BertkitError
+
 ROOT = "bertkit"
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -38,8 +40,6 @@ def set_verbosity(level: str | int = "info", stream=None) -> None:
     """
     if isinstance(level, str):
         if level.lower() not in _LEVELS:
-            from bertkit.errors import BertkitError
-
             raise BertkitError(f"verbosity {level!r} is not one of {', '.join(_LEVELS)}")
         level = _LEVELS[level.lower()]
     logger = logging.getLogger(ROOT)

@@ -94,3 +94,14 @@ def test_a_grad_scaler_only_for_fp16():
 def test_describe_names_the_cpu_and_its_flags():
     line = hardware.describe("cpu")
     assert hardware.cpu_name() in line and "flags:" in line and "torch" in line
+
+
+@pytest.mark.parametrize("dtype, canonical", [(torch.float32, "fp32"), (torch.bfloat16, "bf16"), (torch.half, "fp16")])
+def test_torch_dtypes_are_read_by_name(dtype, canonical):
+    """bertkit.precision never imports torch; a dtype's name is enough."""
+    assert hardware.normalize_precision(dtype) == canonical
+
+
+def test_other_torch_dtypes_are_refused():
+    with pytest.raises(BertkitError, match="torch.int8 is not one of fp32, bf16, fp16"):
+        hardware.normalize_precision(torch.int8)

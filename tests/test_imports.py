@@ -4,14 +4,30 @@ A function-level import hides a cycle from Python but not from a reader (model -
 model is a knot either way), so every `import` statement counts, at any depth, except those under
 `if TYPE_CHECKING:`. `from pkg import name` counts as an edge to pkg.name when that is a module,
 else to pkg itself.
+
+An import inside a function stays there only for a reason a reader is told: a `# lazy: REASON`
+comment on its line or the line above, REASON from the short list LAZY_REASONS.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bertkit"
+PYPROJECT = PACKAGE.parent / "pyproject.toml"
+# Why an import may stay inside a function (the start of the reason; a new kind of reason goes here).
+LAZY_REASONS = (
+    "keeps bertkit --help free of torch",  # cli/*: the parsers are built from these modules
+    "keeps bertkit --help free of numpy",
+    "keeps bertkit --help fast",  # light but slow to import (tqdm, the tokenizers)
+    "optional extra [",  # followed by the extra's name, which pyproject.toml must declare
+    "matplotlib is slow to import and only plots need it",
+    "bertkit.tokenizers loads without numpy and torch",
+    "tomllib is absent before Python 3.11",
+    "pydoc_data is absent from some trimmed Python builds",
+)
 
 
 def module_name(path: Path) -> str:
@@ -113,3 +129,79 @@ def test_no_cycle_between_packages():
         packages.setdefault(top(name), set()).update(top(t) for t in targets if top(t) != top(name))
     found = cycles(packages)
     assert not found, "package cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def _extras() -> set[str]:
+    text = PYPROJECT.read_text(encoding="utf-8")
+    section = text.split("[project.optional-dependencies]", 1)[1].split("\n[", 1)[0]
+    return set(re.findall(r"^([A-Za-z0-9_-]+) = ", section, flags=re.M))
+
+
+def unexplained_lazy_imports(source: str, extras: set[str]) -> list[int]:
+    """Lines of function-level imports (outside `if TYPE_CHECKING:`) without a `# lazy:` reason from
+    LAZY_REASONS on the statement's first line or the line above."""
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    skip = _type_checking_blocks(tree)
+    found = []
+    for fn in ast.walk(tree):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or id(node) in skip:
+                continue
+            here = [lines[node.lineno - 1].partition("# lazy:")[2]]
+            if node.lineno > 1 and lines[node.lineno - 2].strip().startswith("# lazy:"):
+                here.append(lines[node.lineno - 2].partition("# lazy:")[2])
+            if not any(_is_reason(text.strip(), extras) for text in here):
+                found.append(node.lineno)
+    return sorted(set(found))
+
+
+def _is_reason(text: str, extras: set[str]) -> bool:
+    match = re.match(r"optional extra \[([^\]]+)\]", text)
+    if match:
+        return match.group(1) in extras
+    return any(text.startswith(reason) for reason in LAZY_REASONS)
+
+
+def test_every_function_level_import_says_why_it_is_lazy():
+    extras = _extras()
+    assert {"onnx", "hub", "serve"} <= extras
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line in unexplained_lazy_imports(path.read_text(encoding="utf-8"), extras)
+    ]
+    assert not found, (
+        "imports inside functions without a '# lazy: REASON' (see LAZY_REASONS); move them to the top "
+        "of the module or say why not:\n" + "\n".join(found)
+    )
+
+
+def test_the_lazy_import_checker_finds_a_missing_reason():
+    source = """
+import os
+from typing import TYPE_CHECKING
+
+
+def f():
+    import json
+    import torch  # lazy: keeps bertkit --help free of torch
+    # lazy: optional extra [onnx]
+    import onnx
+    if TYPE_CHECKING:
+        import numpy
+    # lazy: it felt right
+    import shutil
+    import uvicorn  # lazy: optional extra [nosuchextra]
+    from bertkit.tokenizers import (  # lazy: keeps bertkit --help fast
+        Tokenizer,
+    )
+
+    def inner():
+        import re
+
+    return inner
+"""
+    assert unexplained_lazy_imports(source, {"onnx"}) == [7, 14, 15, 21]

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from bertkit.checkpoint.configfiles import read_json_object
 from bertkit.checkpoint.google import is_google_folder, read_google_shapes, read_google_state_dict
@@ -128,8 +130,6 @@ def _safetensors_error(path: Path, err: Exception) -> InputFileError:
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     try:
         return load_file(str(path), device="cpu")
     except Exception as err:  # safetensors raises its own error types for every kind of damage
@@ -138,8 +138,6 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 def read_safetensors_shapes(path: Path) -> dict[str, Shape]:
     """name -> shape from a safetensors header (the tensors are not read)."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
@@ -194,8 +192,6 @@ def write_weights(tensors: Mapping[str, torch.Tensor], folder: Path, safe_serial
     try:
         with atomic_path(path) as tmp:
             if safe_serialization:
-                from safetensors.torch import save_file
-
                 save_file(dict(tensors), str(tmp), metadata={"format": "pt"})
             else:
                 torch.save(dict(tensors), tmp)

@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import Sequence
 
+from bertkit import __version__
 from bertkit.errors import BertkitError
 from bertkit.log import set_verbosity
 
@@ -100,8 +101,6 @@ def one_line(err: BaseException) -> str:
 
 
 def _version() -> str:
-    from bertkit import __version__
-
     return f"bertkit {__version__}"
 
 

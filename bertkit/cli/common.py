@@ -73,6 +73,6 @@ class _Renamed(argparse.Action):
 def apply_threads(args: argparse.Namespace) -> None:
     """torch.set_num_threads(--threads) when given (imports torch only then)."""
     if getattr(args, "threads", None):
-        import torch
+        import torch  # lazy: keeps bertkit --help free of torch
 
         torch.set_num_threads(args.threads)

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.convert import convert_google_checkpoint
+    from bertkit.convert import convert_google_checkpoint  # lazy: keeps bertkit --help free of torch
 
     model, report = convert_google_checkpoint(
         args.folder, args.out, verify=not args.no_verify, overwrite=args.overwrite

@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bertkit.cli import finetune, pretrain, tokenizer, viz
+from bertkit.settings import data_dir
+
 DemoStep = Callable[[Path], None]
 
 
 def _steps() -> list[tuple[str, DemoStep]]:
-    from bertkit.cli import finetune, pretrain, tokenizer, viz
-
     return [
         # 1. subword tokenization: train a WordPiece vocabulary on the books (or Python's docs), tokenize with it
         (
@@ -41,8 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.settings import data_dir
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(

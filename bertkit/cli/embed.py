@@ -23,11 +23,11 @@ from typing import IO, Any
 from bertkit.cli.common import add_device, add_precision, add_progress, add_renamed
 from bertkit.cli.textio import STDIN, check_readable, chunks, count_lines, iter_lines, progress_bar, show_progress
 from bertkit.errors import BertkitError, InputFileError
+from bertkit.files import atomic_path
+from bertkit.sentence_folder import POOLINGS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bertkit.sentence_folder import POOLINGS
-
     e = subparsers.add_parser(
         "embed",
         help="sentence vectors for every line of a text file, saved as .npy",
@@ -116,8 +116,7 @@ class NpyRows:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from bertkit.files import atomic_path
-    from bertkit.inference import embed
+    from bertkit.inference import embed  # lazy: keeps bertkit --help free of torch
 
     out = Path(args.output)
     if out.suffix != ".npy":
@@ -162,7 +161,7 @@ def run_embed(args: argparse.Namespace) -> int:
 
 
 def run_fill_mask(args: argparse.Namespace) -> int:
-    from bertkit.inference import fill_mask
+    from bertkit.inference import fill_mask  # lazy: keeps bertkit --help free of torch
 
     texts = list(args.text)
     if texts == [STDIN]:

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.export import export_onnx
+    from bertkit.export import export_onnx  # lazy: keeps bertkit --help free of torch
 
     info = export_onnx(
         args.model,

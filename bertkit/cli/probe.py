@@ -11,6 +11,7 @@ import argparse
 import json
 
 from bertkit.cli.common import add_device, add_progress, add_threads, apply_threads
+from bertkit.files import atomic_write_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,8 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    from bertkit.files import atomic_write_json
-    from bertkit.tasks.probe import probe
+    from bertkit.tasks.probe import probe  # lazy: keeps bertkit --help free of torch
 
     apply_threads(args)
     columns = {

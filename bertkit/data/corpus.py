@@ -17,13 +17,13 @@ from bertkit.data.documents import read_documents
 from bertkit.data.masking import word_starts_from_word_ids
 from bertkit.data.nsp import Document
 from bertkit.data.shards import NpyAppender, id_dtype
+from bertkit.tokenizers import Tokenizer
 
 _TOKENIZER: Any = None
 
 
 def init_worker(tokenizer_dir: str, threads: int = 1) -> None:
     global _TOKENIZER
-    from bertkit.tokenizers import Tokenizer
 
     _TOKENIZER = Tokenizer.from_pretrained(tokenizer_dir)
 

@@ -18,22 +18,17 @@ size, process count and resume point.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from bertkit.constants import IGNORE_INDEX
+from bertkit.data.settings import default_max_predictions
 from bertkit.errors import BertkitError
 from bertkit.log import get_logger
 
 logger = get_logger(__name__)
-
-
-def default_max_predictions(mlm_probability: float, max_seq_len: int) -> int:
-    """Predictions per sequence that never cut the rate at this length (Google: 20 at 128, 80 at 512)."""
-    return max(1, math.ceil(mlm_probability * max_seq_len - 1e-9))
 
 
 def warn_if_capped(mlm_probability: float, max_predictions: int, max_seq_len: int) -> bool:

@@ -44,7 +44,7 @@ def python_doc_texts(max_bytes: int = 2_000_000) -> list[tuple[str, str]]:
 def _documents() -> Iterator[tuple[str, str]]:
     found: dict[str, str] = {}
     try:
-        from pydoc_data.topics import topics  # absent from some trimmed Python builds
+        from pydoc_data.topics import topics  # lazy: pydoc_data is absent from some trimmed Python builds
 
         found = dict(topics)
     except ImportError:

@@ -23,11 +23,15 @@ from typing import Any
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from bertkit.constants import FINETUNE_SETTINGS_FILE
+from bertkit.data.python_docs import python_doc_texts
 from bertkit.errors import BertkitError, InputFileError
 from bertkit.export.graph import OPSETS, TASKS, export_graph, quiet_exporters, task_for
 from bertkit.export.int8 import choose_int8
 from bertkit.export.runner import GRAPH_FILE, INFO_FILE, require_onnx
 from bertkit.files import atomic_path, atomic_write_json, require_new_folder
+from bertkit.hub import resolve_folder
+from bertkit.loading import load_folder, load_settings
 from bertkit.log import get_logger
 from bertkit.sentence_folder import read_modules, recipe_folder
 
@@ -56,9 +60,6 @@ def export_onnx(
     whichever keeps cosine >= 0.99 to float32 on `calibration` texts (a list, or a text file with
     one text per line; default: English prose from Python's own documentation).
     """
-    from bertkit.hub import resolve_folder
-    from bertkit.loading import load_folder, load_settings
-
     require_onnx()
     if opset not in OPSETS:
         raise BertkitError(f"--opset {opset}: choose one of {OPSETS.start}..{OPSETS.stop - 1}")
@@ -99,7 +100,7 @@ def export_onnx(
 
 def optimize_graph(src: Path, dst: Path, num_heads: int, hidden_size: int) -> dict[str, int]:
     """ONNX Runtime's transformer optimizer (model_type "bert"); returns the fused operator counts."""
-    from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers import optimizer  # lazy: optional extra [onnx]
 
     with quiet_exporters(root=True):
         optimized = optimizer.optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size)
@@ -113,8 +114,6 @@ def write_folder(out: Path, graph: Path, config: Any, tokenizer: Any, settings: 
     config.save_pretrained(out, architectures=[head])
     tokenizer.save(out)
     if settings:
-        from bertkit.constants import FINETUNE_SETTINGS_FILE
-
         atomic_write_json(out / FINETUNE_SETTINGS_FILE, settings)
     atomic_write_json(out / INFO_FILE, info)
 
@@ -169,8 +168,6 @@ def calibration_texts(source: Sequence[str] | str | os.PathLike | None) -> list[
 
 def python_doc_sentences(n: int) -> list[str]:
     """Prose paragraphs of the standard library's documentation (every Python install has them)."""
-    from bertkit.data.python_docs import python_doc_texts
-
     prose = re.compile(r"^[A-Z][^=*|]{60,}\.$")
     found = []
     for _, text in python_doc_texts(1_000_000):

@@ -25,6 +25,7 @@ from torch import nn
 from bertkit.errors import BertkitError
 from bertkit.export.graph import quiet_exporters
 from bertkit.log import get_logger
+from bertkit.model.quantize import PORTABLE_QMAX, Int8Linear, float_layers, quantize_int8
 
 logger = get_logger(__name__)
 
@@ -42,8 +43,8 @@ class Int8Choice:
 
 
 def ort_dynamic(src: Path, dst: Path) -> None:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    import onnx  # lazy: optional extra [onnx]
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # lazy: optional extra [onnx]
 
     with quiet_exporters(root=True):
         quantize_dynamic(
@@ -57,9 +58,7 @@ def ort_dynamic(src: Path, dst: Path) -> None:
 def bertkit_recipe(src: Path, dst: Path, model: nn.Module, calibration: list[dict], opset: int) -> list[str]:
     """Rewrite every quantized Linear's MatMul of the float graph `src` into the int8 recipe; returns
     the names of the Linear layers left float (too sensitive, or not found in the graph)."""
-    import onnx
-
-    from bertkit.model.quantize import PORTABLE_QMAX, Int8Linear, float_layers, quantize_int8
+    import onnx  # lazy: optional extra [onnx]
 
     # 7-bit weights: the graph may run on a CPU without VNNI, where 8 x 8 bits saturate
     quantized = quantize_int8(copy.deepcopy(model).float().eval(), calibration=calibration, weight_qmax=PORTABLE_QMAX)
@@ -91,7 +90,7 @@ def bertkit_recipe(src: Path, dst: Path, model: nn.Module, calibration: list[dic
 def _int8_matmul(graph: Any, matmul: Any, layer: Any, prefix: str, opset: int) -> list[Any]:
     """Nodes computing x W^T (no bias) as Int8Linear does: y = half * (s_x s_w) q(z) Wq^T + mid * W@1,
     z = (x / smooth - mid) / half, with mid and half the middle and half-range of each token's row."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper  # lazy: optional extra [onnx]
 
     qweight, scale = layer.weight_int8()
     x, y = matmul.input[0], matmul.output[0]
@@ -133,7 +132,7 @@ def _int8_matmul(graph: Any, matmul: Any, layer: Any, prefix: str, opset: int) -
 
 def _reduce(op: str, x: str, out: str, p: str, opset: int) -> list[Any]:
     """A keepdims reduction over the last axis (axes: an attribute before opset 18, an input since)."""
-    from onnx import helper, numpy_helper
+    from onnx import helper, numpy_helper  # lazy: optional extra [onnx]
 
     if opset < 18:
         return [helper.make_node(op, [x], [out], axes=[-1], keepdims=1)]
@@ -153,7 +152,7 @@ def _drop_unused_initializers(graph: Any) -> None:
 
 def worst_cosine(reference: Path, candidate: Path, batches: Sequence[dict], task: str) -> float:
     """The lowest per-text cosine between the two graphs' first outputs (mean-pooled for embed)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: optional extra [onnx]
 
     sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (reference, candidate)]
     worst = 1.0

@@ -25,6 +25,7 @@ from bertkit.errors import BertkitError, InputFileError
 from bertkit.export.graph import TASKS
 from bertkit.model import outputs as output_classes
 from bertkit.model.config import BertConfig
+from bertkit.tokenizers import Tokenizer
 
 GRAPH_FILE = "model.onnx"
 INFO_FILE = "export.json"  # what `bertkit export onnx` did: task, opset, optimisation, int8 recipe
@@ -33,7 +34,7 @@ INFO_FILE = "export.json"  # what `bertkit export onnx` did: task, opset, optimi
 def require_onnx(what: str = "ONNX export") -> Any:
     """onnxruntime, or a one-line error naming the extra to install."""
     try:
-        import onnxruntime
+        import onnxruntime  # lazy: optional extra [onnx]
     except ImportError:
         raise BertkitError(f"{what} needs onnx and onnxruntime: pip install 'bertkit[onnx]'") from None
     return onnxruntime
@@ -187,7 +188,5 @@ def onnx_backend(model: Any, tokenizer: Any, head: str, backend: str, dtype: Any
     if tokenizer is None:
         tokenizer = runner.folder
     if isinstance(tokenizer, (str, os.PathLike)):
-        from bertkit.tokenizers import Tokenizer
-
         tokenizer = Tokenizer.from_pretrained(tokenizer)
     return runner, tokenizer

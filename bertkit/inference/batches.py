@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from bertkit.errors import BertkitError
 from bertkit.model.fast_paths import fast_inference
@@ -68,7 +69,6 @@ def progress_callback(
     if not progress:
         yield None
         return
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=desc, unit=" texts", file=sys.stderr, dynamic_ncols=True)
     try:

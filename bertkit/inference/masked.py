@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from bertkit.errors import BertkitError
+from bertkit.export.runner import load_onnx
 from bertkit.inference.batches import calibration_batches, for_each_batch, tokenize
 from bertkit.inference.runtime import dtype_kind, load, prepare
 
@@ -79,8 +80,6 @@ def fill_mask(
 
 def _check_mlm_head(model: Any) -> None:
     if not isinstance(model, torch.nn.Module):  # an exported graph: its task says whether it has the head
-        from bertkit.export.runner import load_onnx
-
         load_onnx(model, "BertForMaskedLM")
         return
     info = getattr(model, "loading_info", None)

@@ -20,9 +20,11 @@ from typing import Any
 import torch
 
 from bertkit.errors import BertkitError
+from bertkit.export.runner import onnx_backend
 from bertkit.hardware import cpu_has_native, normalize_precision, resolve_device, resolve_precision
 from bertkit.hub import resolve_folder
 from bertkit.loading import HUB_OPTIONS, load_folder
+from bertkit.model.quantize import quantize_int8
 from bertkit.sentence_folder import transformer_folder
 
 DTYPE_KINDS = ("float32", "bfloat16", "float16", "int8")
@@ -54,8 +56,6 @@ def load(
     if unknown:
         raise BertkitError(f"unknown loading option(s) {sorted(unknown)}; use {', '.join(HUB_OPTIONS)}")
     if backend != "torch":
-        from bertkit.export.runner import onnx_backend
-
         check_onnx_options(device, hub)
         return onnx_backend(model, tokenizer, head, backend, dtype)
     if not isinstance(model, (str, os.PathLike)):
@@ -156,8 +156,6 @@ def prepare(
     if cached is not None and cached[0] == fingerprint:
         return cached[1]
     if kind == "int8":
-        from bertkit.model.quantize import quantize_int8
-
         prepared = quantize_int8(copy.deepcopy(model).float().cpu(), calibration=calibration)
     else:
         prepared = copy.deepcopy(model).to(device=where, dtype=_TORCH[kind])

@@ -22,23 +22,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from bertkit.constants import ALL_PIPELINE_TASKS as ALL_TASKS
+from bertkit.constants import HF_PIPELINE_TASKS as HF_TASKS
+from bertkit.constants import PIPELINE_TASKS as TASKS
 from bertkit.errors import BertkitError
 from bertkit.pipelines.base import Pipeline
 from bertkit.pipelines.pretrained import EmbedPipeline, FeatureExtractionPipeline, FillMaskPipeline
 from bertkit.pipelines.spans import QuestionAnsweringPipeline, TokenClassificationPipeline
 from bertkit.pipelines.text import NextSentencePipeline, TextClassificationPipeline
 
-TASKS = ("sentiment", "classify", "nli", "nsp", "qa", "ner", "fill-mask", "embed")
-# Hugging Face's name -> the bertkit name it corresponds to (its output keys are Hugging Face's)
-HF_TASKS = {
-    "text-classification": "classify",
-    "sentiment-analysis": "sentiment",
-    "question-answering": "qa",
-    "token-classification": "ner",
-    "ner": "ner",
-    "feature-extraction": "embed",
-    "fill-mask": "fill-mask",
-}
 CLASSES: dict[str, type[Pipeline]] = {
     "sentiment": TextClassificationPipeline,
     "classify": TextClassificationPipeline,
@@ -54,7 +46,6 @@ CLASSES: dict[str, type[Pipeline]] = {
     "embed": EmbedPipeline,
     "feature-extraction": FeatureExtractionPipeline,
 }
-ALL_TASKS = tuple(CLASSES)
 
 
 def pipeline(task: str, model: Any = None, tokenizer: Any = None, **options: Any) -> Pipeline:

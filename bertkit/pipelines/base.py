@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 
 from bertkit.errors import BertkitError
+from bertkit.export.runner import onnx_backend
 from bertkit.inference.batches import calibration_batches
 from bertkit.inference.runtime import check_dtype, check_onnx_options, dtype_kind, prepare, target_device
 from bertkit.loading import HUB_OPTIONS, load_folder, load_settings
@@ -56,8 +57,6 @@ class Pipeline:
         self.dtype = dtype_kind(dtype)
         check_dtype(self.dtype, self.device)
         if onnx:
-            from bertkit.export.runner import onnx_backend
-
             self.model, self.tokenizer = onnx_backend(model, tokenizer, self.head, backend, dtype)
             self.settings = load_settings(self.model.folder)
         else:

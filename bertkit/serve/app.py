@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
+from bertkit import __version__
 from bertkit.log import get_logger
 from bertkit.serve.batcher import Batcher, QueueFull, Stopping
 from bertkit.serve.metrics import CONTENT_TYPE, Metrics
@@ -130,8 +131,6 @@ class Service:
         return (F.normalize(vectors, dim=-1) if normalize else vectors), sum(lengths)
 
     def info(self) -> dict[str, Any]:
-        from bertkit import __version__
-
         s = self.settings
         return {
             "model": s.model,

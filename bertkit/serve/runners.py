@@ -14,7 +14,13 @@ from typing import Any
 import torch
 
 from bertkit.errors import BertkitError
+from bertkit.hardware import resolve_device
+from bertkit.inference import embed, pad, pool, prepare, tokenize
+from bertkit.inference.batches import calibration_batches
+from bertkit.inference.runtime import load
+from bertkit.loading import load_folder
 from bertkit.log import get_logger
+from bertkit.pipelines import pipeline
 from bertkit.serve.settings import ServeSettings
 
 logger = get_logger(__name__)
@@ -59,10 +65,6 @@ class EmbedRunner:
     task = "embed"
 
     def __init__(self, settings: ServeSettings) -> None:
-        from bertkit.hardware import resolve_device
-        from bertkit.inference import embed
-        from bertkit.loading import load_folder
-
         self.settings = settings
         self._embed = embed
         self._runner: torch.nn.Module | None = None  # the prepared (dtype-converted) model, made at warm-up
@@ -97,8 +99,6 @@ class EmbedRunner:
         return list(self._forward(self._runner, texts))
 
     def _forward(self, model: torch.nn.Module, texts: list[str]) -> torch.Tensor:
-        from bertkit.inference import pad, pool, tokenize
-
         encoded = tokenize(self.tokenizer, texts, self.max_tokens)
         ids, types = encoded["input_ids"], encoded["token_type_ids"]
         input_ids = pad(ids, self.model.config.pad_token_id).to(self.device)  # [B, T]
@@ -114,9 +114,6 @@ class EmbedRunner:
     def warm_up(self) -> None:
         """Convert the model to the asked dtype (int8 calibrates on WARMUP_TEXTS) and run it once."""
         if self.settings.backend == "torch":
-            from bertkit.inference import prepare, tokenize
-            from bertkit.inference.batches import calibration_batches
-
             calibration = None
             if self.settings.dtype == "int8":
                 calibration = calibration_batches(tokenize(self.tokenizer, list(WARMUP_TEXTS), self.max_tokens))
@@ -131,9 +128,6 @@ class PipelineRunner:
     """A task's pipeline output per input (classify, nli, ner, qa, fill-mask)."""
 
     def __init__(self, settings: ServeSettings) -> None:
-        from bertkit.hardware import resolve_device
-        from bertkit.pipelines import pipeline
-
         self.settings = settings
         self.task = settings.task
         options: dict[str, Any] = {}
@@ -209,8 +203,6 @@ def _default_workers(device: torch.device) -> int:
 def _onnx_parts(settings: ServeSettings) -> tuple[Any, Any, Any, torch.device]:
     """(the exported graph's runner, tokenizer, config, device) for embed(..., backend="onnx"):
     loaded and checked (CPU only, a local export) as bertkit.embed loads it."""
-    from bertkit.inference.runtime import load
-
     runner, tokenizer = load(settings.model, backend=settings.backend, device=settings.device)
     return runner, tokenizer, runner.config, torch.device("cpu")
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 from bertkit.errors import BertkitError
 from bertkit.log import get_logger
+from bertkit.serve.runners import build_runner
 from bertkit.serve.settings import ServeSettings
 
 logger = get_logger(__name__)
@@ -66,10 +67,10 @@ def graceful_signals() -> Iterator[None]:
 def serve(settings: ServeSettings, on_listening: Callable[[str], None] | None = None) -> None:
     """Load the model, bind, and answer until SIGTERM / Ctrl-C; on_listening(url) once ready."""
     require_serve_extra()
-    import uvicorn
+    import uvicorn  # lazy: optional extra [serve]
 
+    # lazy: optional extra [serve] (fastapi), after require_serve_extra's one-line error
     from bertkit.serve.app import create_app
-    from bertkit.serve.runners import build_runner
 
     settings.check()
     if not _is_loopback(settings.host):

@@ -4,6 +4,7 @@ stopping, and TensorBoard curves beside log.jsonl."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -75,8 +76,6 @@ class EarlyStopping:
 
 def require_tensorboard() -> None:
     """A one-line error, before any work, when the tensorboard package is missing."""
-    import importlib.util
-
     if importlib.util.find_spec("tensorboard") is None:
         raise BertkitError("--report-to tensorboard needs the tensorboard package: pip install 'bertkit[tensorboard]'")
 
@@ -84,7 +83,7 @@ def require_tensorboard() -> None:
 def tensorboard_writer(folder: Path) -> Any:
     """A torch.utils.tensorboard SummaryWriter writing into `folder`."""
     require_tensorboard()
-    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard import SummaryWriter  # lazy: optional extra [tensorboard]
 
     return SummaryWriter(log_dir=str(folder))
 

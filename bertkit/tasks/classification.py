@@ -19,7 +19,9 @@ import torch
 from bertkit.errors import InputFileError
 from bertkit.loading import newly_initialized
 from bertkit.tasks.examples import DataSource, TextExample
+from bertkit.tasks.hf_datasets import source_name
 from bertkit.tasks.metrics import classification_scores, multilabel_scores, regression_scores
+from bertkit.tasks.readers import check_labels, label_list, read_task_data
 
 MULTI_LABEL_SEPARATOR = ","
 
@@ -98,8 +100,6 @@ class _TableTask:
         )
 
     def read(self, source: DataSource, require_labels: bool = True) -> list[TextExample]:
-        from bertkit.tasks.readers import read_task_data
-
         return read_task_data(self.name, source, require_labels=require_labels, **self.columns)
 
     def _targets(self, examples: Sequence[TextExample], label2id: Mapping[str, int] | None) -> list[Any]:
@@ -110,8 +110,6 @@ class _TableTask:
 
     def check(self, examples: Sequence[TextExample], label2id: dict[str, int] | None, source: DataSource) -> None:
         """Fail (file:line) on a label the model was not trained with."""
-        from bertkit.tasks.readers import check_labels
-
         if label2id is not None:
             check_labels(examples, label2id, source)
 
@@ -141,8 +139,6 @@ class ClassificationTask(_TableTask):
         self.name = name
 
     def labels(self, examples: Sequence[TextExample], source: DataSource) -> list[str]:
-        from bertkit.tasks.readers import label_list
-
         return label_list((ex.label for ex in examples), source)
 
     def head_options(self, labels: list[str] | None) -> dict[str, Any]:
@@ -176,8 +172,6 @@ class RegressionTask(_TableTask):
         except ValueError:
             value = math.nan
         if not math.isfinite(value):
-            from bertkit.tasks.hf_datasets import source_name
-
             raise InputFileError(source_name(source), f"score {ex.label!r} is not a finite number", ex.line)
         return value
 
@@ -220,13 +214,9 @@ class MultiLabelTask(_TableTask):
         return [part.strip() for part in (label or "").split(MULTI_LABEL_SEPARATOR) if part.strip()]
 
     def labels(self, examples: Sequence[TextExample], source: DataSource) -> list[str]:
-        from bertkit.tasks.readers import label_list
-
         return label_list((label for ex in examples for label in self.split(ex.label)), source)
 
     def check(self, examples: Sequence[TextExample], label2id: dict[str, int] | None, source: DataSource) -> None:
-        from bertkit.tasks.readers import check_labels
-
         if label2id is not None:
             split = [TextExample(ex.text, None, label, ex.line) for ex in examples for label in self.split(ex.label)]
             check_labels(split, label2id, source)

@@ -9,9 +9,12 @@ from typing import Any
 
 from bertkit.errors import BertkitError, InputFileError
 from bertkit.files import atomic_write_json
+from bertkit.hardware import resolve_device, resolve_precision
+from bertkit.inference import prepare as for_dtype
 from bertkit.loading import load_folder, load_settings
 from bertkit.tasks.adapters import get_task
 from bertkit.tasks.examples import DataSource
+from bertkit.tasks.features import forward_batches
 from bertkit.tasks.hf_datasets import source_name
 from bertkit.tasks.prepare import Prepared, check_length
 from bertkit.tasks.qa import check_stride
@@ -30,8 +33,6 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def score(prep: Prepared, model: Any, batch_size: int = 64, progress: bool = False) -> dict[str, Any]:
     """Run the model on the prepared dev features and compute the task's metric."""
-    from bertkit.tasks.features import forward_batches
-
     outputs = forward_batches(
         model,
         prep.dev_features,
@@ -62,9 +63,6 @@ def evaluate(
 
     precision: the inference arithmetic (fp32, bf16, fp16 or int8), refused where emulated.
     """
-    from bertkit.hardware import resolve_device, resolve_precision
-    from bertkit.inference import prepare as for_dtype
-
     adapter = get_task(task, **columns)
     folder = Path(model)
     saved = saved_record(folder)

@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from bertkit.constants import IGNORE_INDEX
+from bertkit.inference import for_each_batch
 
 Feature = dict[str, Any]
 
@@ -60,8 +62,6 @@ def forward_batches(
     bertkit.inference's, the same path embeddings and fill-mask take. `progress` shows a tqdm
     bar on stderr (counted in features).
     """
-    from bertkit.inference import for_each_batch
-
     encoded = {
         "input_ids": [f["input_ids"] for f in features],
         "token_type_ids": [f["token_type_ids"] for f in features],
@@ -69,8 +69,6 @@ def forward_batches(
     results: list[tuple[np.ndarray, ...]] = [()] * len(features)
     bar = None
     if progress and features:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(features), desc=desc, unit="ex", dynamic_ncols=True)
 
     def consume(idx: list[int], out: Any, mask: torch.Tensor) -> None:

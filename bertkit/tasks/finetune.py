@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from bertkit.constants import FINETUNE_SETTINGS_FILE
+from bertkit.data.batching import length_grouped_plan
 from bertkit.errors import BertkitError
 from bertkit.files import atomic_write_json, require_new_folder
 from bertkit.hardware import resolve_device, resolve_precision
@@ -28,8 +30,12 @@ from bertkit.tasks.adapters import TaskAdapter, get_task
 from bertkit.tasks.callbacks import EarlyStopping, History, TensorBoard, best_index, require_tensorboard
 from bertkit.tasks.evaluate import evaluate, headline, saved_record, score
 from bertkit.tasks.examples import DataSource
+from bertkit.tasks.features import pad_batch
 from bertkit.tasks.prepare import Prepared, prepare
 from bertkit.tasks.settings import ADAM_BETAS, ADAM_EPS, FinetuneSettings
+from bertkit.train.distributed import DistEnv
+from bertkit.train.loop import CHECKPOINT_DIR, IndexBatches, TrainConfig, resume_point, train
+from bertkit.train.optim import build_optimizer, linear_schedule, warmup_from_ratio
 
 __all__ = ["FinetuneSettings", "Prepared", "evaluate", "finetune", "get_task", "prepare", "score"]
 
@@ -111,8 +117,6 @@ def finetune(
 
 def _check_resumable(out: Path, settings: FinetuneSettings) -> None:
     """`resume` needs a run of the same recipe in `out` with a checkpoint."""
-    from bertkit.train.loop import resume_point
-
     saved = saved_record(out)
     if not saved or resume_point(out, True) is None:
         raise BertkitError(
@@ -130,8 +134,6 @@ def _check_resumable(out: Path, settings: FinetuneSettings) -> None:
 
 
 def _resumed_step(out: Path, resume: bool) -> int:
-    from bertkit.train.loop import resume_point
-
     point = resume_point(out, resume)
     match = re.search(r"(\d+)$", point.name) if point is not None else None
     return int(match.group(1)) if match else 0
@@ -147,10 +149,6 @@ def _train(
     extra_callbacks: tuple[Any, ...],
 ) -> dict[str, Any]:
     """Hand the prepared features to the shared loop; keep the best dev model in `out/best`."""
-    from bertkit.train.distributed import DistEnv
-    from bertkit.train.loop import train
-    from bertkit.train.optim import build_optimizer, linear_schedule, warmup_from_ratio
-
     torch.manual_seed(settings.seed)  # dropout masks
     net, batches, run_eval = _wiring(prep, settings)
     steps = math.ceil(float(settings.epochs or 1) * batches.steps_per_epoch())
@@ -194,10 +192,6 @@ def _train(
         save_fn=lambda _net, folder: outputs.save_best(folder.parent, prep.model.save_pretrained),
     )
     if settings.skip_eval:
-        import shutil
-
-        from bertkit.train.loop import CHECKPOINT_DIR
-
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)  # a speed run keeps nothing
     full = history.records
     chosen = best_index(full, prep.task.metric)
@@ -225,8 +219,6 @@ def _loop_config(
     precision: str,
 ) -> Any:
     """The shared loop's settings for a fine-tuning run: checkpoints each epoch, the best model kept."""
-    from bertkit.train.loop import TrainConfig
-
     return TrainConfig(
         out_dir=out,
         max_steps=steps,
@@ -254,10 +246,6 @@ def _saved_history(out: Path) -> list[dict[str, Any]]:
 
 def _wiring(prep: Prepared, settings: FinetuneSettings) -> tuple[torch.nn.Module, Any, Any]:
     """(the module the loop trains, its batches, the dev evaluation) for a full or frozen-encoder run."""
-    from bertkit.data.batching import length_grouped_plan
-    from bertkit.tasks.features import pad_batch
-    from bertkit.train.loop import IndexBatches
-
     features, batch_size, seed = prep.train_features, int(settings.batch_size or 1), settings.seed
     if not features:
         raise BertkitError("no training examples")
@@ -274,8 +262,6 @@ def _wiring(prep: Prepared, settings: FinetuneSettings) -> tuple[torch.nn.Module
 
 
 def _frozen_wiring(prep: Prepared, settings: FinetuneSettings) -> tuple[torch.nn.Module, Any, Any]:
-    from bertkit.train.loop import IndexBatches
-
     model, size = prep.model, settings.eval_batch_size
     for p in model.bert.parameters():
         p.requires_grad_(False)

@@ -40,7 +40,7 @@ def source_name(source: Any) -> str | Path:
 
 def _datasets() -> Any:
     try:
-        import datasets
+        import datasets  # lazy: optional extra [datasets]
     except ImportError:
         raise BertkitError(
             "reading .parquet / .arrow files and saved datasets needs the datasets package: "
@@ -59,7 +59,7 @@ def open_dataset(source: Any) -> Any:
         raise InputFileError(path, "file not found (check the path)")
     try:
         if path.suffix.lower() == ".parquet":
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # lazy: optional extra [datasets]
 
             return datasets.Dataset(pq.read_table(path))
         if path.suffix.lower() == ".arrow":

@@ -20,6 +20,7 @@ import numpy as np
 from bertkit.constants import IGNORE_INDEX
 from bertkit.tasks.examples import DataSource, TokenExample
 from bertkit.tasks.features import softmax
+from bertkit.tasks.readers import check_labels, label_list, read_task_data
 
 # ----------------------------------------------------------------------------- words <-> pieces
 
@@ -258,18 +259,12 @@ class NERTask:
     sentence_level = False
 
     def read(self, source: DataSource, require_labels: bool = True) -> list[TokenExample]:
-        from bertkit.tasks.readers import read_task_data
-
         return read_task_data("ner", source, require_labels=require_labels)
 
     def labels(self, examples: Sequence[TokenExample], source: DataSource) -> list[str]:
-        from bertkit.tasks.readers import label_list
-
         return label_list((t for ex in examples for t in ex.tags or []), source)
 
     def check(self, examples: Sequence[TokenExample], label2id: dict[str, int] | None, source: DataSource) -> None:
-        from bertkit.tasks.readers import check_labels
-
         if label2id is not None:
             check_labels(examples, label2id, source)
 

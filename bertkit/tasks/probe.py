@@ -16,8 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from bertkit.errors import BertkitError
+from bertkit.hardware import resolve_device
+from bertkit.inference import for_each_batch, pool
 from bertkit.loading import load_folder
 from bertkit.tasks.adapters import get_task
 from bertkit.tasks.examples import DataSource
@@ -36,8 +39,6 @@ def sentence_vectors(
     progress: bool = False,
 ) -> torch.Tensor:
     """[N, H] float32 vectors of each feature, in input order (see the module docstring)."""
-    from bertkit.inference import for_each_batch, pool
-
     if how not in FEATURES:
         raise BertkitError(f"features {how!r}: choose {', '.join(FEATURES)}")
     layers = int(encoder.config.num_hidden_layers)
@@ -52,8 +53,6 @@ def sentence_vectors(
     }
     bar = None
     if progress and features:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(features), desc="encoder features", unit="ex", leave=False, dynamic_ncols=True)
 
     def consume(idx: list[int], result: Any, mask: torch.Tensor) -> None:
@@ -122,8 +121,6 @@ def probe(
     **columns: Any,
 ) -> dict[str, Any]:
     """Fit a logistic-regression probe on frozen features of `train`, score it on `dev`."""
-    from bertkit.hardware import resolve_device
-
     if task not in ("classify", "nli"):
         raise BertkitError(f"probe task {task!r}: choose classify or nli")
     if not c > 0:

@@ -22,6 +22,7 @@ import numpy as np
 from bertkit.errors import BertkitError
 from bertkit.log import get_logger
 from bertkit.tasks.examples import DataSource, QAExample
+from bertkit.tasks.readers import read_task_data
 from bertkit.tasks.settings import RECIPES
 
 logger = get_logger(__name__)
@@ -274,8 +275,6 @@ class QATask:
     sentence_level = False
 
     def read(self, source: DataSource, require_labels: bool = True) -> list[QAExample]:
-        from bertkit.tasks.readers import read_task_data
-
         return read_task_data("qa", source, require_labels=require_labels)
 
     def labels(self, examples: Sequence[QAExample], source: DataSource) -> None:

@@ -15,6 +15,7 @@ or the platform cannot fork) and when a worker dies or does not answer in time.
 from __future__ import annotations
 
 import gc
+import multiprocessing as mp
 import os
 import pickle
 import threading
@@ -212,10 +213,10 @@ def _to_tensors(data: dict[str, list], kind: str) -> dict:
             "the sequences have different lengths, so they cannot form one tensor; pass padding=True (or 'max_length')"
         )
     if kind == "np":
-        import numpy as np
+        import numpy as np  # lazy: bertkit.tokenizers loads without numpy and torch; only return_tensors needs them
 
         return {k: np.asarray(v, dtype=np.int64) for k, v in data.items()}
-    import torch
+    import torch  # lazy: bertkit.tokenizers loads without numpy and torch; only return_tensors needs them
 
     return {k: torch.tensor(v, dtype=torch.long) for k, v in data.items()}
 
@@ -272,8 +273,6 @@ def encode_many(
     """encode_one(text, pair) for every text, serially or split over forked processes: the parent
     encodes a first part itself while each child encodes another and sends its encodings back
     pickled (a child also pickles, so the parent keeps a slightly larger share)."""
-    import multiprocessing as mp
-
     workers = idle_workers() if num_workers is None else max(1, num_workers)
     # Forking copies only the calling thread: a lock another thread holds stays locked in the
     # child forever. With other threads alive the batch is encoded here instead.

@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from bertkit.errors import BertkitError, InputFileError
 
 CHUNK_CHARS = 1 << 20
@@ -125,8 +127,6 @@ def text_chunks(texts: Iterable[str], progress=None) -> Iterator[str]:
 
 def count_words(source, normalizer, pre_tokenizer, show_progress: bool = True) -> Counter:
     """Distinct words of the corpus with their counts, as the tokenizer will see them."""
-    from tqdm.auto import tqdm
-
     files, texts = resolve_source(source)
     if files is not None:
         total = sum(p.stat().st_size for p in files)

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from math import log
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from bertkit.errors import BertkitError
 from bertkit.tokenizers.merges import PairStats, sym, sym_id
 
@@ -47,8 +49,6 @@ def check_size(vocab_size: int, base: int, n_alpha: int, n_special: int) -> None
 
 
 def _progress(total: int, show: bool, desc: str) -> Any:
-    from tqdm.auto import tqdm
-
     return tqdm(total=max(total, 0), desc=desc, unit=" merges", disable=not show)
 
 

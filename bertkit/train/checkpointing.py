@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from bertkit.errors import BertkitError, InputFileError
 from bertkit.files import fsync_folder
@@ -208,8 +210,6 @@ def save_weights(model: torch.nn.Module, path: Path) -> bool:
 
     Returns whether every floating-point tensor is finite.
     """
-    from safetensors.torch import save_file
-
     tensors: dict[str, torch.Tensor] = {}
     aliases: dict[str, str] = {}
     seen: dict[tuple, str] = {}
@@ -265,9 +265,6 @@ def read_checkpoint(path: str | os.PathLike, loop_fields: Sequence[str] = ()) ->
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     try:
         tensors = load_file(str(path))
         with safe_open(str(path), "pt") as fh:

@@ -12,9 +12,9 @@ import torch
 
 from bertkit.errors import BertkitError
 from bertkit.train.batches import Batch, BatchSource, rows
+from bertkit.train.settings import MAX_BAD_STEPS
 
 CHECKPOINT_DIR = "checkpoints"  # inside the out folder: resume state, the last K steps
-MAX_BAD_STEPS = 10  # non-finite steps in a row that end a run
 # TrainState fields a checkpoint stores and a resume restores (checked on resume: every key present)
 LOOP_FIELDS = (
     "step",

@@ -66,7 +66,7 @@ def plot_log(records: Iterable[dict[str, Any]] | str | os.PathLike, png: str | o
     Drawn on a bare matplotlib Figure (no pyplot), so the host's backend and open figures are
     left alone (a notebook keeps its inline backend).
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import and only plots need it
 
     entries = read_log(records) if isinstance(records, (str, os.PathLike)) else list(records)
     series: dict[str, dict[str, tuple[list, list]]] = {}

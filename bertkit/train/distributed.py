@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from bertkit.errors import BertkitError
 from bertkit.hardware import resolve_device
@@ -107,7 +108,6 @@ def wrap_model(model: torch.nn.Module, env: DistEnv) -> torch.nn.Module:
     """DDP around the model when there are several ranks; the model itself otherwise."""
     if not env.distributed:
         return model
-    from torch.nn.parallel import DistributedDataParallel
 
     ids = [env.device.index] if env.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)

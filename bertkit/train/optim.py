@@ -25,8 +25,7 @@ import torch
 from torch import nn
 
 from bertkit.errors import BertkitError
-
-OPTIMIZERS = ("adamw", "adam")
+from bertkit.train.settings import OPTIMIZERS
 
 
 def is_no_decay(name: str, param: torch.Tensor) -> bool:

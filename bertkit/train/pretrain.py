@@ -28,16 +28,20 @@ import torch.nn.functional as F
 
 from bertkit.constants import IGNORE_INDEX
 from bertkit.data.batching import EVAL_STREAM, PretrainingCollator, length_grouped_plan, random_plan
+from bertkit.data.build import id_bound, tokenizer_fingerprint
 from bertkit.data.masking import Masker, default_max_predictions, warn_if_capped
 from bertkit.data.shards import PretrainingData, read_manifest
 from bertkit.errors import BertkitError, InputFileError
 from bertkit.files import atomic_write_json
 from bertkit.hardware import resolve_precision
 from bertkit.log import get_logger
+from bertkit.model import BertConfig, BertForPreTraining
+from bertkit.tokenizers import Tokenizer
 from bertkit.train import distributed
 from bertkit.train.init import sinusoidal_table, unigram_log_probs
 from bertkit.train.lock import RunLock
 from bertkit.train.loop import CHECKPOINT_DIR, IndexBatches, Objective, TrainConfig, TrainState, resume_point, train
+from bertkit.train.optim import build_optimizer, linear_schedule
 from bertkit.train.settings import PretrainSettings
 
 __all__ = ["PretrainSettings", "PretrainingObjective", "evaluate_pretraining", "pretrain", "sinusoidal_table"]
@@ -188,9 +192,6 @@ class _Inputs:
 
     @classmethod
     def read(cls, s: PretrainSettings, env: distributed.DistEnv) -> _Inputs:
-        from bertkit.data.build import id_bound, tokenizer_fingerprint
-        from bertkit.tokenizers import Tokenizer
-
         data_dir = Path(s.data)
         manifest = read_manifest(data_dir)
         built = manifest["settings"]
@@ -263,9 +264,6 @@ class _Parts:
 
 def _build(s: PretrainSettings, env: distributed.DistEnv, inputs: _Inputs) -> _Parts:
     """Model, optimizer, batches and evaluation; run.json written (rank 0, under the folder's lock)."""
-    from bertkit.model import BertForPreTraining
-    from bertkit.train.optim import build_optimizer, linear_schedule
-
     data_dir, out = Path(s.data), Path(s.out)
     if env.is_main and s.overwrite and not s.resume:  # another run's checkpoints must not mix with this one's
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
@@ -366,8 +364,6 @@ def _starting_points(s: PretrainSettings, model: Any, train_data: PretrainingDat
 
 def load_config(spec: str, vocab_size: int, max_seq_len: int, dropout: float | None) -> Any:
     """A preset name (tiny, mini, ..., L4-H256) or a config.json; checked against the data."""
-    from bertkit.model import BertConfig
-
     path = Path(spec)
     if path.suffix == ".json" or path.is_file():
         if not path.is_file():

@@ -14,14 +14,14 @@ from typing import Any
 
 from bertkit.constants import DEFAULT_SEED
 from bertkit.errors import BertkitError
-from bertkit.hardware import PRECISIONS, normalize_precision
-from bertkit.train.config import MAX_BAD_STEPS
-from bertkit.train.optim import OPTIMIZERS
+from bertkit.precision import PRECISIONS, normalize_precision
 
 LECTURE = "lecture"
 GOOGLE = "google"
 # how --help and the docs name each origin
 ORIGINS = {LECTURE: "from the lecture", GOOGLE: "added from google-research/bert's code (not in the lecture)"}
+OPTIMIZERS = ("adamw", "adam")  # bertkit.train.optim builds them
+MAX_BAD_STEPS = 10  # non-finite steps in a row that end a run
 
 
 def _f(default: Any, help: str, origin: str | None = None) -> Any:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from bertkit.errors import BertkitError
 from bertkit.hardware import autocast, grad_scaler, resolve_precision
@@ -131,8 +132,6 @@ class Run:
         if self.env.is_main:
             self.log = JsonlLog(self.out / "log.jsonl", resume_step=state.step if config.resume else None)
             if config.progress:
-                from tqdm.auto import tqdm
-
                 self.bar = tqdm(total=state.total_steps, initial=state.step, desc=config.desc, unit="step")
         self.ddp = wrap_model(self.model, self.env)
         self.model.train()

@@ -6,7 +6,7 @@
     attention_html(att.tokens, att.weights, "view.html", type_ids=att.type_ids)
 
 The renderers take tokens and an attention stack (numpy [L, A, T, T], or the model's
-`outputs.attentions` directly); matplotlib and torch are imported only when used.
+`outputs.attentions` directly); matplotlib is imported only when a figure is drawn.
 """
 
 from bertkit.viz.attention import Attention, compute_attention

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from bertkit.errors import BertkitError
 from bertkit.viz.attention_html import attention_html
@@ -68,8 +69,6 @@ def compute_attention(
     model's max_position_embeddings) with a warning, rather than failing deep inside the model.
     `tokenizer` is a bertkit Tokenizer (it must support `tokenizer(..., truncation=True)`).
     """
-    import torch
-
     limit = max_seq_len or int(model.config.max_position_embeddings)
     encoding = encode_for_model(tokenizer, text, pair, limit)
     ids, type_ids, tokens = list(encoding.ids), list(encoding.type_ids), list(encoding.tokens)

@@ -171,6 +171,7 @@ def _font(cell: float) -> float:
 
 
 def _figure(width: float, height: float):
+    # lazy: matplotlib is slow to import and only plots need it
     from matplotlib.figure import Figure  # no pyplot state, no display: works headless
 
     dpi = 100

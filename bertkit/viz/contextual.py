@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from bertkit.errors import BertkitError
+from bertkit.inference.vectors import token_embeddings
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,6 @@ def word_vectors(model: Any, tokenizer: Any, sentences: Sequence[str], word: str
 
     dtype: the arithmetic of the forward pass, as in bertkit.embed (the static table stays exact).
     """
-    from bertkit.inference.vectors import token_embeddings  # torch loads only when vectors are computed
-
     if not sentences:
         raise BertkitError("give at least one sentence")
     sentences = list(sentences)

@@ -55,7 +55,7 @@ def embedding_map(
 def embedding_figure(
     vectors: np.ndarray, labels: Sequence[str], *, word: str = "", groups: Sequence[str] | None = None
 ) -> Any:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import and only plots need it
 
     if len(labels) != len(vectors):
         raise BertkitError(f"got {len(labels)} labels for {len(vectors)} vectors")

@@ -55,14 +55,12 @@ def test_pretrain_step_touches_only_folders_it_made(tmp_path, monkeypatch, share
 
     from bertkit.cli import pretrain as pretrain_cli
     from bertkit.cli.demo_out import DEMO_MARK
-    from bertkit.data import python_docs
     from bertkit.errors import BertkitError
-    from bertkit.train import recipes
 
     books = sorted(shared_data("corpus", "books").glob("*.txt"))
-    monkeypatch.setattr(python_docs, "default_corpus", lambda folder, every=1: _small_corpus(tmp_path / "c", books))
-    quick = dataclasses.replace(recipes.DEMO.settings, budget_minutes=0.05, eval_instances=16, progress=False)
-    monkeypatch.setattr(recipes, "DEMO", dataclasses.replace(recipes.DEMO, settings=quick))
+    monkeypatch.setattr(pretrain_cli, "default_corpus", lambda folder, every=1: _small_corpus(tmp_path / "c", books))
+    quick = dataclasses.replace(pretrain_cli.DEMO.settings, budget_minutes=0.05, eval_instances=16, progress=False)
+    monkeypatch.setattr(pretrain_cli, "DEMO", dataclasses.replace(pretrain_cli.DEMO, settings=quick))
     out = tmp_path / "demo-out"
     (out / "pretrain-data").mkdir(parents=True)
     (out / "pretrain-data" / "mine.txt").write_text("the user's")

@@ -75,7 +75,7 @@ def _load(tmp: Path, folder: Path) -> Any:
 def _save_on_full_disk(tmp: Path, folder: Path) -> Any:
     model = bk.BertForSequenceClassification.from_pretrained(folder)
     full = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("safetensors.torch.save_file", side_effect=full):
+    with mock.patch("bertkit.checkpoint.hf.save_file", side_effect=full):
         return model.save_pretrained(folder)
 
 

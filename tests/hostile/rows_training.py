@@ -171,7 +171,7 @@ def _save_on_full_disk(tmp: Path, folder: Path) -> Any:
     from bertkit.train.checkpointing import capture_rng, save_checkpoint
 
     model, opt, sched, _ = _toy_parts()
-    with mock.patch("safetensors.torch.save_file", _enospc):
+    with mock.patch("bertkit.train.checkpointing.save_file", _enospc):
         return save_checkpoint(folder, 3, model, opt, sched, {"loop": {}}, [capture_rng()])
 
 

@@ -121,3 +121,11 @@ def test_the_docs_table_names_every_hf_task():
     table = (Path(__file__).resolve().parents[2] / "docs" / "hf.md").read_text(encoding="utf-8")
     for hf_name, ours in HF_TASKS.items():
         assert f'`"{hf_name}"`' in table and f'`"{ours}"`' in table, hf_name
+
+
+def test_every_task_name_the_cli_offers_has_a_pipeline():
+    """The names live apart from the classes (so `predict --help` needs no torch): they must agree."""
+    from bertkit.pipelines import ALL_TASKS, CLASSES, TASKS
+
+    assert set(ALL_TASKS) == set(CLASSES) and len(ALL_TASKS) == len(set(ALL_TASKS))
+    assert set(TASKS) | set(HF_TASKS) == set(ALL_TASKS)

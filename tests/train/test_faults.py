@@ -188,7 +188,7 @@ def test_a_full_disk_while_saving_leaves_the_earlier_checkpoints(tmp_path, monke
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("safetensors.torch.save_file", full)
+    monkeypatch.setattr("bertkit.train.checkpointing.save_file", full)
     with pytest.raises(BertkitError, match="cannot write the checkpoint .No space left on device.*--resume"):
         _run(tmp_path, steps=9, save_every=3, resume=True)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before  # no temporary folder left
