@@ -1,17 +1,26 @@
-"""Where bertkit finds shared data: one setting, env `BERTKIT_DATA`, default `../shared/data`.
+"""Where bertkit finds shared data (env `BERTKIT_DATA`, default `../shared/data`), and `setting()`,
+the field every settings dataclass (pretraining, data building, fine-tuning) is made of.
 
-The default is relative to the project checkout (the folder holding `bertkit/`), so it works
+The data default is relative to the project checkout (the folder holding `bertkit/`), so it works
 from any working directory.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import field
 from pathlib import Path
+from typing import Any
 
 from bertkit.errors import BertkitError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def setting(default: Any, help: str, **metadata: Any) -> Any:
+    """A settings-dataclass field: its default, its `--help` line and what the CLI reads beside
+    them (origin of a recipe number, choices, metavar, recipe=True for per-task defaults)."""
+    return field(default=default, metadata={"help": help, **metadata})
 
 
 def data_dir() -> Path:

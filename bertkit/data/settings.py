@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 from bertkit.constants import DEFAULT_SEED
 from bertkit.errors import BertkitError
+from bertkit.settings import setting
 
 
 def default_max_predictions(mlm_probability: float, max_seq_len: int) -> int:
     """Predictions per sequence that never cut the rate at this length (Google: 20 at 128, 80 at 512)."""
     return max(1, math.ceil(mlm_probability * max_seq_len - 1e-9))
-
-
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -31,23 +27,23 @@ class BuildSettings:
     trains 90% of its steps at 128): `--max-seq-len 512` for the lecture's length.
     """
 
-    max_seq_len: int = _f(128, "tokens per instance incl. [CLS] and 2 [SEP] (the lecture's: 512)")
-    dupe_factor: int = _f(1, "passes over the corpus with different pairings (dynamic masking varies the masks)")
-    short_seq_prob: float = _f(0.1, "probability of a shorter random target length")
-    seed: int = _f(DEFAULT_SEED, "random seed (pairings, held-out documents, static masks)")
-    doc_boundary: str = _f(
+    max_seq_len: int = setting(128, "tokens per instance incl. [CLS] and 2 [SEP] (the lecture's: 512)")
+    dupe_factor: int = setting(1, "passes over the corpus with different pairings (dynamic masking varies the masks)")
+    short_seq_prob: float = setting(0.1, "probability of a shorter random target length")
+    seed: int = setting(DEFAULT_SEED, "random seed (pairings, held-out documents, static masks)")
+    doc_boundary: str = setting(
         "file",
         "file: one document per file, blank lines separate paragraphs; "
         "blank_line: documents separated by blank lines, each line a sentence or more",
     )
-    heldout: int = _f(0, "whole documents held out into eval/")
-    static_masking: bool = _f(False, "store the masks in the data (Google's way) instead of masking per batch")
-    mlm_probability: float = _f(0.15, "share of the tokens to predict (the lecture's 15%)")
-    max_predictions: int | None = _f(
+    heldout: int = setting(0, "whole documents held out into eval/")
+    static_masking: bool = setting(False, "store the masks in the data (Google's way) instead of masking per batch")
+    mlm_probability: float = setting(0.15, "share of the tokens to predict (the lecture's 15%)")
+    max_predictions: int | None = setting(
         None, "predictions per sequence at most (default: ceil(mlm-probability x max-seq-len), never below the rate)"
     )
-    whole_word_mask: bool = _f(False, "mask all pieces of a word together (static masking; `pretrain`'s default)")
-    shard_tokens: int = _f(4_000_000, "about this many tokens per shard")
+    whole_word_mask: bool = setting(False, "mask all pieces of a word together (static masking; `pretrain`'s default)")
+    shard_tokens: int = setting(4_000_000, "about this many tokens per shard")
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:

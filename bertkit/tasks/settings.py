@@ -12,17 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bertkit.constants import DEFAULT_SEED
 from bertkit.errors import BertkitError, InputFileError
-
-
-def _opt(default: Any, help: str, **extra: Any) -> Any:
-    return field(default=default, metadata={"help": help, **extra})
-
+from bertkit.settings import setting
 
 # Each task's defaults for the settings left at None. QA takes a smaller batch and a higher rate:
 # all-MiniLM-L6-v2's token vectors were trained for sentence embeddings and need more, larger
@@ -59,38 +55,38 @@ def recipe_help(name: str) -> str:
 class FinetuneSettings:
     """The recipe of a run. None means the task's recipe (RECIPES), resolved by `for_task`."""
 
-    epochs: float | None = _opt(None, "passes over the training data", recipe=True)
-    lr: float | None = _opt(None, "peak learning rate of AdamW (--freeze-encoder: 1e-3)", recipe=True)
-    batch_size: int | None = _opt(None, "examples per optimizer step", recipe=True)
-    max_seq_len: int | None = _opt(None, "max tokens per input (longer ones are cut, qa/ner: windows)", recipe=True)
-    doc_stride: int | None = _opt(None, "qa/ner windows: tokens of overlap between windows", recipe=True)
-    weight_decay: float = _opt(0.01, "AdamW's decoupled weight decay (not on biases and LayerNorm weights)")
-    warmup_ratio: float = _opt(0.1, "share of the steps with a linear warm-up, then linear decay to 0")
-    max_grad_norm: float = _opt(1.0, "clip the gradient norm to this (0: no clipping)")
-    grad_accum: int = _opt(1, "batches per optimizer step (the batch size is split into this many)")
-    eval_every: int | None = _opt(
+    epochs: float | None = setting(None, "passes over the training data", recipe=True)
+    lr: float | None = setting(None, "peak learning rate of AdamW (--freeze-encoder: 1e-3)", recipe=True)
+    batch_size: int | None = setting(None, "examples per optimizer step", recipe=True)
+    max_seq_len: int | None = setting(None, "max tokens per input (longer ones are cut, qa/ner: windows)", recipe=True)
+    doc_stride: int | None = setting(None, "qa/ner windows: tokens of overlap between windows", recipe=True)
+    weight_decay: float = setting(0.01, "AdamW's decoupled weight decay (not on biases and LayerNorm weights)")
+    warmup_ratio: float = setting(0.1, "share of the steps with a linear warm-up, then linear decay to 0")
+    max_grad_norm: float = setting(1.0, "clip the gradient norm to this (0: no clipping)")
+    grad_accum: int = setting(1, "batches per optimizer step (the batch size is split into this many)")
+    eval_every: int | None = setting(
         None, "also evaluate every N optimizer steps (default: after each epoch only)", metavar="N"
     )
-    save_every: int | None = _opt(None, "resume checkpoint every N steps (default: after each epoch)", metavar="N")
-    max_steps: int | None = _opt(None, "stop after N optimizer steps", metavar="N")
-    early_stopping: int | None = _opt(
+    save_every: int | None = setting(None, "resume checkpoint every N steps (default: after each epoch)", metavar="N")
+    max_steps: int | None = setting(None, "stop after N optimizer steps", metavar="N")
+    early_stopping: int | None = setting(
         None, "stop after PATIENCE evaluations without a better dev score", metavar="PATIENCE"
     )
-    seed: int = _opt(DEFAULT_SEED, "random seed (data order, dropout, the new head's weights)")
-    device: str = _opt("auto", "auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps")
-    precision: str = _opt(
+    seed: int = setting(DEFAULT_SEED, "random seed (data order, dropout, the new head's weights)")
+    device: str = setting("auto", "auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps")
+    precision: str = setting(
         "fp32", "fp32, or bf16 / fp16 autocast where the hardware has it", choices=("fp32", "bf16", "fp16")
     )
-    freeze_encoder: bool = _opt(
+    freeze_encoder: bool = setting(
         False, "train the head only, on encoder features computed once (classify/nli/regress/multilabel)"
     )
-    report_to: str = _opt("none", "also log to: none or tensorboard (in OUT/runs)", choices=("none", "tensorboard"))
-    eval_batch_size: int = _opt(64, "examples per batch when evaluating")
-    limit_train: int | None = _opt(None, "use only the first N training examples", metavar="N")
-    limit_dev: int | None = _opt(None, "use only the first N dev examples", metavar="N")
-    skip_eval: bool = _opt(False, "no dev evaluation and no saved model (speed measurements)")
-    progress: bool = _opt(True, "progress bars on stderr")
-    log_every: int = _opt(10, "optimizer steps per record in log.jsonl")
+    report_to: str = setting("none", "also log to: none or tensorboard (in OUT/runs)", choices=("none", "tensorboard"))
+    eval_batch_size: int = setting(64, "examples per batch when evaluating")
+    limit_train: int | None = setting(None, "use only the first N training examples", metavar="N")
+    limit_dev: int | None = setting(None, "use only the first N dev examples", metavar="N")
+    skip_eval: bool = setting(False, "no dev evaluation and no saved model (speed measurements)")
+    progress: bool = setting(True, "progress bars on stderr")
+    log_every: int = setting(10, "optimizer steps per record in log.jsonl")
 
     def for_task(self, task: str) -> FinetuneSettings:
         """A copy with every None recipe field set from the task's recipe, checked."""

@@ -9,12 +9,13 @@ does not; google-research/bert's code does). `bertkit pretrain` makes one flag p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bertkit.constants import DEFAULT_SEED
 from bertkit.errors import BertkitError
-from bertkit.precision import PRECISIONS, normalize_precision
+from bertkit.precision import normalize_precision
+from bertkit.settings import setting
 
 LECTURE = "lecture"
 GOOGLE = "google"
@@ -25,7 +26,7 @@ MAX_BAD_STEPS = 10  # non-finite steps in a row that end a run
 
 
 def _f(default: Any, help: str, origin: str | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "origin": origin})
+    return setting(default, help, origin=origin)  # origin: where a recipe number comes from
 
 
 @dataclass
@@ -103,9 +104,7 @@ class PretrainSettings:
             raise BertkitError(f"--mlm-probability must lie in (0, 1), got {self.mlm_probability}")
         if self.max_predictions is not None:
             _at_least("max_predictions", self.max_predictions, 1)
-        self.precision = normalize_precision(self.precision)
-        if self.precision not in PRECISIONS:
-            raise BertkitError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)}")
+        self.precision = normalize_precision(self.precision)  # refuses an unknown name in one line
 
     @property
     def plain_adam(self) -> bool:
