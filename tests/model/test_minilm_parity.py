@@ -89,6 +89,8 @@ def test_sdpa_path_and_mean_pooled_embeddings_match_transformers(minilm_dir, tex
             reference.append(F.normalize(pooled, dim=-1))
     assert all(v <= TOL for v in worst.values()), worst
     reference = torch.cat(reference)
-    vectors = bertkit.embed(texts, model=ours, tokenizer=minilm_dir, pooling="mean", normalize=True, max_length=MAX_LEN)
+    vectors = bertkit.embed(
+        texts, model=ours, tokenizer=minilm_dir, pooling="mean", normalize=True, max_seq_len=MAX_LEN
+    )
     assert vectors.shape == reference.shape == (500, 384)
     assert max_diff(vectors, reference) <= TOL
