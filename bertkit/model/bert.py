@@ -22,6 +22,7 @@ from torch import nn
 from bertkit.model.config import ACTIVATIONS, BertConfig
 from bertkit.model.fast_paths import (
     Dropout,
+    Embedding,
     Packing,
     explicit_attention,
     linear,
@@ -54,7 +55,7 @@ class BertEmbeddings(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         H = config.hidden_size
-        self.word_embeddings = nn.Embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
+        self.word_embeddings = Embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, H)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, H)
         self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
