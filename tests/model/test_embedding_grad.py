@@ -76,9 +76,7 @@ def test_padding_free_and_optimizer_steps_match_nn_embedding():
 
 def test_tied_decoder_and_embedding_gradients_match_plain_torch():
     """MLM ties the decoder to the word embedding: both gradients land in one .grad."""
-    config = BertConfig(
-        vocab_size=80, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=48
-    )
+    config = BertConfig(vocab_size=80, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=48)
     torch.manual_seed(0)
     ours = BertForMaskedLM(config).train()
     plain = BertForMaskedLM(config).train()
