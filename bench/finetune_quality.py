@@ -1,11 +1,13 @@
-"""Validation figures of a fine-tuning recipe, bertkit beside the `transformers` recipe (sentence tasks).
+"""Validation figures of a fine-tuning recipe, bertkit beside the `transformers` recipe (sentence tasks, QA).
 
 bertkit's side is `bertkit finetune TASK` itself (its per-task defaults unless flags are given);
 the peer is the plain loop of Hugging Face's `run_glue_no_trainer.py` on the same features, the
 same length-grouped batches per epoch, AdamW (weight decay off biases and LayerNorms), linear
 warmup and decay, clipping at 1.0, then one evaluation on the dev file; a new regression head
-starts at the mean training score on both sides, as bertkit's recipe does. Prints the hardware
-line, both sides' dev metrics and training seconds.
+starts at the mean training score on both sides, as bertkit's recipe does. For QA both sides train
+on the same windows and their logits are decoded by the same code (bertkit's), so the figures
+differ by the training loop only. Prints the hardware line, both sides' dev metrics and training
+seconds. `--settings '{"seed": 1}'` sets the seed of both sides (data order, head, dropout).
 
     flock /tmp/bertkit-cpu.lock .venv/bin/python bench/finetune_quality.py regress \\
         --train sts/sick_relatedness_train.tsv --dev sts/sick_relatedness_validation.tsv \\
@@ -39,7 +41,8 @@ def hf_run(task: str, model_dir: Path, prep, settings, steps_per_epoch_plan) -> 
     torch.manual_seed(settings.seed)
     options = prep.task.head_options(list(prep.label2id) if prep.label2id else None)
     options = {k: v for k, v in options.items() if k in ("num_labels", "problem_type")}
-    model = transformers.BertForSequenceClassification.from_pretrained(model_dir, **options)
+    head = "BertForQuestionAnswering" if task == "qa" else "BertForSequenceClassification"
+    model = getattr(transformers, head).from_pretrained(model_dir, **options)
     if prep.task.name == "regress":  # bertkit's start for a new regression head (RegressionTask.start_head)
         with torch.no_grad():
             model.classifier.bias.fill_(float(np.mean([f["labels"] for f in prep.train_features])))
@@ -85,16 +88,21 @@ def hf_run(task: str, model_dir: Path, prep, settings, steps_per_epoch_plan) -> 
     outputs = []
     with torch.no_grad():
         for i in range(0, len(prep.dev_features), 64):
-            batch = collate([{k: v for k, v in f.items() if k != "labels"} for f in prep.dev_features[i : i + 64]])
+            chunk = prep.dev_features[i : i + 64]
+            batch = collate([{k: v for k, v in f.items() if k != "labels"} for f in chunk])
             with autocast:
-                logits = model(**batch).logits
-            outputs += [(row,) for row in logits.float().numpy()]
+                out = model(**batch)
+            if task == "qa":  # each window's start and end logits (decode_answers cuts the padding off)
+                starts, ends = out.start_logits.float().numpy(), out.end_logits.float().numpy()
+                outputs += [(s, e) for s, e in zip(starts, ends)]
+            else:
+                outputs += [(row,) for row in out.logits.float().numpy()]
     return prep.task.score(prep.dev_examples, prep.dev_meta, outputs, prep.label2id), seconds
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["classify", "nli", "regress"])
+    parser.add_argument("task", choices=["classify", "nli", "regress", "qa"])
     parser.add_argument("--train", required=True, help="path under $BERTKIT_DATA (or absolute)")
     parser.add_argument("--dev", required=True)
     parser.add_argument("--side", default="both", choices=["both", "bertkit", "transformers"])
