@@ -64,7 +64,9 @@ def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=like.device)
     bits = words.view(torch.int16)[:n].view(like.shape)  # uniform over [-32768, 32767]
     keep = bits >= -32768 + round(p * 65536)
-    return torch.where(keep, 1.0 / (1.0 - p), 0.0).to(like.dtype)
+    # written in like's dtype at once (a float32 mask cast to bfloat16 is a second pass; same values)
+    scale = torch.tensor(1.0 / (1.0 - p), dtype=like.dtype, device=like.device)
+    return torch.where(keep, scale, scale.new_zeros(()))
 
 
 def use_own_dropout(x: torch.Tensor, p: float, training: bool) -> bool:
