@@ -103,7 +103,7 @@ class _Lookup(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[None, torch.Tensor, None]:
         (ids,) = ctx.saved_tensors
         owner = ctx.owner
-        grad = owner.free_gradient_buffer(grad_out)
+        grad = owner._gradient_buffer(grad_out)
         # the additions in index order, as embedding_dense_backward makes them: the same bits
         grad.index_add_(0, ids.reshape(-1), grad_out.reshape(-1, grad.shape[1]))
         if owner.padding_idx is not None:
@@ -118,8 +118,8 @@ class Embedding(nn.Embedding):
 
     Why: the word embedding's dense gradient is [vocab, H] (47 MB for BERT's 30,522 x 384). glibc
     serves blocks that large by mmap and returns them at free, so every step's fresh gradient
-    faults in 11,000 pages while zeroing them (~19 ms a step here, 6% of a bf16 NER step; 3 ms on
-    memory already mapped). The gradient is written into a buffer kept between steps instead,
+    faults in 11,000 pages while zeroing them, several times the cost of zeroing memory already
+    mapped (docs/finetuning.md). The gradient is written into a buffer kept between steps instead,
     handed to autograd as an alias; the buffer is zeroed and used again only when no tensor other
     than its own refers to its memory any more (after zero_grad(set_to_none=True), the default),
     and otherwise a second one is used: accumulated gradients are never overwritten. The values
@@ -142,20 +142,23 @@ class Embedding(nn.Embedding):
             self.__dict__.pop("_buffers_kept", None)  # out of training, the memory goes back
         return super().forward(ids)
 
-    def free_gradient_buffer(self, like: torch.Tensor) -> torch.Tensor:
+    def _gradient_buffer(self, like: torch.Tensor) -> torch.Tensor:
         """A zeroed [vocab, H] buffer that no other tensor refers to (at most two are kept)."""
         kept: list[tuple[torch.Tensor, int]] = self.__dict__.setdefault("_buffers_kept", [])
         for buffer, alone in kept:
             if buffer.dtype == like.dtype and _storage_users(buffer) == alone:
                 return buffer.zero_()
         buffer = torch.zeros(self.weight.shape, dtype=like.dtype)
-        if len(kept) < 2:
-            kept.append((buffer, _storage_users(buffer)))
+        alone = _storage_users(buffer)
+        if len(kept) < 2 and alone is not None:
+            kept.append((buffer, alone))
         return buffer
 
 
-def _storage_users(t: torch.Tensor) -> int:
-    return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+def _storage_users(t: torch.Tensor) -> int | None:
+    """How many references t's memory has (None where PyTorch cannot say: then nothing is reused)."""
+    count = getattr(torch._C, "_storage_Use_Count", None)
+    return None if count is None else count(t.untyped_storage()._cdata)
 
 
 # ---------------------------------------------------------------------- padding skipped
