@@ -149,9 +149,9 @@ class Embedding(nn.Embedding):
             if buffer.dtype == like.dtype and _storage_users(buffer) == alone:
                 return buffer.zero_()
         buffer = torch.zeros(self.weight.shape, dtype=like.dtype)
-        alone = _storage_users(buffer)
-        if len(kept) < 2 and alone is not None:
-            kept.append((buffer, alone))
+        users = _storage_users(buffer)
+        if len(kept) < 2 and users is not None:
+            kept.append((buffer, users))
         return buffer
 
 
