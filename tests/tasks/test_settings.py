@@ -21,6 +21,8 @@ def parse(*argv):
 def test_none_fields_take_the_tasks_recipe_and_explicit_ones_win():
     qa = FinetuneSettings().for_task("qa")
     assert (qa.batch_size, qa.lr, qa.max_seq_len, qa.doc_stride) == (16, 1e-4, 384, 128)
+    lrs = {task: FinetuneSettings().for_task(task).lr for task in ("classify", "nli", "regress", "ner")}
+    assert lrs == {"classify": 5e-5, "nli": 1e-4, "regress": 5e-5, "ner": 1e-4}  # docs/finetuning.md's runs
     assert FinetuneSettings(lr=3e-5).for_task("qa").lr == 3e-5
     assert FinetuneSettings().seed == DEFAULT_SEED
     assert set(RECIPES) == {"classify", "nli", "regress", "multilabel", "qa", "ner"}
