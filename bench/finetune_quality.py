@@ -94,7 +94,7 @@ def hf_run(task: str, model_dir: Path, prep, settings, steps_per_epoch_plan) -> 
                 out = model(**batch)
             if task == "qa":  # each window's start and end logits (decode_answers cuts the padding off)
                 starts, ends = out.start_logits.float().numpy(), out.end_logits.float().numpy()
-                outputs += [(s, e) for s, e in zip(starts, ends)]
+                outputs += zip(starts, ends)
             else:
                 outputs += [(row,) for row in out.logits.float().numpy()]
     return prep.task.score(prep.dev_examples, prep.dev_meta, outputs, prep.label2id), seconds
