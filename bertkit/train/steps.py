@@ -91,6 +91,7 @@ class Run:
         self.out = Path(config.out_dir)
         self.precision = resolve_precision(config.precision, self.env.device)
         self.scaler = grad_scaler(self.env.device, self.precision)
+        self._clip_divisor: torch.Tensor | None = None  # set by _grad_norm for a fused optimizer
         self.steps_per_epoch = batches.steps_per_epoch()
         if self.steps_per_epoch == 0:
             raise BertkitError("the training data yields no batch; add data or lower the batch size")
@@ -190,15 +191,23 @@ class Run:
         return contextlib.nullcontext()
 
     def _grad_norm(self) -> float:
-        """The gradients' global norm, after unscaling (fp16) and clipping to max_grad_norm."""
+        """The gradients' global norm, after unscaling (fp16) and clipping to max_grad_norm.
+
+        A fused Adam(W) clips inside its own step: `_update` hands it the divisor as `grad_scale`
+        (the contract GradScaler uses), which it applies while reading each gradient, sparing a
+        read and a write of every gradient that multiplying them here would cost."""
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         params = [p for p in self.model.parameters() if p.grad is not None]
-        if self.config.max_grad_norm:
-            return float(torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm))
-        if hasattr(torch.nn.utils, "get_total_norm"):
-            return float(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
-        return float(torch.nn.utils.clip_grad_norm_(params, math.inf))
+        max_norm = self.config.max_grad_norm or math.inf
+        self._clip_divisor = None
+        in_step = self.scaler is None and getattr(self.optimizer, "_step_supports_amp_scaling", False)
+        if not (in_step and hasattr(torch.nn.utils, "get_total_norm")):  # get_total_norm: torch >= 2.6
+            return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        if norm + 1e-6 > max_norm:  # clip_grad_norm_'s factor max_norm / (norm + 1e-6), as a divisor
+            self._clip_divisor = (norm + 1e-6) / max_norm
+        return float(norm)
 
     def _finite(self, loss: float, norm: float) -> bool:
         """Whether to apply this step, the same answer on every rank. With a gradient scaler an
@@ -210,6 +219,12 @@ class Run:
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
+        elif self._clip_divisor is not None:
+            self.optimizer.grad_scale = self._clip_divisor  # type: ignore[attr-defined]  # read by fused Adam(W)
+            try:
+                self.optimizer.step()
+            finally:
+                del self.optimizer.grad_scale  # type: ignore[attr-defined]
         else:
             self.optimizer.step()
         if self.scheduler is not None:

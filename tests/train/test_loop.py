@@ -11,11 +11,11 @@ from bertkit.train.loop import TrainConfig, train
 from bertkit.train.optim import build_optimizer, linear_schedule
 
 
-def _run(tmp, steps=None, epochs=None, batch=16, accum=1, dropout=0.1, seed=0, **cfg):
+def _run(tmp, steps=None, epochs=None, batch=16, accum=1, dropout=0.1, seed=0, fused=None, **cfg):
     x, y = toy_data()
     torch.manual_seed(seed)
     model = ToyModel(dropout)
-    opt = build_optimizer(model, kind="adamw", lr=1e-2, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
+    opt = build_optimizer(model, kind="adamw", lr=1e-2, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01, fused=fused)
     total = steps or 64
     sched = linear_schedule(opt, 4, total)
     config = TrainConfig(out_dir=tmp, max_steps=steps, epochs=epochs, progress=False, **cfg)
@@ -51,6 +51,23 @@ def test_grad_accumulation_equals_the_big_batch(tmp_path):
     acc, _ = _run(tmp_path / "b", steps=10, batch=16, accum=4, dropout=0.0, plot=False)
     for p, q in zip(big.parameters(), acc.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_a_fused_optimizer_clips_inside_its_step_as_clip_grad_norm_would(tmp_path):
+    # the fused AdamW takes the clip factor as its grad_scale; the plain one runs clip_grad_norm_
+    def run(name, fused, max_norm):
+        model, _ = _run(tmp_path / name, steps=12, dropout=0.0, plot=False, fused=fused, max_grad_norm=max_norm)
+        norms = [r["grad_norm"] for r in read_log(tmp_path / name / "log.jsonl") if "grad_norm" in r]
+        return model, norms
+
+    fused, fused_norms = run("fused", True, 0.05)
+    plain, plain_norms = run("plain", False, 0.05)
+    unclipped, _ = run("unclipped", True, None)
+    assert min(plain_norms) > 0.05  # every step was clipped
+    assert fused_norms == pytest.approx(plain_norms, rel=1e-4)
+    for p, q in zip(fused.parameters(), plain.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(p, u, rtol=1e-3, atol=1e-4) for p, u in zip(fused.parameters(), unclipped.parameters()))
 
 
 def test_uneven_micro_batches_are_weighted_by_rows(tmp_path):
