@@ -67,7 +67,8 @@ def test_a_fused_optimizer_clips_inside_its_step_as_clip_grad_norm_would(tmp_pat
     assert fused_norms == pytest.approx(plain_norms, rel=1e-4)
     for p, q in zip(fused.parameters(), plain.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
-    assert any(not torch.allclose(p, u, rtol=1e-3, atol=1e-4) for p, u in zip(fused.parameters(), unclipped.parameters()))
+    moved = [not torch.allclose(p, u, rtol=1e-3, atol=1e-4) for p, u in zip(fused.parameters(), unclipped.parameters())]
+    assert any(moved)  # the clipping changed the run
 
 
 def test_uneven_micro_batches_are_weighted_by_rows(tmp_path):
