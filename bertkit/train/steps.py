@@ -199,13 +199,14 @@ class Run:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         params = [p for p in self.model.parameters() if p.grad is not None]
-        max_norm = self.config.max_grad_norm or math.inf
+        max_norm = self.config.max_grad_norm
         self._clip_divisor = None
+        get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6
         in_step = self.scaler is None and getattr(self.optimizer, "_step_supports_amp_scaling", False)
-        if not (in_step and hasattr(torch.nn.utils, "get_total_norm")):  # get_total_norm: torch >= 2.6
-            return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
-        if norm + 1e-6 > max_norm:  # clip_grad_norm_'s factor max_norm / (norm + 1e-6), as a divisor
+        if get_total_norm is None or (max_norm and not in_step):
+            return float(torch.nn.utils.clip_grad_norm_(params, max_norm or math.inf))
+        norm = get_total_norm([p.grad for p in params])
+        if max_norm and norm + 1e-6 > max_norm:  # clip_grad_norm_'s factor max_norm / (norm + 1e-6), as a divisor
             self._clip_divisor = (norm + 1e-6) / max_norm
         return float(norm)
 
