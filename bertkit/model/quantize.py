@@ -92,7 +92,8 @@ class Int8Linear(nn.Module):
         hi = x.amax(-1, keepdim=True) if self.per_token else x.amax().expand(x.shape[0], 1)
         mid, half = (hi + lo) * 0.5, ((hi - lo) * 0.5).clamp_(min=1e-8)  # [tokens, 1]
         q = (x - mid).mul_(127.0 / half).round_().to(torch.int8)
-        y = torch.mul(torch._int_mm(q, self.qweight_t), self.w_scale)  # int32 * float -> float [tokens, out]
+        # int32 -> float, then scaled in place: a mixed int32 * float multiply casts into a temporary first
+        y = torch._int_mm(q, self.qweight_t).to(torch.float32).mul_(self.w_scale)  # [tokens, out]
         y.mul_(half * (1.0 / 127.0))
         offsets = torch.cat([mid, torch.ones_like(mid)], 1)  # [tokens, 2]
         return y.addmm_(offsets, self.row_sums_and_bias).view(*shape[:-1], self.out_features).to(dtype)
