@@ -206,8 +206,8 @@ class Run:
         if get_total_norm is None or (max_norm and not in_step):
             return float(torch.nn.utils.clip_grad_norm_(params, max_norm or math.inf))
         norm = get_total_norm([p.grad for p in params])
-        if max_norm and norm + 1e-6 > max_norm:  # clip_grad_norm_'s factor max_norm / (norm + 1e-6), as a divisor
-            self._clip_divisor = (norm + 1e-6) / max_norm
+        if max_norm and norm > max_norm:  # clip_grad_norm_'s factor max_norm / norm, as a divisor
+            self._clip_divisor = norm / max_norm
         return float(norm)
 
     def _finite(self, loss: float, norm: float) -> bool:
