@@ -91,7 +91,6 @@ class Run:
         self.out = Path(config.out_dir)
         self.precision = resolve_precision(config.precision, self.env.device)
         self.scaler = grad_scaler(self.env.device, self.precision)
-        self._clip_divisor: torch.Tensor | None = None  # set by _grad_norm for a fused optimizer
         self.steps_per_epoch = batches.steps_per_epoch()
         if self.steps_per_epoch == 0:
             raise BertkitError("the training data yields no batch; add data or lower the batch size")
@@ -160,9 +159,9 @@ class Run:
             step_loss += float(loss.detach())
             self.window.add_batch(sums, metrics)
         self.window.add_counts(totals, self.env.world_size)
-        norm = self._grad_norm()
+        norm, clip_divisor = self._grad_norm()
         if self._finite(step_loss, norm):
-            self._update()
+            self._update(clip_divisor)
             self.window.grad_norms.append(norm)
         else:
             self._skip(step_loss, norm)
@@ -190,8 +189,9 @@ class Run:
             return self.ddp.no_sync()  # type: ignore[operator]  # DistributedDataParallel's, typed loosely
         return contextlib.nullcontext()
 
-    def _grad_norm(self) -> float:
-        """The gradients' global norm, after unscaling (fp16) and clipping to max_grad_norm.
+    def _grad_norm(self) -> tuple[float, torch.Tensor | None]:
+        """The gradients' global norm, after unscaling (fp16) and clipping to max_grad_norm, and
+        the divisor a fused Adam(W) still has to apply (None: nothing left to clip).
 
         A fused Adam(W) clips inside its own step: `_update` hands it the divisor as `grad_scale`
         (the contract GradScaler uses), which it applies while reading each gradient, sparing a
@@ -200,15 +200,13 @@ class Run:
             self.scaler.unscale_(self.optimizer)
         params = [p for p in self.model.parameters() if p.grad is not None]
         max_norm = self.config.max_grad_norm
-        self._clip_divisor = None
         get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6
         in_step = self.scaler is None and getattr(self.optimizer, "_step_supports_amp_scaling", False)
         if get_total_norm is None or (max_norm and not in_step):
-            return float(torch.nn.utils.clip_grad_norm_(params, max_norm or math.inf))
+            return float(torch.nn.utils.clip_grad_norm_(params, max_norm or math.inf)), None
         norm = get_total_norm([p.grad for p in params])
-        if max_norm and norm > max_norm:  # clip_grad_norm_'s factor max_norm / norm, as a divisor
-            self._clip_divisor = norm / max_norm
-        return float(norm)
+        clip = bool(max_norm) and bool(norm > max_norm)  # clip_grad_norm_'s factor max_norm / norm, as a divisor
+        return float(norm), norm / max_norm if clip else None
 
     def _finite(self, loss: float, norm: float) -> bool:
         """Whether to apply this step, the same answer on every rank. With a gradient scaler an
@@ -216,12 +214,12 @@ class Run:
         bad = not math.isfinite(loss) or (not math.isfinite(norm) and self.scaler is None)
         return not self.env.any(bad)
 
-    def _update(self) -> None:
+    def _update(self, clip_divisor: torch.Tensor | None = None) -> None:
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        elif self._clip_divisor is not None:
-            self.optimizer.grad_scale = self._clip_divisor  # type: ignore[attr-defined]  # read by fused Adam(W)
+        elif clip_divisor is not None:
+            self.optimizer.grad_scale = clip_divisor  # type: ignore[attr-defined]  # read by fused Adam(W)
             try:
                 self.optimizer.step()
             finally:
