@@ -83,3 +83,12 @@ def test_too_sensitive_layers_leave_int8(monkeypatch):
     wrapped = quantize.quantize_int8(Wrapped(), calibration=batches, max_error=0.0)  # every layer too far
     assert float_layers(wrapped) == ["net.0", "net.1"]
     assert not any(isinstance(m, Int8Linear) for m in wrapped.modules())
+
+
+@pytest.mark.parametrize("per_token", [True, False])
+def test_no_rows_give_no_rows(per_token):
+    """An empty batch (no tokens) has no range to quantize by: an empty output, not an amin() error."""
+    layer = Int8Linear(torch.nn.Linear(12, 5), per_token=per_token).eval()
+    with torch.inference_mode():
+        assert layer(torch.randn(2, 0, 12)).shape == (2, 0, 5)
+        assert layer(torch.randn(0, 12)).shape == (0, 5)
