@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from bertkit import hardware
 from bertkit.errors import BertkitError
+from bertkit.settings import PROJECT_ROOT
 
 
 def test_auto_picks_cuda_then_mps_then_cpu():
@@ -105,3 +110,24 @@ def test_torch_dtypes_are_read_by_name(dtype, canonical):
 def test_other_torch_dtypes_are_refused():
     with pytest.raises(BertkitError, match="torch.int8 is not one of fp32, bf16, fp16"):
         hardware.normalize_precision(torch.int8)
+
+
+def test_the_avx2_host_simulation_answers_as_an_avx2_cpu():
+    """tools/avx2_host (README): on any x86 host, bertkit then sees no AVX-512, no native bf16 and
+    no VNNI, PyTorch runs its AVX2 kernels, and a process that never asks (`--help`) loads no torch."""
+    if "avx2" not in hardware.cpu_flags():
+        pytest.skip("not an x86 CPU with AVX2")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT / "tools" / "avx2_host"),
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+    }
+    code = (
+        "import sys, bertkit.cli; light = 'torch' not in sys.modules\n"
+        "from bertkit import hardware; from bertkit.model.quantize import weight_qmax; import torch\n"
+        "print(light, hardware.cpu_has_native('bf16'), sorted(f for f in hardware.cpu_flags() if 'avx' in f),"
+        " weight_qmax(), torch.backends.cpu.get_cpu_capability())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False", "['avx',", "'avx2']", "63", "AVX2"]
