@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     train, dev = (Path(p) if Path(p).is_absolute() else data_path(*Path(p).parts) for p in (args.train, args.dev))
     settings = FinetuneSettings(**json.loads(args.settings), progress=False).for_task(args.task)
     print(f"{describe('cpu')}\n{args.task}: {json.dumps({k: v for k, v in vars(settings).items()})}", flush=True)
-    figures: dict = {"task": args.task, "settings": vars(settings)}
+    figures: dict = {"task": args.task, "hardware": describe("cpu"), "settings": vars(settings)}
     if args.side in ("both", "bertkit"):
         with tempfile.TemporaryDirectory() as tmp:
             result = finetune(args.task, model_dir, train, dev, Path(tmp) / "out", settings)
