@@ -38,29 +38,33 @@ def _as_avx2(hardware) -> None:
             setattr(torch.cpu, name, lambda: False)
     real = hardware.cpu_flags()
     flags = frozenset(f for f in real if not f.startswith(("avx512", "amx")) and f != "avx_vnni")
-    hardware.cpu_flags = lambda: flags
-    hardware.cpu_has_native.cache_clear()
+    hardware.cpu_flags = lambda: flags  # read at call time, never cached at import
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds bertkit.hardware through the normal finders, runs it, then patches it."""
+class _PatchedLoader(importlib.abc.Loader):
+    """bertkit.hardware's own loader, then the patch."""
 
-    def find_spec(self, name, path, target=None):
-        if name != "bertkit.hardware":
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None:
-            return None
-        self._loader = spec.loader
-        spec.loader = self
-        return spec
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
 
     def create_module(self, spec):
         return None
 
     def exec_module(self, module) -> None:
-        self._loader.exec_module(module)
+        self.loader.exec_module(module)
         _as_avx2(module)
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Finds bertkit.hardware through the normal finders and hands it to _PatchedLoader."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "bertkit.hardware":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchedLoader(spec.loader)
+        return spec
 
 
 sys.meta_path.insert(0, _PatchOnImport())
