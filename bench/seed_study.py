@@ -7,8 +7,8 @@ mean and sample standard deviation. The recipes are the ones the comparison was 
 (docs/finetuning.md, "Measured"): lr 5e-5, batch 32 (QA 16), SST-2 1 epoch at length 64, QA 3
 epochs at 384 / stride 128; both sides fp32 unless --precision says otherwise. Run every seed of
 a task on one machine: the CPU alone moves these figures (docs/finetuning.md). Finished runs of
-the studies in docs/finetuning.md are kept in bench/results/seed_study/ (each run's JSON names the CPU it
-ran on); `--out bench/results/seed_study` goes on from them.
+the studies in docs/finetuning.md are kept in bench/results/seed_study/ (each run's JSON names
+the CPU it ran on); `--out bench/results/seed_study` goes on from them.
 
     flock /tmp/bertkit-cpu.lock .venv/bin/python bench/seed_study.py --out runs/seeds \\
         [--tasks sst2,qa] [--seeds 0,1,2] [--report-only]
