@@ -86,7 +86,7 @@ class Int8Linear(nn.Module):
         shape, dtype = x.shape, x.dtype
         x = x.reshape(-1, shape[-1]).float()
         if not x.shape[0]:  # no rows, no range to take
-            return x.new_zeros(*shape[:-1], self.out_features).to(dtype)
+            return x.new_zeros(*shape[:-1], self.out_features, dtype=dtype)
         if self.inv_smooth is not None:
             x = x * self.inv_smooth
         # amin and amax apart: torch.aminmax over the last dim is several times slower
