@@ -125,6 +125,9 @@ def main(argv=None) -> int:
     if args.side in ("both", "bertkit"):
         with tempfile.TemporaryDirectory() as tmp:
             result = finetune(args.task, model_dir, train, dev, Path(tmp) / "out", settings)
+        if result["interrupted"]:  # a stopped run has no figures; writing its JSON would end a seed study's run
+            print(f"bertkit stopped at step {result['steps']}: no figures written", file=sys.stderr)
+            return 1
         figures["bertkit"] = {**result["best"], "history": result["history"], "train_seconds": result["train_seconds"]}
         print(f"bertkit       {json.dumps(figures['bertkit'])}", flush=True)
     if args.side in ("both", "transformers"):

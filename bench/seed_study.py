@@ -42,9 +42,16 @@ STUDIES = {  # task: (finetune_quality task, train, dev, recipe, headline metric
 SIDES = ("bertkit", "transformers")
 
 
+def figure(path: Path, side: str, metric: str) -> float | None:
+    """The run's headline figure, or None when the run has not finished (no file, or no figure in it)."""
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get(side, {}).get(metric)
+
+
 def run_one(out: Path, task: str, seed: int, side: str, precision: str) -> None:
     target = out / f"{task}_s{seed}_{side}.json"
-    if target.exists():
+    if figure(target, side, STUDIES[task][4]) is not None:
         return
     kind, train, dev, recipe, _ = STUDIES[task]
     settings = {**recipe, "seed": seed, "lr": 5e-5, "precision": precision}
@@ -60,11 +67,8 @@ def report(out: Path, task: str, seeds: list[int]) -> None:
     metric = STUDIES[task][4]
     print(f"{task} ({metric}, validation)")
     for side in SIDES:
-        values = []
-        for seed in seeds:
-            path = out / f"{task}_s{seed}_{side}.json"
-            if path.exists():
-                values.append(json.loads(path.read_text())[side][metric])
+        found = (figure(out / f"{task}_s{seed}_{side}.json", side, metric) for seed in seeds)
+        values = [value for value in found if value is not None]
         shown = ", ".join(f"{v:.4f}" for v in values) or "none yet"
         spread = f"mean {statistics.mean(values):.4f}" if values else ""
         if len(values) > 1:
