@@ -12,6 +12,9 @@ collation, evaluation and checkpoint writing excluded on both sides).
 bertkit's side is `bertkit.tasks.finetune.finetune` itself (the code the CLI runs), with dev
 evaluation pushed past the end of the run; the peer is the plain loop of Hugging Face's
 `run_*_no_trainer.py` examples (transformers' Trainer needs `accelerate`, not installed here).
+The peer's steps run interleaved with bertkit's, one of each in turn in the same process (a
+callback of bertkit's loop; its time is not bertkit's): this machine's speed drifts by tens of
+percent within a minute, and whole runs one after the other saw different drifts.
 Prints the hardware (bertkit.hardware.describe), one line per task and the ratio bertkit /
 transformers. With `--precision bf16` (only where bf16 is native: AVX-512 BF16 / AMX or a GPU)
 both sides run under bf16 autocast, and transformers also runs in float32, so the line gives
@@ -112,35 +115,55 @@ def hf_features(task: str, examples, tokenizer, max_len: int, label2id):
     return feats
 
 
-def hf_train(task: str, model_dir: Path, features, batches, num_labels: int, lr: float, bf16: bool) -> float:
-    """One epoch of the transformers no-trainer recipe over `batches`; returns seconds spent."""
-    import transformers
-    from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
+class HFSide:
+    """The transformers no-trainer recipe over `batches`, one optimizer step per `step()` call, so its
+    steps can run between bertkit's (the machine's speed drifts; interleaved steps see the same drift)."""
 
-    torch.manual_seed(0)
-    kwargs = {} if task == "qa" else {"num_labels": num_labels}
-    model = getattr(transformers, HF_HEADS[task]).from_pretrained(model_dir, **kwargs)
-    tok = transformers.BertTokenizerFast.from_pretrained(model_dir)
-    collate = DataCollatorForTokenClassification(tok) if task == "ner" else DataCollatorWithPadding(tok)
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": 0.01},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW(groups, lr=lr)
-    sched = transformers.get_linear_schedule_with_warmup(opt, math.ceil(0.1 * len(batches)), len(batches))
-    model.train()
-    collated = [collate([features[i] for i in idx]) for idx in batches]  # bertkit's timer excludes collation too
-    start = time.perf_counter()
-    for batch in collated:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model(**batch).loss
+    def __init__(self, task: str, model_dir: Path, features, batches, num_labels: int, lr: float, bf16: bool):
+        import transformers
+        from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
+
+        torch.manual_seed(0)
+        kwargs = {} if task == "qa" else {"num_labels": num_labels}
+        self.model = getattr(transformers, HF_HEADS[task]).from_pretrained(model_dir, **kwargs)
+        tok = transformers.BertTokenizerFast.from_pretrained(model_dir)
+        collate = DataCollatorForTokenClassification(tok) if task == "ner" else DataCollatorWithPadding(tok)
+        no_decay = ("bias", "LayerNorm.weight")
+        named = list(self.model.named_parameters())
+        groups = [
+            {"params": [p for n, p in named if not any(k in n for k in no_decay)], "weight_decay": 0.01},
+            {"params": [p for n, p in named if any(k in n for k in no_decay)], "weight_decay": 0.0},
+        ]
+        self.opt = torch.optim.AdamW(groups, lr=lr)
+        self.sched = transformers.get_linear_schedule_with_warmup(self.opt, math.ceil(0.1 * len(batches)), len(batches))
+        self.model.train()
+        # collated before timing: bertkit's timer excludes collation too
+        self.collated = [collate([features[i] for i in idx]) for idx in batches]
+        self.bf16, self.done, self.seconds = bf16, 0, 0.0
+
+    def step(self) -> None:
+        """The next optimizer step, timed; nothing once the epoch is done."""
+        if self.done == len(self.collated):
+            return
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            loss = self.model(**self.collated[self.done]).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-    return time.perf_counter() - start
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad()
+        self.seconds += time.perf_counter() - start
+        self.done += 1
+
+    def on_step_end(self, state, record) -> None:  # a bertkit loop callback: one step of ours after each of bertkit's
+        self.step()
+
+    def finish(self) -> float:
+        """The steps left (if bertkit's epoch had fewer); returns the epoch's seconds."""
+        while self.done < len(self.collated):
+            self.step()
+        return self.seconds
 
 
 def bench_settings(max_len: int, batch: int, precision: str, n: int, **extra):
@@ -163,14 +186,15 @@ def bench_settings(max_len: int, batch: int, precision: str, n: int, **extra):
 
 
 def bertkit_train(
-    task: str, model_dir: Path, train_file: Path, n: int, max_len: int, batch: int, precision: str
+    task: str, model_dir: Path, train_file: Path, n: int, max_len: int, batch: int, precision: str, between=()
 ) -> tuple[float, int]:
-    """bertkit's fine-tuning on the same slice; returns (training seconds, examples)."""
+    """bertkit's fine-tuning on the same slice, the `between` sides stepping after each of its steps;
+    returns (bertkit's training seconds, examples)."""
     from bertkit.tasks.finetune import finetune
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = bench_settings(max_len, batch, precision, n)
-        result = finetune(task, model_dir, train_file, train_file, Path(tmp) / "out", settings)
+        result = finetune(task, model_dir, train_file, train_file, Path(tmp) / "out", settings, callbacks=between)
     return result["train_seconds"], result["train_examples"]
 
 
@@ -205,7 +229,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="classify,nli,ner,qa")
     parser.add_argument("--examples", type=int, default=0, help="training examples per task (0: the default slice)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating runs per side (machine noise)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved runs per task (machine noise)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="autocast on both sides")
     parser.add_argument("--bf16", dest="precision", action="store_const", const="bf16", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of bertkit steps")
@@ -243,16 +267,14 @@ def main(argv=None) -> int:
             profile_steps(task, model_dir, train_file, max_len, batch, args.precision)
         hf_s = hf32_s = ours_s = 0.0
         ours_n = 0.0
-        for r in range(args.rounds):  # alternate the order, so a load change on the machine hits both
-            sides = ["hf", "bertkit"] if r % 2 == 0 else ["bertkit", "hf"]
-            for side in sides:
-                if side == "hf":
-                    hf_s += hf_train(task, model_dir, feats, batches, len(label2id), 5e-5, bf16)
-                    if bf16:
-                        hf32_s += hf_train(task, model_dir, feats, batches, len(label2id), 5e-5, False)
-                else:
-                    s, n_done = bertkit_train(task, model_dir, train_file, n, max_len, batch, args.precision)
-                    ours_s, ours_n = ours_s + s, ours_n + n_done
+        for _ in range(args.rounds):  # each round: fresh models, the peer's steps interleaved with bertkit's
+            hf = HFSide(task, model_dir, feats, batches, len(label2id), 5e-5, bf16)
+            hf32 = HFSide(task, model_dir, feats, batches, len(label2id), 5e-5, False) if bf16 else None
+            between = (hf, hf32) if hf32 is not None else (hf,)
+            s, n_done = bertkit_train(task, model_dir, train_file, n, max_len, batch, args.precision, between)
+            ours_s, ours_n = ours_s + s, ours_n + n_done
+            hf_s += hf.finish()
+            hf32_s += hf32.finish() if hf32 is not None else 0.0
         hf_rate, ours_rate = args.rounds * len(examples) / hf_s, ours_n / ours_s
         row = {
             "task": task,
