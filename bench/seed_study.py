@@ -50,10 +50,10 @@ def figure(path: Path, side: str, metric: str) -> float | None:
 
 
 def run_one(out: Path, task: str, seed: int, side: str, precision: str) -> None:
+    kind, train, dev, recipe, metric = STUDIES[task]
     target = out / f"{task}_s{seed}_{side}.json"
-    if figure(target, side, STUDIES[task][4]) is not None:
+    if figure(target, side, metric) is not None:
         return
-    kind, train, dev, recipe, _ = STUDIES[task]
     settings = {**recipe, "seed": seed, "lr": 5e-5, "precision": precision}
     command = [sys.executable, str(Path(__file__).with_name("finetune_quality.py")), kind]
     command += ["--train", train, "--dev", dev, "--side", side, "--settings", json.dumps(settings)]
