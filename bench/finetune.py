@@ -229,7 +229,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="classify,nli,ner,qa")
     parser.add_argument("--examples", type=int, default=0, help="training examples per task (0: the default slice)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved runs per task (machine noise)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per task (machine noise)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="autocast on both sides")
     parser.add_argument("--bf16", dest="precision", action="store_const", const="bf16", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of bertkit steps")
@@ -267,14 +267,17 @@ def main(argv=None) -> int:
             profile_steps(task, model_dir, train_file, max_len, batch, args.precision)
         hf_s = hf32_s = ours_s = 0.0
         ours_n = 0.0
+        per_round = []
         for _ in range(args.rounds):  # each round: fresh models, the peer's steps interleaved with bertkit's
             hf = HFSide(task, model_dir, feats, batches, len(label2id), 5e-5, bf16)
             hf32 = HFSide(task, model_dir, feats, batches, len(label2id), 5e-5, False) if bf16 else None
             between = (hf, hf32) if hf32 is not None else (hf,)
             s, n_done = bertkit_train(task, model_dir, train_file, n, max_len, batch, args.precision, between)
             ours_s, ours_n = ours_s + s, ours_n + n_done
-            hf_s += hf.finish()
+            round_hf_s = hf.finish()
+            hf_s += round_hf_s
             hf32_s += hf32.finish() if hf32 is not None else 0.0
+            per_round.append((n_done / s) / (len(examples) / round_hf_s))
         hf_rate, ours_rate = args.rounds * len(examples) / hf_s, ours_n / ours_s
         row = {
             "task": task,
@@ -286,10 +289,12 @@ def main(argv=None) -> int:
             "transformers_ex_s": hf_rate,
             "bertkit_ex_s": ours_rate,
             "ratio": ours_rate / hf_rate,
+            "ratio_per_round": per_round,
         }
         line = (
             f"{task:9s} {len(examples):5d} ex x {args.rounds}, len {max_len:3d}, batch {batch:2d}: "
             f"transformers {hf_rate:7.2f} ex/s, bertkit {ours_rate:7.2f} ex/s, ratio {ours_rate / hf_rate:.2f}x"
+            f" (rounds: {' '.join(f'{r:.2f}' for r in per_round)})"
         )
         if bf16:
             hf32_rate = args.rounds * len(examples) / hf32_s
