@@ -1,5 +1,6 @@
-"""Where bertkit finds shared data (env `BERTKIT_DATA`, default `../shared/data`), and `setting()`,
-the field every settings dataclass (pretraining, data building, fine-tuning) is made of.
+"""Where bertkit finds shared data (env `BERTKIT_DATA`, default `../shared/data`) and keeps what it
+builds for this machine (`cache_dir()`), and `setting()`, the field every settings dataclass
+(pretraining, data building, fine-tuning) is made of.
 
 The data default is relative to the project checkout (the folder holding `bertkit/`), so it works
 from any working directory.
@@ -40,3 +41,13 @@ def data_path(*parts: str, must_exist: bool = True) -> Path:
             f"corpus/, sst2/, nli/, squad/ and conll2003/)"
         )
     return path
+
+
+def cache_dir() -> Path:
+    """What bertkit builds for this machine (compiled kernels): `$BERTKIT_CACHE` when set, else
+    `$XDG_CACHE_HOME/bertkit`, else `~/.cache/bertkit`. Not created here."""
+    env = os.environ.get("BERTKIT_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "bertkit"

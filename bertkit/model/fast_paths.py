@@ -14,7 +14,8 @@
   CPU inference projection runs as one oneDNN matmul on weights packed once for it, with the GELU
   or the residual add done inside the same kernel (PyTorch's default float32 matmul there is
   MKL's, slower on these shapes, and the GELU and the add would each be another pass over the
-  activations).
+  activations). An int8 projection folds the GELU or the add into its own C kernels the same way
+  (quantize.Int8Linear.fused).
 
 The equality of each fast path with the plain computation is tested (tests/model/test_bert.py,
 tests/model/test_dropout.py, tests/model/test_fast_paths.py); docs/model.md has the figures.
@@ -314,15 +315,32 @@ def linear(module: Any, x: torch.Tensor) -> torch.Tensor:
 
 
 def linear_act(module: Any, x: torch.Tensor, act: str) -> torch.Tensor | None:
-    """act(module(x)) in one oneDNN kernel (act: a key of POST_OPS), or None where that does not apply."""
+    """act(module(x)) in one oneDNN kernel (act: a key of POST_OPS), or in int8's way back; None
+    where neither applies."""
     if onednn_applies(x, module) and act in POST_OPS:
         name, algorithm = POST_OPS[act]
         return torch.ops.mkldnn._linear_pointwise(x, packed(module), module.bias, name, [], algorithm)
+    if _int8_fuses(x, module):
+        return module.fused(x, act=act)
     return None
 
 
 def linear_add(module: Any, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor | None:
-    """module(x) + residual in one oneDNN kernel, or None where that does not apply."""
+    """module(x) + residual in one oneDNN kernel, or in int8's way back; None where neither applies."""
     if onednn_applies(x, module) and residual.shape == x.shape[:-1] + (module.out_features,):
         return torch.ops.mkldnn._linear_pointwise.binary(x, residual.contiguous(), packed(module), module.bias, "add")
+    if _int8_fuses(x, module):
+        return module.fused(x, residual=residual)
     return None
+
+
+def _int8_fuses(x: torch.Tensor, module: Any) -> bool:
+    """An int8 projection (quantize.Int8Linear, which has `fused`) at CPU inference: its C kernels
+    may fold the activation or the residual add into their way back (they answer None otherwise).
+    Only inside fast_inference(), as oneDNN: int8's calibration hooks see plain projections."""
+    return (
+        hasattr(module, "fused")
+        and _FAST_INFERENCE.get() is not None
+        and x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+    )

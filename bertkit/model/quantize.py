@@ -23,7 +23,9 @@ to cosine ~0.93 on average (0.77 for the worst sentence). Measured on 2,000 SST-
 Result for MiniLM-L6 (bench/infer.py): see docs/model.md.
 
 Everything that is not a big matmul (embeddings, LayerNorm, softmax, GELU, attention's own
-products) stays float32. The int8 matmuls are `torch._int_mm` (int8 x int8 -> int32).
+products) stays float32. The int8 matmuls are `torch._int_mm` (int8 x int8 -> int32); the passes
+around them run in C where a compiler is at hand (model/native.py), with `Int8Linear.reference`,
+the same steps in PyTorch ops, as their definition and fallback.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from torch import nn
 
 from bertkit.errors import BertkitError
 from bertkit.hardware import cpu_flags, cpu_has_native
-from bertkit.model import fast_paths
+from bertkit.model import fast_paths, native
 
 DEFAULT_ALPHA = 0.5
 DEFAULT_MAX_ERROR = 0.08
@@ -87,6 +89,12 @@ class Int8Linear(nn.Module):
         x = x.reshape(-1, shape[-1]).float()
         if not x.shape[0]:  # no rows, no range to take
             return x.new_zeros(*shape[:-1], self.out_features, dtype=dtype)
+        y = self._native(x) if self._native_applies(x) else self.reference(x)
+        return y.view(*shape[:-1], self.out_features).to(dtype)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The projection in PyTorch ops, x: float32 [rows, in] -> [rows, out]: the definition the
+        C kernels (model/native.py) are tested against, and what runs where they are not built."""
         if self.inv_smooth is not None:
             x = x * self.inv_smooth
         # amin and amax apart: torch.aminmax over the last dim is several times slower
@@ -98,7 +106,41 @@ class Int8Linear(nn.Module):
         y = torch._int_mm(q, self.qweight_t).to(torch.float32).mul_(self.w_scale)  # [tokens, out]
         y.mul_(half * (1.0 / 127.0))
         offsets = torch.cat([mid, torch.ones_like(mid)], 1)  # [tokens, 2]
-        return y.addmm_(offsets, self.row_sums_and_bias).view(*shape[:-1], self.out_features).to(dtype)
+        return y.addmm_(offsets, self.row_sums_and_bias)
+
+    def _native_applies(self, x: torch.Tensor) -> bool:
+        """The C kernels take per-token float32 CPU rows, outside any trace, once they are built."""
+        return (
+            self.per_token
+            and x.device.type == "cpu"
+            and self.w_scale.dtype == torch.float32
+            and not fast_paths.tracing()
+            and native.kernels() is not None
+        )
+
+    def _native(self, x: torch.Tensor, residual: torch.Tensor | None = None, act: str | None = None) -> torch.Tensor:
+        kernels = native.kernels()
+        assert kernels is not None
+        q, mid, half = kernels.quantize_rows(x.contiguous(), self.inv_smooth)
+        row_sums, bias = self.row_sums_and_bias
+        return kernels.dequantize_rows(
+            torch._int_mm(q, self.qweight_t), self.w_scale, half, mid, row_sums, bias, residual, act
+        )
+
+    def fused(
+        self, x: torch.Tensor, act: str | None = None, residual: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """act(self(x) [+ residual]) in the C kernels' way back (fast_paths.linear_act / linear_add),
+        or None where they do not apply (the caller then runs the steps apart)."""
+        shape = x.shape[:-1] + (self.out_features,)
+        rows = x.reshape(-1, x.shape[-1]).float()
+        if act not in native.ACTIVATIONS or not rows.shape[0] or not self._native_applies(rows):
+            return None
+        if residual is not None:
+            if residual.shape != shape:
+                return None
+            residual = residual.reshape(rows.shape[0], -1).float().contiguous()
+        return self._native(rows, residual, act).view(shape).to(x.dtype)
 
     def weight_int8(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The int8 weight [out, in] (smoothing folded in) and its per-row scale [out]."""

@@ -1,0 +1,170 @@
+"""bertkit/model/native.py and int8_kernels.c: the C passes around the int8 matmul give the int8
+codes of Int8Linear's PyTorch reference exactly and its outputs to float32 rounding, fold the
+activations and the residual add correctly, keep NaN rows NaN, build once into the cache, and
+leave PyTorch in charge (with one log line) where no compiler works."""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bertkit.model import fast_paths, native
+from bertkit.model.quantize import Int8Linear
+
+HAS_CC = shutil.which("cc") is not None
+
+
+@pytest.fixture(scope="module")
+def kernels() -> native.Kernels:
+    found = native.kernels()
+    if found is None:
+        assert not HAS_CC, "a C compiler is on this machine, yet the int8 kernels did not build (see the log)"
+        pytest.skip("no C compiler here: int8 runs its PyTorch reference (tested in test_quantize.py)")
+    return found
+
+
+def _layer(n_in: int, n_out: int, smooth: bool, seed: int) -> Int8Linear:
+    torch.manual_seed(seed)
+    factors = torch.rand(n_in) * 3 + 0.2 if smooth else None
+    return Int8Linear(torch.nn.Linear(n_in, n_out), factors)
+
+
+def _rows(n: int, width: int, seed: int) -> torch.Tensor:
+    """Rows of very different ranges, an outlier channel, and a constant row (zero range)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, width, generator=g) * torch.logspace(-3, 2, n)[:, None]
+    x[:, width // 3] *= 40  # BERT's outlier channel
+    x[0] = 0.25  # hi == lo: the half-range floor
+    return x
+
+
+def test_kernels_build_on_a_machine_with_a_compiler():
+    assert (native.kernels() is not None) == HAS_CC
+
+
+@pytest.mark.parametrize("smooth", [False, True])
+@pytest.mark.parametrize("n_in", [1, 37, 384, 1536])
+def test_codes_equal_the_reference_bit_for_bit(kernels, n_in, smooth):
+    layer = _layer(n_in, 24, smooth, seed=n_in)
+    x = _rows(9, n_in, seed=n_in + 1)
+    q, mid, half = kernels.quantize_rows(x, layer.inv_smooth)
+    xs = x * layer.inv_smooth if smooth else x  # the reference's steps (Int8Linear.reference)
+    lo, hi = xs.amin(-1, keepdim=True), xs.amax(-1, keepdim=True)
+    ref_mid, ref_half = (hi + lo) * 0.5, ((hi - lo) * 0.5).clamp_(min=1e-8)
+    ref_q = (xs - ref_mid).mul_(127.0 / ref_half).round_().to(torch.int8)
+    assert torch.equal(mid, ref_mid) and torch.equal(half, ref_half)
+    assert torch.equal(q, ref_q)
+    if n_in > 1:  # a row's extremes land on -127 and 127 (one column: every row is its own mid)
+        assert int(q.abs().max()) == 127
+
+
+def _exact(layer: Int8Linear, x: torch.Tensor) -> torch.Tensor:
+    """The way back in float64 from the (shared, exact) int8 codes and int32 products."""
+    xs = x * layer.inv_smooth if layer.inv_smooth is not None else x
+    lo, hi = xs.amin(-1, keepdim=True), xs.amax(-1, keepdim=True)
+    mid, half = (hi + lo) * 0.5, ((hi - lo) * 0.5).clamp_(min=1e-8)
+    q = (xs - mid).mul_(127.0 / half).round_().to(torch.int8)
+    acc = torch._int_mm(q, layer.qweight_t).double()
+    row_sums, bias = layer.row_sums_and_bias.double()
+    return acc * layer.w_scale.double() * (half.double() / 127) + mid.double() * row_sums + bias
+
+
+@pytest.mark.parametrize("smooth", [False, True])
+@pytest.mark.parametrize("shape", [(384, 1152), (384, 1536), (1536, 384), (5, 3)])
+def test_projection_is_as_accurate_as_the_reference(kernels, shape, smooth):
+    """Both ways back round float32 differently (the kernel's multiply-adds are fused, the
+    reference's addmm is BLAS's): each is held to its distance from the float64 value."""
+    layer = _layer(*shape, smooth=smooth, seed=sum(shape))
+    x = _rows(33, shape[0], seed=7)
+    exact = _exact(layer, x)
+    ref_error = (layer.reference(x).double() - exact).abs().max()
+    got = layer._native(x)
+    assert (got.double() - exact).abs().max() <= 2 * ref_error + 1e-7 * exact.abs().max()
+    assert torch.equal(layer(x), got)  # forward takes the kernels here
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_tanh", "relu"])
+def test_activation_and_residual_fold_into_the_way_back(kernels, act):
+    layer = _layer(64, 48, smooth=True, seed=3)
+    x, residual = _rows(20, 64, seed=4), torch.randn(20, 48) * 5
+    exact = _exact(layer, x)
+    pre_error = 2 * (layer.reference(x).double() - exact).abs().max()  # the pre-activation's rounding
+    expected = {
+        "gelu": F.gelu(exact),
+        "gelu_tanh": F.gelu(exact, approximate="tanh"),
+        "relu": F.relu(exact),
+    }[act]
+    got = layer.fused(x, act=act).double()
+    # GELU's slope is at most 1.13; erf by Abramowitz & Stegun 7.1.26 is within 1.5e-7
+    assert ((got - expected).abs() <= 1.2 * pre_error + 1e-6 * (1 + exact.abs())).all()
+    added = layer.fused(x.view(4, 5, 64), residual=residual.view(4, 5, 48))
+    assert added.shape == (4, 5, 48)
+    assert ((added.view(20, 48).double() - (exact + residual.double())).abs() <= pre_error + 1e-6).all()
+    assert layer.fused(x, act="swish") is None  # not a kernel's activation: the caller runs it apart
+    assert layer.fused(x, residual=torch.zeros(3, 48)) is None  # residual of another shape
+
+
+def test_nan_row_stays_nan_and_leaves_the_others(kernels):
+    layer = _layer(32, 16, smooth=True, seed=5)
+    x = _rows(4, 32, seed=6)
+    x[2, 7] = math.nan
+    got = layer._native(x)
+    assert got[2].isnan().all()
+    keep = [0, 1, 3]
+    torch.testing.assert_close(got[keep], layer.reference(x[keep]), atol=1e-4, rtol=1e-5)
+
+
+def test_model_fuses_gelu_and_add_only_in_the_inference_loop(kernels):
+    """Inside fast_inference() the feed-forward's GELU and AddNorm's residual add run in the kernels;
+    outside it (int8 calibration hooks), the projection's output is the plain one."""
+    layer = _layer(32, 16, smooth=False, seed=8)
+    x = _rows(6, 32, seed=9)
+    with torch.inference_mode():
+        assert fast_paths.linear_act(layer, x, "gelu") is None
+        with fast_paths.fast_inference():
+            torch.testing.assert_close(fast_paths.linear_act(layer, x, "gelu"), F.gelu(layer.reference(x)))
+            torch.testing.assert_close(fast_paths.linear_add(layer, x, x[:, :16]), layer.reference(x) + x[:, :16])
+
+
+def test_builds_once_into_the_cache(tmp_path, monkeypatch):
+    if not HAS_CC:
+        pytest.skip("no C compiler here")
+    calls = []
+    real_run = native.subprocess.run
+    monkeypatch.setattr(native.subprocess, "run", lambda cmd, **kw: calls.append(cmd[0:2]) or real_run(cmd, **kw))
+    assert native.load(tmp_path) is not None
+    built = list(tmp_path.glob("int8_kernels-*.so"))
+    compiles = [c for c in calls if c[1] != "--version"]
+    assert len(built) == 1 and len(compiles) == 1
+    assert native.load(tmp_path) is not None  # the second process finds it
+    assert len([c for c in calls if c[1] != "--version"]) == 1
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_without_a_working_compiler_pytorch_runs_and_says_so(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="bertkit")
+    monkeypatch.setenv("CC", "false")  # a compiler that fails every build
+    assert native.load(tmp_path) is None
+    assert "int8 runs in PyTorch" in caplog.text
+    monkeypatch.setenv("CC", "no-such-compiler-here")
+    assert native.load(tmp_path) is None
+    assert "no C compiler ('no-such-compiler-here') found" in caplog.text
+    monkeypatch.setenv("BERTKIT_NATIVE", "0")
+    assert native.load(tmp_path) is None
+    assert "BERTKIT_NATIVE=0" in caplog.text
+    assert not list(tmp_path.glob("*.so"))
+
+
+def test_reference_runs_where_the_kernels_do_not(monkeypatch):
+    """per_token=False and a traced graph take the PyTorch steps; so does a machine without kernels."""
+    layer = _layer(16, 8, smooth=False, seed=10)
+    x = _rows(5, 16, seed=11)
+    monkeypatch.setattr(native, "kernels", lambda: None)
+    assert not layer._native_applies(x)
+    assert layer.fused(x, act="gelu") is None
+    torch.testing.assert_close(layer(x), layer.reference(x))
