@@ -105,7 +105,7 @@ def main() -> None:
     for group, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
         print(f"{group:<46} {seconds:7.3f} {100 * seconds / in_ops:8.1f}%")
     print(f"{'(all ops)':<46} {in_ops:7.3f}")
-    print(f"{'(outside ops: tokenizing, Python, profiler)':<46} {profiled_s - in_ops:7.3f}")
+    print(f"{'(outside ops: tokenizing, Python, C kernels)':<46} {profiled_s - in_ops:7.3f}")
     print("\ntop ops by self time:")
     for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[: args.top]:
         print(f"  {e.key:<52} {e.self_cpu_time_total / 1e6:7.3f} s  {e.count:6d} calls")
