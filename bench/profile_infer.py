@@ -5,7 +5,7 @@
 The same N SST-2 sentences, batch 32 and mean pooling as bench/infer.py, on ONE thread (embed's
 worker threads each run one intra-op thread, so one thread shows each worker's work). Prints
 the self CPU time of every aten / mkldnn op grouped by what it does in the network, the share
-of the wall time outside any op (tokenizing, Python), and the top ops.
+of the wall time outside any op (tokenizing, Python, int8's C kernels), and the top ops.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def main() -> None:
     for group, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
         print(f"{group:<46} {seconds:7.3f} {100 * seconds / in_ops:8.1f}%")
     print(f"{'(all ops)':<46} {in_ops:7.3f}")
-    print(f"{'(outside ops: tokenizing, Python, C kernels)':<46} {profiled_s - in_ops:7.3f}")
+    print(f"{'(outside ops: tokenizing, Python, C kernels, profiler)':<46} {profiled_s - in_ops:7.3f}")
     print("\ntop ops by self time:")
     for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[: args.top]:
         print(f"  {e.key:<52} {e.self_cpu_time_total / 1e6:7.3f} s  {e.count:6d} calls")
