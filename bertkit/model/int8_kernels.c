@@ -35,7 +35,8 @@ static inline float exp_nonpositive(float y) {
 }
 
 /* erf(x) by Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7; PyTorch's vectorised erf uses
- * the same formula): a division and the exp above, no library call (libmvec's erff is ~4x slower). */
+ * the same formula): a division and the exp above, no library call (the GELU way back of 480 x 1,536
+ * values took 0.59 ms with it, 0.66 ms with libmvec's vector erff). */
 static inline float erf_as(float x) {
     const float a = fabsf(x), t = 1.0f / (1.0f + 0.3275911f * a);
     const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;

@@ -36,7 +36,7 @@ from bertkit.settings import cache_dir
 logger = get_logger(__name__)
 
 SOURCE = Path(__file__).with_name("int8_kernels.c")
-# (compiler flags, link flags): glibc's vector erf / tanh first, then plain libm (other C libraries)
+# (compiler flags, link flags): with glibc's vector tanh (libmvec) first, then plain libm (other C libraries)
 BUILDS = (
     (
         ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd"],
