@@ -4,8 +4,9 @@
     flock /tmp/bertkit-cpu.lock .venv/bin/python bench/infer.py --skip peer mfu --repeats 5
 
 Part 1, sentence embeddings (all-MiniLM-L6-v2, the same N SST-2 train sentences, batch 32, mean
-pooling, --threads CPU threads, every row sorted by length the same way and padded to the longest
-row of its batch; timed end to end, tokenizing included, interleaved, best of --repeats):
+pooling without the folder's Normalize step, as the peers compute them, --threads CPU threads,
+every row sorted by length the same way and padded to the longest row of its batch; timed end to
+end, tokenizing included, interleaved, best of --repeats):
   peer        transformers' BertModel (sdpa) with its fast tokenizer, in input order
   fp32/bf16/int8   `bertkit.embed(..., dtype=...)` on the default torch backend
   fp32-linear `bertkit.embed` float32 with the oneDNN projections off (plain nn.Linear: PyTorch's
@@ -185,16 +186,29 @@ def embeddings_part(args) -> dict:
         if dtype not in args.skip:
             kind = {"fp32": None, "bf16": torch.bfloat16, "int8": "int8"}[dtype]
             runs[dtype] = lambda kind=kind: bertkit.embed(
-                texts, model=ours, tokenizer=tok, pooling="mean", batch_size=args.batch_size, dtype=kind
+                texts,
+                model=ours,
+                tokenizer=tok,
+                pooling="mean",
+                normalize=False,
+                batch_size=args.batch_size,
+                dtype=kind,
             )
     if "fp32-linear" not in args.skip:
         runs["fp32-linear"] = lambda: without_onednn(
-            lambda: bertkit.embed(texts, model=ours, tokenizer=tok, pooling="mean", batch_size=args.batch_size)
+            lambda: bertkit.embed(
+                texts, model=ours, tokenizer=tok, pooling="mean", normalize=False, batch_size=args.batch_size
+            )
         )
     if "onnx-fp32" not in args.skip:
         export_onnx(folder, work / "bertkit-onnx", task="embed", optimize=True)
         runs["onnx-fp32"] = lambda: bertkit.embed(
-            texts, model=work / "bertkit-onnx", backend="onnx", pooling="mean", batch_size=args.batch_size
+            texts,
+            model=work / "bertkit-onnx",
+            backend="onnx",
+            pooling="mean",
+            normalize=False,
+            batch_size=args.batch_size,
         )
     if not {"ort-fp32", "ort-int8"} <= set(args.skip):
         graphs = export_transformers_graphs(folder, work)
