@@ -320,7 +320,7 @@ def linear_act(module: Any, x: torch.Tensor, act: str) -> torch.Tensor | None:
     if onednn_applies(x, module) and act in POST_OPS:
         name, algorithm = POST_OPS[act]
         return torch.ops.mkldnn._linear_pointwise(x, packed(module), module.bias, name, [], algorithm)
-    if _int8_fuses(x, module):
+    if _int8_fuses(module):
         return module.fused(x, act=act)
     return None
 
@@ -329,18 +329,14 @@ def linear_add(module: Any, x: torch.Tensor, residual: torch.Tensor) -> torch.Te
     """module(x) + residual in one oneDNN kernel, or in int8's way back; None where neither applies."""
     if onednn_applies(x, module) and residual.shape == x.shape[:-1] + (module.out_features,):
         return torch.ops.mkldnn._linear_pointwise.binary(x, residual.contiguous(), packed(module), module.bias, "add")
-    if _int8_fuses(x, module):
+    if _int8_fuses(module):
         return module.fused(x, residual=residual)
     return None
 
 
-def _int8_fuses(x: torch.Tensor, module: Any) -> bool:
-    """An int8 projection (quantize.Int8Linear, which has `fused`) at CPU inference: its C kernels
-    may fold the activation or the residual add into their way back (they answer None otherwise).
-    Only inside fast_inference(), as oneDNN: int8's calibration hooks see plain projections."""
-    return (
-        hasattr(module, "fused")
-        and _FAST_INFERENCE.get() is not None
-        and x.device.type == "cpu"
-        and not torch.is_grad_enabled()
-    )
+def _int8_fuses(module: Any) -> bool:
+    """An int8 projection (quantize.Int8Linear, which has `fused`) at inference: its C kernels may
+    fold the activation or the residual add into their way back (they answer None where they do
+    not apply: another device, dtype or shape). Only inside fast_inference(), as oneDNN: int8's
+    calibration hooks see plain projections."""
+    return hasattr(module, "fused") and _FAST_INFERENCE.get() is not None and not torch.is_grad_enabled()

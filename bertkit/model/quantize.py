@@ -24,8 +24,8 @@ Result for MiniLM-L6 (bench/infer.py): see docs/model.md.
 
 Everything that is not a big matmul (embeddings, LayerNorm, softmax, GELU, attention's own
 products) stays float32. The int8 matmuls are `torch._int_mm` (int8 x int8 -> int32); the passes
-around them run in C where a compiler is at hand (model/native.py), with `Int8Linear.reference`,
-the same steps in PyTorch ops, as their definition and fallback.
+around them run in C where a compiler is at hand (model/native.py), with `Int8Linear.reference`
+(and `reference_codes`), the same steps in PyTorch ops, as their definition and fallback.
 """
 
 from __future__ import annotations
@@ -85,62 +85,61 @@ class Int8Linear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fused = self.fused(x)  # the C kernels, where they apply
+        if fused is not None:
+            return fused
         shape, dtype = x.shape, x.dtype
-        x = x.reshape(-1, shape[-1]).float()
-        if not x.shape[0]:  # no rows, no range to take
-            return x.new_zeros(*shape[:-1], self.out_features, dtype=dtype)
-        y = self._native(x) if self._native_applies(x) else self.reference(x)
-        return y.view(*shape[:-1], self.out_features).to(dtype)
+        rows = x.reshape(-1, shape[-1]).float()
+        if not rows.shape[0]:  # no rows, no range to take
+            return rows.new_zeros(*shape[:-1], self.out_features, dtype=dtype)
+        return self.reference(rows).view(*shape[:-1], self.out_features).to(dtype)
 
-    def reference(self, x: torch.Tensor) -> torch.Tensor:
-        """The projection in PyTorch ops, x: float32 [rows, in] -> [rows, out]: the definition the
-        C kernels (model/native.py) are tested against, and what runs where they are not built."""
+    def reference_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x: float32 [rows, in] -> (int8 codes [rows, in], each row's mid and half-range [rows, 1]),
+        in PyTorch ops: the definition the C kernels (model/native.py) are tested against."""
         if self.inv_smooth is not None:
             x = x * self.inv_smooth
         # amin and amax apart: torch.aminmax over the last dim is several times slower
         lo = x.amin(-1, keepdim=True) if self.per_token else x.amin().expand(x.shape[0], 1)
         hi = x.amax(-1, keepdim=True) if self.per_token else x.amax().expand(x.shape[0], 1)
         mid, half = (hi + lo) * 0.5, ((hi - lo) * 0.5).clamp_(min=1e-8)  # [tokens, 1]
-        q = (x - mid).mul_(127.0 / half).round_().to(torch.int8)
+        return (x - mid).mul_(127.0 / half).round_().to(torch.int8), mid, half
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The projection in PyTorch ops, x: float32 [rows, in] -> [rows, out]; what runs where the C
+        kernels are not built, and their oracle."""
+        q, mid, half = self.reference_codes(x)
         # int32 -> float, then scaled in place: a mixed int32 * float multiply casts into a temporary first
         y = torch._int_mm(q, self.qweight_t).to(torch.float32).mul_(self.w_scale)  # [tokens, out]
         y.mul_(half * (1.0 / 127.0))
         offsets = torch.cat([mid, torch.ones_like(mid)], 1)  # [tokens, 2]
         return y.addmm_(offsets, self.row_sums_and_bias)
 
-    def _native_applies(self, x: torch.Tensor) -> bool:
-        """The C kernels take per-token float32 CPU rows, outside any trace, once they are built."""
-        return (
-            self.per_token
-            and x.device.type == "cpu"
-            and self.w_scale.dtype == torch.float32
-            and not fast_paths.tracing()
-            and native.kernels() is not None
-        )
-
-    def _native(self, x: torch.Tensor, residual: torch.Tensor | None = None, act: str | None = None) -> torch.Tensor:
-        kernels = native.kernels()
-        assert kernels is not None
-        q, mid, half = kernels.quantize_rows(x.contiguous(), self.inv_smooth)
-        row_sums, bias = self.row_sums_and_bias
-        return kernels.dequantize_rows(
-            torch._int_mm(q, self.qweight_t), self.w_scale, half, mid, row_sums, bias, residual, act
-        )
+    def _kernels(self, x: torch.Tensor) -> native.Kernels | None:
+        """The C kernels where they take these rows: per-token float32 CPU rows, outside any trace."""
+        if not self.per_token or x.device.type != "cpu" or self.w_scale.dtype != torch.float32 or fast_paths.tracing():
+            return None
+        return native.kernels()
 
     def fused(
         self, x: torch.Tensor, act: str | None = None, residual: torch.Tensor | None = None
     ) -> torch.Tensor | None:
-        """act(self(x) [+ residual]) in the C kernels' way back (fast_paths.linear_act / linear_add),
-        or None where they do not apply (the caller then runs the steps apart)."""
+        """act(x W^T + b [+ residual]) in the C kernels, the activation and the add folded into their
+        way back (forward; fast_paths.linear_act / linear_add); None where they do not apply (the
+        caller then runs the PyTorch steps)."""
         shape = x.shape[:-1] + (self.out_features,)
         rows = x.reshape(-1, x.shape[-1]).float()
-        if act not in native.ACTIVATIONS or not rows.shape[0] or not self._native_applies(rows):
+        kernels = self._kernels(rows) if act in native.ACTIVATIONS and rows.shape[0] else None
+        if kernels is None or (residual is not None and residual.shape != shape):
             return None
         if residual is not None:
-            if residual.shape != shape:
-                return None
             residual = residual.reshape(rows.shape[0], -1).float().contiguous()
-        return self._native(rows, residual, act).view(shape).to(x.dtype)
+        q, mid, half = kernels.quantize_rows(rows.contiguous(), self.inv_smooth)
+        row_sums, bias = self.row_sums_and_bias
+        acc = torch._int_mm(q, self.qweight_t)
+        return (
+            kernels.dequantize_rows(acc, self.w_scale, half, mid, row_sums, bias, residual, act).view(shape).to(x.dtype)
+        )
 
     def weight_int8(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The int8 weight [out, in] (smoothing folded in) and its per-row scale [out]."""

@@ -54,10 +54,7 @@ def test_codes_equal_the_reference_bit_for_bit(kernels, n_in, smooth):
     layer = _layer(n_in, 24, smooth, seed=n_in)
     x = _rows(9, n_in, seed=n_in + 1)
     q, mid, half = kernels.quantize_rows(x, layer.inv_smooth)
-    xs = x * layer.inv_smooth if smooth else x  # the reference's steps (Int8Linear.reference)
-    lo, hi = xs.amin(-1, keepdim=True), xs.amax(-1, keepdim=True)
-    ref_mid, ref_half = (hi + lo) * 0.5, ((hi - lo) * 0.5).clamp_(min=1e-8)
-    ref_q = (xs - ref_mid).mul_(127.0 / ref_half).round_().to(torch.int8)
+    ref_q, ref_mid, ref_half = layer.reference_codes(x)
     assert torch.equal(mid, ref_mid) and torch.equal(half, ref_half)
     assert torch.equal(q, ref_q)
     if n_in > 1:  # a row's extremes land on -127 and 127 (one column: every row is its own mid)
@@ -66,10 +63,7 @@ def test_codes_equal_the_reference_bit_for_bit(kernels, n_in, smooth):
 
 def _exact(layer: Int8Linear, x: torch.Tensor) -> torch.Tensor:
     """The way back in float64 from the (shared, exact) int8 codes and int32 products."""
-    xs = x * layer.inv_smooth if layer.inv_smooth is not None else x
-    lo, hi = xs.amin(-1, keepdim=True), xs.amax(-1, keepdim=True)
-    mid, half = (hi + lo) * 0.5, ((hi - lo) * 0.5).clamp_(min=1e-8)
-    q = (xs - mid).mul_(127.0 / half).round_().to(torch.int8)
+    q, mid, half = layer.reference_codes(x)
     acc = torch._int_mm(q, layer.qweight_t).double()
     row_sums, bias = layer.row_sums_and_bias.double()
     return acc * layer.w_scale.double() * (half.double() / 127) + mid.double() * row_sums + bias
@@ -84,7 +78,7 @@ def test_projection_is_as_accurate_as_the_reference(kernels, shape, smooth):
     x = _rows(33, shape[0], seed=7)
     exact = _exact(layer, x)
     ref_error = (layer.reference(x).double() - exact).abs().max()
-    got = layer._native(x)
+    got = layer.fused(x)
     assert (got.double() - exact).abs().max() <= 2 * ref_error + 1e-7 * exact.abs().max()
     assert torch.equal(layer(x), got)  # forward takes the kernels here
 
@@ -114,7 +108,7 @@ def test_nan_row_stays_nan_and_leaves_the_others(kernels):
     layer = _layer(32, 16, smooth=True, seed=5)
     x = _rows(4, 32, seed=6)
     x[2, 7] = math.nan
-    got = layer._native(x)
+    got = layer.fused(x)
     assert got[2].isnan().all()
     keep = [0, 1, 3]
     torch.testing.assert_close(got[keep], layer.reference(x[keep]), atol=1e-4, rtol=1e-5)
@@ -166,6 +160,6 @@ def test_reference_runs_where_the_kernels_do_not(monkeypatch):
     layer = _layer(16, 8, smooth=False, seed=10)
     x = _rows(5, 16, seed=11)
     monkeypatch.setattr(native, "kernels", lambda: None)
-    assert not layer._native_applies(x)
+    assert layer._kernels(x) is None
     assert layer.fused(x, act="gelu") is None
     torch.testing.assert_close(layer(x), layer.reference(x))
