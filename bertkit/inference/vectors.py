@@ -119,7 +119,10 @@ def embed(
             out[idx] = (torch.cat(pooled, -1) if combine == "concat" else torch.stack(pooled).mean(0)).cpu()
 
         with progress_callback(progress, len(items), "embedding") as step:
-            for_each_batch(runner, encoded, batch_size, consume, progress=step, output_hidden_states=every_layer)
+            # skip_padding: the encoder runs on the real tokens only; pooling never reads the padding
+            for_each_batch(
+                runner, encoded, batch_size, consume, progress=step, output_hidden_states=every_layer, skip_padding=True
+            )
     if recipe.normalize if normalize is None else normalize:
         out = F.normalize(out, dim=-1)
     return out[0] if single else out
@@ -206,7 +209,7 @@ def token_embeddings(
             enc = encoded.encodings[i]
             results[i] = _per_word(items[i], enc, hidden[row, : len(enc.ids)].cpu().clone())
 
-    for_each_batch(runner, encoded, batch_size, consume, output_hidden_states=every_layer)
+    for_each_batch(runner, encoded, batch_size, consume, output_hidden_states=every_layer, skip_padding=True)
     return results[0] if single else results
 
 

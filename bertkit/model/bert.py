@@ -24,6 +24,8 @@ from bertkit.model.fast_paths import (
     Dropout,
     Embedding,
     Packing,
+    c_attention,
+    c_attention_applies,
     explicit_attention,
     linear,
     linear_act,
@@ -88,7 +90,8 @@ class BertSelfAttention(nn.Module):
 
     Attention is `F.scaled_dot_product_attention` (a fused kernel, no [T, T] tensor kept), or the
     written-out softmax(QK^T / sqrt(d) + mask) V of fast_paths.explicit_attention where that is
-    needed (the probabilities asked for) or faster (short inputs, CPU dropout).
+    needed (the probabilities asked for) or faster (short inputs, CPU dropout), or at CPU inference
+    on one thread fast_paths.c_attention, which reads the packed projection directly.
     """
 
     def __init__(self, config: BertConfig):
@@ -110,6 +113,9 @@ class BertSelfAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x [B, T, H] (or packed [N, H]) -> context [B, rows, H] (or [N, H]) and the probabilities
         [B, A, rows, T] when asked for; rows = T, or 1 with cls_only."""
+        if not (output_attentions or cls_only) and (packing is not None or mask is None):
+            if c_attention_applies(x, self.head_size, self.training):  # CPU inference, one thread
+                return c_attention(linear(self.qkv, x), packing, self.num_heads), None
         q, k, v = self.project(x, cls_only, packing)  # 3 x [B, A, rows or T, D]
         dropout_p = self.dropout_p if self.training else 0.0
         own_dropout = use_own_dropout(x, dropout_p, self.training)

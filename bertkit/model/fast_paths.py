@@ -5,9 +5,11 @@
 - `Embedding`: nn.Embedding whose CPU training gradient is written into a buffer kept between
   steps: a fresh dense [vocab, H] gradient each step costs a page fault per 4 KiB on CPU.
 - `Packing`: the real tokens of a padded batch as [N, H] rows, so the position-wise layers skip
-  the padding (fine-tuning).
+  the padding (fine-tuning, embeddings).
 - `explicit_attention`: softmax(QK^T / sqrt(d) + mask) V written out, for attention probabilities,
   short inputs and the CPU dropout; `use_explicit_attention` decides when it runs.
+- `c_attention`: inside `fast_inference()` on one CPU thread (bertkit's batching workers), attention
+  in C over the packed projection (native.py): no padding, mask or layout copies around it.
 - `unpadded`: a batch without padding runs without a mask (SDPA's fastest kernel), decided
   outside any trace so an exported graph always carries the mask.
 - `linear` / `linear_act` / `linear_add`: inside `fast_inference()` (bertkit's batching loop), each
@@ -35,6 +37,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from bertkit.model import native
 
 # at inference, attention over at most this many tokens takes the explicit path: three small
 # batched ops cost less than the fused kernel's per-block set-up there
@@ -169,16 +173,20 @@ class Packing:
 
     Every Linear, GELU and LayerNorm runs on the packed [N, H] rows of real tokens only
     (N = attention_mask.sum()); attention, which needs the [B, T] layout, pads its projections
-    back, and packs its output again.
+    back, and packs its output again (the C attention instead reads each sequence's rows from `starts`).
     """
 
     index: torch.Tensor  # [N] flat positions of the real tokens in B*T, ascending
     batch: int
     length: int
+    starts: torch.Tensor  # [B + 1] int64: sequence b is packed rows starts[b] .. starts[b + 1]
 
     @classmethod
     def of(cls, attention_mask: torch.Tensor) -> Packing:
-        return cls(attention_mask.flatten().nonzero().squeeze(1), *attention_mask.shape)
+        batch, length = attention_mask.shape
+        counts = attention_mask.bool().sum(1).cumsum(0)
+        starts = torch.cat([counts.new_zeros(1), counts])
+        return cls(attention_mask.flatten().nonzero().squeeze(1), batch, length, starts)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, F] -> [N, F]
         return x.reshape(self.batch * self.length, x.shape[-1]).index_select(0, self.index)
@@ -217,6 +225,39 @@ def explicit_attention(
     probs = scores.softmax(dim=-1)
     dropped = probs * dropout_mask(probs, dropout_p) if own_dropout else F.dropout(probs, dropout_p, training)
     return torch.matmul(dropped, v), probs
+
+
+def c_attention_applies(x: torch.Tensor, head_size: int, training: bool) -> bool:
+    """Whether attention can run in C (c_attention): CPU float32 inference inside fast_inference()
+    on ONE intra-op thread (the C code is single-threaded: bertkit's batching workers and serve
+    runners run one thread each; a caller using more keeps PyTorch's parallel kernels), heads of a
+    multiple of 16 dimensions, and the kernels built (native.py)."""
+    return (
+        _FAST_INFERENCE.get() is not None
+        and not training
+        and not torch.is_grad_enabled()
+        and not tracing()
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and head_size % 16 == 0
+        and torch.get_num_threads() == 1
+        and native.kernels() is not None
+    )
+
+
+def c_attention(qkv: torch.Tensor, packing: Packing | None, heads: int) -> torch.Tensor:
+    """softmax(QK^T / sqrt(d)) V per head over the fused projection, in C: qkv packed [N, 3H] with
+    its Packing, or [B, T, 3H] of a batch without padding -> the merged context, [N, H] or [B, T, H]."""
+    if packing is not None:
+        flat, starts, longest = qkv, packing.starts, packing.length
+    else:
+        B, longest = qkv.shape[:2]
+        flat, starts = qkv.reshape(B * longest, -1), torch.arange(B + 1) * longest
+    found = native.kernels()
+    assert found is not None, "c_attention runs where c_attention_applies"
+    # float32 in and out; an autocast context may have made the projection bfloat16
+    context = found.attention(flat.float().contiguous(), starts, heads, longest).to(qkv.dtype)
+    return context if packing is not None else context.view(B, longest, -1)
 
 
 # ---------------------------------------------------------------------- oneDNN projections at CPU inference

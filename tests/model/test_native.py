@@ -1,7 +1,8 @@
-"""bertkit/model/native.py and int8_kernels.c: the C passes around the int8 matmul give the int8
+"""bertkit/model/native.py and kernels.c: the C passes around the int8 matmul give the int8
 codes of Int8Linear's PyTorch reference exactly and its outputs to float32 rounding, fold the
-activations and the residual add correctly, keep NaN rows NaN, build once into the cache, and
-leave PyTorch in charge (with one log line) where no compiler works."""
+activations and the residual add correctly, keep NaN rows NaN; the C attention equals PyTorch's per
+sequence and runs only where it applies; the library builds once into the cache, and leaves PyTorch
+in charge (with one log line) where no compiler works."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bertkit.model import fast_paths, native
+from bertkit.model import BertConfig, BertModel, fast_paths, native
+from bertkit.model import bert as bert_module
 from bertkit.model.quantize import Int8Linear
 
 HAS_CC = shutil.which(os.environ.get("CC") or "cc") is not None  # the compiler native.load looks for
@@ -24,7 +26,7 @@ HAS_CC = shutil.which(os.environ.get("CC") or "cc") is not None  # the compiler 
 def kernels() -> native.Kernels:
     found = native.kernels()
     if found is None:
-        assert not HAS_CC, "a C compiler is on this machine, yet the int8 kernels did not build (see the log)"
+        assert not HAS_CC, "a C compiler is on this machine, yet the C kernels did not build (see the log)"
         pytest.skip("no C compiler here: int8 runs its PyTorch reference (tested in test_quantize.py)")
     return found
 
@@ -133,7 +135,7 @@ def test_builds_once_into_the_cache(tmp_path, monkeypatch):
     real_run = native.subprocess.run
     monkeypatch.setattr(native.subprocess, "run", lambda cmd, **kw: calls.append(cmd[0:2]) or real_run(cmd, **kw))
     assert native.load(tmp_path) is not None
-    built = list(tmp_path.glob("int8_kernels-*.so"))
+    built = list(tmp_path.glob("kernels-*.so"))
     compiles = [c for c in calls if c[1] != "--version"]
     assert len(built) == 1 and len(compiles) == 1
     assert native.load(tmp_path) is not None  # the second process finds it
@@ -145,7 +147,7 @@ def test_without_a_working_compiler_pytorch_runs_and_says_so(tmp_path, monkeypat
     caplog.set_level(logging.INFO, logger="bertkit")
     monkeypatch.setenv("CC", "false")  # a compiler that fails every build
     assert native.load(tmp_path) is None
-    assert "int8 runs in PyTorch" in caplog.text
+    assert "int8 projections and CPU attention run in PyTorch" in caplog.text
     monkeypatch.setenv("CC", "no-such-compiler-here")
     assert native.load(tmp_path) is None
     assert "no C compiler ('no-such-compiler-here') found" in caplog.text
@@ -163,3 +165,109 @@ def test_reference_runs_where_the_kernels_do_not(monkeypatch):
     assert layer._kernels(x) is None
     assert layer.fused(x, act="gelu") is None
     torch.testing.assert_close(layer(x), layer.reference(x))
+
+
+# ---------------------------------------------------------------------- attention
+def _sdpa_per_sequence(qkv: torch.Tensor, lengths: list[int], heads: int) -> torch.Tensor:
+    """The reference: PyTorch's attention on each sequence alone, in float64, heads merged."""
+    H = qkv.shape[1] // 3
+    out, first = [], 0
+    for n in lengths:
+        q, k, v = qkv[first : first + n].double().view(n, 3, heads, H // heads).permute(1, 2, 0, 3)
+        out.append(F.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(n, H))
+        first += n
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize(
+    "lengths, heads, head_size",
+    [([1], 1, 16), ([3, 1, 16, 17], 2, 32), ([13, 5, 40], 12, 32), ([130, 7], 4, 64), ([33] * 6, 3, 48)],
+)
+def test_attention_equals_pytorch_per_sequence(kernels, lengths, heads, head_size):
+    """Every token sees its own sequence only, whatever the lengths around it (one token, exactly one
+    vector of queries, one past it, several blocks); scores of magnitude ~30 as BERT's."""
+    g = torch.Generator().manual_seed(sum(lengths) + heads)
+    qkv = torch.randn(sum(lengths), 3 * heads * head_size, generator=g) * 2.5
+    starts = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()])
+    got = kernels.attention(qkv, starts, heads, max(lengths))
+    expected = _sdpa_per_sequence(qkv, lengths, heads)
+    assert got.shape == expected.shape
+    # float32 rounding of a weighted mean of values of magnitude ~2.5: 1e-5 absolute
+    assert (got.double() - expected).abs().max() <= 1e-5 * max(1.0, expected.abs().max().item())
+
+
+def test_attention_nan_stays_in_its_sequence(kernels):
+    qkv = torch.randn(9, 3 * 32)
+    qkv[4, 40] = math.nan  # a key of the second sequence (rows 3..8)
+    got = kernels.attention(qkv, torch.tensor([0, 3, 9]), 2, 6)
+    assert got[3:, :16].isnan().all() and not got[:3].isnan().any()
+    torch.testing.assert_close(got[:3], _sdpa_per_sequence(qkv[:3], [3], 2).float(), atol=1e-6, rtol=1e-5)
+
+
+def _mini_bert(head_size: int = 16) -> BertModel:
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=2 * head_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    return BertModel(config).eval()
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(5, 50, (3, 11), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[0, 4:] = 0
+    mask[2, 9:] = 0
+    return ids, mask
+
+
+def test_model_attends_in_c_on_one_thread_inside_fast_inference(kernels, monkeypatch):
+    """BertModel takes the C attention in bertkit's batching loop (one thread, no grad, packed or
+    unpadded) and gives PyTorch's outputs; outside it, or where PyTorch's path is needed, it does not."""
+    calls = []
+    real = fast_paths.c_attention
+    monkeypatch.setattr(bert_module, "c_attention", lambda *a: calls.append(1) or real(*a))
+    model, (ids, mask) = _mini_bert(), _batch()
+    threads = torch.get_num_threads()
+    with torch.inference_mode():
+        expected = model(ids, mask).last_hidden_state * mask[..., None]
+        torch.set_num_threads(1)
+        try:
+            with fast_paths.fast_inference():
+                packed = model(ids, mask, skip_padding=True).last_hidden_state
+                assert len(calls) == 2  # both layers
+                whole = model(ids[1:2], mask[1:2]).last_hidden_state  # no padding: no mask, no packing
+                assert len(calls) == 4
+                model(ids, mask)  # padded and not packed: the mask needs PyTorch's path
+                model(ids, mask, skip_padding=True, output_attentions=True)
+                assert len(calls) == 4
+        finally:
+            torch.set_num_threads(threads)
+        torch.testing.assert_close(packed, expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(whole, expected[1:2], atol=1e-5, rtol=1e-5)
+        if threads > 1:
+            with fast_paths.fast_inference():
+                model(ids, mask, skip_padding=True)  # several intra-op threads: PyTorch's parallel kernels
+            assert len(calls) == 4
+        model(ids, mask, skip_padding=True)  # outside fast_inference()
+    with fast_paths.fast_inference():
+        model(ids, mask, skip_padding=True)  # autograd on
+    assert len(calls) == 4
+
+
+def test_model_keeps_pytorch_attention_for_heads_of_other_sizes(kernels, monkeypatch):
+    calls = []
+    monkeypatch.setattr(bert_module, "c_attention", lambda *a: calls.append(1))
+    model, (ids, mask) = _mini_bert(head_size=24), _batch()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode(), fast_paths.fast_inference():
+            model(ids, mask, skip_padding=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert not calls
