@@ -20,6 +20,7 @@ from bertkit.inference.batches import calibration_batches
 from bertkit.inference.runtime import load
 from bertkit.loading import load_folder
 from bertkit.log import get_logger
+from bertkit.model.fast_paths import fast_inference
 from bertkit.pipelines import pipeline
 from bertkit.serve.settings import ServeSettings
 
@@ -104,7 +105,9 @@ class EmbedRunner:
         input_ids = pad(ids, self.model.config.pad_token_id).to(self.device)  # [B, T]
         mask = pad([[1] * len(r) for r in ids], 0).to(self.device)  # [B, T]
         token_types = pad(types, 0).to(self.device) if any(any(t) for t in types) else None
-        with torch.inference_mode():
+        # fast_inference: the CPU fast paths bertkit.embed's batching loop takes (oneDNN projections,
+        # int8's fused C passes, the C attention on one thread)
+        with torch.inference_mode(), fast_inference():
             hidden = model(input_ids, mask, token_types, skip_padding=True).last_hidden_state  # [B, T, H]
             return pool(hidden, mask, self.settings.pooling).cpu()  # [B, H] float32
 
