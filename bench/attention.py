@@ -55,23 +55,26 @@ def main() -> None:
     torch.set_num_threads(1)
     print(describe(), f"| batch 32, {args.heads} heads of {args.head_size}")
     g = torch.Generator().manual_seed(0)
-    H = args.heads * args.head_size
     with torch.inference_mode():
         for T in args.lengths:
-            lengths = (T - torch.randint(0, max(2, T // 5), (32,), generator=g)).clamp(min=1)
-            lengths[0] = T
-            attention_mask = (torch.arange(T)[None] < lengths[:, None]).long()
-            packing = Packing.of(attention_mask)
-            mask = torch.zeros(32, 1, 1, T).masked_fill(attention_mask[:, None, None, :] == 0, torch.finfo().min)
-            qkv = torch.randn(int(lengths.sum()), 3 * H, generator=g)  # scores of spread ~1
-            repeats = max(3, 2000 // T)
-            ours = per_call_ms(lambda: kernels.attention(qkv, packing.starts, args.heads, T), repeats)
-            theirs = per_call_ms(lambda: pytorch_path(qkv, packing, mask, args.heads), repeats)
-            diff = kernels.attention(qkv, packing.starts, args.heads, T) - pytorch_path(qkv, packing, mask, args.heads)
-            print(
-                f"T={T:4d} ({int(lengths.sum()):5d} tokens): C {ours:7.3f} ms  PyTorch {theirs:7.3f} ms  "
-                f"x{theirs / ours:5.2f}  max diff {diff.abs().max().item():.1e}"
-            )
+            print(one_length(kernels, T, args.heads, args.head_size, g))
+
+
+def one_length(kernels: native.Kernels, T: int, heads: int, head_size: int, g: torch.Generator) -> str:
+    lengths = (T - torch.randint(0, max(2, T // 5), (32,), generator=g)).clamp(min=1)
+    lengths[0] = T
+    attention_mask = (torch.arange(T)[None] < lengths[:, None]).long()
+    packing = Packing.of(attention_mask)
+    mask = torch.zeros(32, 1, 1, T).masked_fill(attention_mask[:, None, None, :] == 0, torch.finfo().min)
+    qkv = torch.randn(int(lengths.sum()), 3 * heads * head_size, generator=g)  # scores of spread ~1
+    repeats = max(3, 2000 // T)
+    ours = per_call_ms(lambda: kernels.attention(qkv, packing.starts, heads, T), repeats)
+    theirs = per_call_ms(lambda: pytorch_path(qkv, packing, mask, heads), repeats)
+    diff = kernels.attention(qkv, packing.starts, heads, T) - pytorch_path(qkv, packing, mask, heads)
+    return (
+        f"T={T:4d} ({int(lengths.sum()):5d} tokens): C {ours:7.3f} ms  PyTorch {theirs:7.3f} ms  "
+        f"x{theirs / ours:5.2f}  max diff {diff.abs().max().item():.1e}"
+    )
 
 
 if __name__ == "__main__":
