@@ -68,9 +68,9 @@ def one_length(kernels: native.Kernels, T: int, heads: int, head_size: int, g: t
     mask = torch.zeros(32, 1, 1, T).masked_fill(attention_mask[:, None, None, :] == 0, torch.finfo().min)
     qkv = torch.randn(int(lengths.sum()), 3 * heads * head_size, generator=g)  # scores of spread ~1
     repeats = max(3, 2000 // T)
-    ours = per_call_ms(lambda: kernels.attention(qkv, packing.starts, heads, T), repeats)
+    ours = per_call_ms(lambda: kernels.attention(qkv, packing.starts, heads), repeats)
     theirs = per_call_ms(lambda: pytorch_path(qkv, packing, mask, heads), repeats)
-    diff = kernels.attention(qkv, packing.starts, heads, T) - pytorch_path(qkv, packing, mask, heads)
+    diff = kernels.attention(qkv, packing.starts, heads) - pytorch_path(qkv, packing, mask, heads)
     return (
         f"T={T:4d} ({int(lengths.sum()):5d} tokens): C {ours:7.3f} ms  PyTorch {theirs:7.3f} ms  "
         f"x{theirs / ours:5.2f}  max diff {diff.abs().max().item():.1e}"

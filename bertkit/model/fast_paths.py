@@ -231,7 +231,7 @@ def c_attention_applies(x: torch.Tensor, head_size: int, training: bool) -> bool
     """Whether attention can run in C (c_attention): CPU float32 inference inside fast_inference()
     on ONE intra-op thread (the C code is single-threaded: bertkit's batching workers and serve
     runners run one thread each; a caller using more keeps PyTorch's parallel kernels), heads of a
-    multiple of 16 dimensions, and the kernels built (native.py)."""
+    multiple of 16 dimensions, and the kernels built (native.py) with wide vectors."""
     return (
         _FAST_INFERENCE.get() is not None
         and not training
@@ -241,23 +241,30 @@ def c_attention_applies(x: torch.Tensor, head_size: int, training: bool) -> bool
         and x.dtype == torch.float32
         and head_size % 16 == 0
         and torch.get_num_threads() == 1
-        and native.kernels() is not None
+        and _attention_kernels() is not None
     )
+
+
+def _attention_kernels() -> native.Kernels | None:
+    """The kernels where their attention was measured faster than PyTorch's: builds with vectors
+    of 8 floats or more (AVX2, AVX-512; bench/attention.py)."""
+    found = native.kernels()
+    return found if found is not None and found.attention_lanes >= 8 else None
 
 
 def c_attention(qkv: torch.Tensor, packing: Packing | None, heads: int) -> torch.Tensor:
     """softmax(QK^T / sqrt(d)) V per head over the fused projection, in C: qkv packed [N, 3H] with
     its Packing, or [B, T, 3H] of a batch without padding -> the merged context, [N, H] or [B, T, H]."""
     if packing is not None:
-        flat, starts, longest = qkv, packing.starts, packing.length
+        flat, starts = qkv, packing.starts
     else:
-        B, longest = qkv.shape[:2]
-        flat, starts = qkv.reshape(B * longest, -1), torch.arange(B + 1) * longest
-    found = native.kernels()
+        B, T = qkv.shape[:2]
+        flat, starts = qkv.reshape(B * T, -1), torch.arange(B + 1) * T
+    found = _attention_kernels()
     assert found is not None, "c_attention runs where c_attention_applies"
     # float32 in and out; an autocast context may have made the projection bfloat16
-    context = found.attention(flat.float().contiguous(), starts, heads, longest).to(qkv.dtype)
-    return context if packing is not None else context.view(B, longest, -1)
+    context = found.attention(flat.float().contiguous(), starts, heads).to(qkv.dtype)
+    return context if packing is not None else context.view(B, T, -1)
 
 
 # ---------------------------------------------------------------------- oneDNN projections at CPU inference

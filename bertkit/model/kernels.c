@@ -13,6 +13,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__GLIBC__) && defined(__x86_64__) && !defined(BK_SCALAR_MATH)
@@ -109,44 +110,55 @@ void bk_dequantize_rows(const int32_t *restrict acc, int64_t rows, int64_t cols,
 }
 
 /* ------------------------------------------------------------------------------ attention
- * Sixteen floats, in the compiler's vector extension (GCC and Clang): one AVX-512 register, two
- * AVX2 ones, four SSE ones; loaded and stored through memcpy, which compiles to unaligned moves. */
-typedef float vf16 __attribute__((vector_size(64)));
+ * A vector of LANES floats in the compiler's vector extension (GCC and Clang), as wide as the
+ * machine's registers: wider types are split through memory by the compiler (measured on AVX2: a
+ * 16-float type ran 5x slower than 8). Loaded and stored through memcpy: unaligned moves. */
+#if defined(__AVX512F__)
 #define LANES 16
-#define ROWS 4 /* query rows per block: four accumulators reuse each loaded key or value vector */
+#elif defined(__AVX__)
+#define LANES 8
+#else
+#define LANES 4
+#endif
+typedef float vf __attribute__((vector_size(LANES * sizeof(float))));
+#define ROWS 4 /* keys or queries per block: four accumulators reuse each loaded vector */
 
-static inline vf16 load16(const float *p) {
-    vf16 v;
+/* The vector width this build has: the attention pays off at 8 floats or more (AVX2, AVX-512);
+ * with 4 (SSE2 without FMA) it was measured slower than PyTorch's path beyond ~32 tokens. */
+int bk_attention_lanes(void) { return LANES; }
+
+static inline vf load_vf(const float *p) {
+    vf v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-static inline void store16(float *p, vf16 v) { memcpy(p, &v, sizeof v); }
-
-/* Floats of scratch that bk_attention needs for sequences of up to max_len tokens. */
-int64_t bk_attention_scratch(int64_t max_len, int64_t head_size) {
-    const int64_t queries = (max_len + LANES - 1) / LANES * LANES;
-    return head_size * queries + max_len * LANES + LANES;
-}
+static inline void store_vf(float *p, vf v) { memcpy(p, &v, sizeof v); }
 
 /* softmax(q k^T * scale) v for each head of each sequence, every token seeing its own sequence only.
  * qkv [N, 3 * heads * head_size]: the packed rows of the fused projection (query | key | value, each
  * head's head_size columns together, as BertSelfAttention.qkv gives them); sequence s holds rows
  * starts[s] .. starts[s + 1]. out [N, heads * head_size]: the heads merged, packed as the input.
- * head_size: a multiple of 16.
- * Sixteen queries at a time sit in the lanes of one vector: their scores against a key are one
+ * head_size: a multiple of 16 (whole vectors for every LANES). Returns 0, or -1 where its scratch could not be allocated.
+ * LANES queries at a time sit in the lanes of one vector: their scores against a key are one
  * vector, so the softmax's max, exp and sum run down the keys lane by lane, independent across keys
  * and with no reduction inside a vector; only the queries are transposed, keys and values are read
  * in place. */
-void bk_attention(const float *restrict qkv, int64_t n_seqs, const int64_t *restrict starts, int64_t heads,
-                  int64_t head_size, float scale, float *restrict out, float *restrict scratch) {
+int bk_attention(const float *restrict qkv, int64_t n_seqs, const int64_t *restrict starts, int64_t heads,
+                 int64_t head_size, float scale, float *restrict out) {
     const int64_t D = head_size, H = heads * D, stride = 3 * H;
+    int64_t longest = 0;
+    for (int64_t s = 0; s < n_seqs; s++)
+        longest = starts[s + 1] - starts[s] > longest ? starts[s + 1] - starts[s] : longest;
+    const int64_t most = (longest + LANES - 1) / LANES * LANES;
+    float *scratch = malloc(sizeof(float) * (size_t)(D * most + longest * LANES + LANES));
+    if (!scratch) return -1;
     for (int64_t s = 0; s < n_seqs; s++) {
         const int64_t first = starts[s], T = starts[s + 1] - first;
         if (T <= 0) continue;
         const int64_t Q = (T + LANES - 1) / LANES * LANES;
-        float *restrict qt = scratch;         /* [D, Q] queries transposed, times scale, zero past T */
-        float *restrict pt = qt + D * Q;      /* [T, LANES] one block's scores, then exp(score - max) */
+        float *restrict qt = scratch;             /* [D, Q] queries transposed, times scale, zero past T */
+        float *restrict pt = qt + D * Q;          /* [T, LANES] one block's scores, then exp(score - max) */
         float *restrict inv_sum = pt + T * LANES; /* [LANES] 1 / each query's sum of those */
         for (int64_t h = 0; h < heads; h++) {
             const float *q0 = qkv + first * stride + h * D, *k0 = q0 + H, *v0 = q0 + 2 * H;
@@ -154,16 +166,16 @@ void bk_attention(const float *restrict qkv, int64_t n_seqs, const int64_t *rest
                 for (int64_t i = 0; i < T; i++) qt[d * Q + i] = q0[i * stride + d] * scale;
                 for (int64_t i = T; i < Q; i++) qt[d * Q + i] = 0.0f;
             }
-            for (int64_t b = 0; b < Q; b += LANES) { /* queries b .. b + 15 */
-                for (int64_t j0 = 0; j0 < T; j0 += ROWS) { /* scores against ROWS keys at a time */
+            for (int64_t b = 0; b < Q; b += LANES) { /* queries b .. b + LANES - 1 */
+                for (int64_t j0 = 0; j0 < T; j0 += ROWS) { /* their scores against ROWS keys at a time */
                     const float *k[ROWS];
                     for (int r = 0; r < ROWS; r++) k[r] = k0 + (j0 + r < T ? j0 + r : T - 1) * stride;
-                    vf16 acc[ROWS] = {0};
+                    vf acc[ROWS] = {0};
                     for (int64_t d = 0; d < D; d++) {
-                        const vf16 q = load16(qt + d * Q + b);
+                        const vf q = load_vf(qt + d * Q + b);
                         for (int r = 0; r < ROWS; r++) acc[r] += k[r][d] * q;
                     }
-                    for (int r = 0; r < ROWS && j0 + r < T; r++) store16(pt + (j0 + r) * LANES, acc[r]);
+                    for (int r = 0; r < ROWS && j0 + r < T; r++) store_vf(pt + (j0 + r) * LANES, acc[r]);
                 }
                 float m[LANES], sum[LANES] = {0};
                 for (int l = 0; l < LANES; l++) m[l] = pt[l];
@@ -180,16 +192,18 @@ void bk_attention(const float *restrict qkv, int64_t n_seqs, const int64_t *rest
                 for (int64_t i0 = 0; i0 < LANES && b + i0 < T; i0 += ROWS) { /* out = p v / sum */
                     const int live = T - b - i0 < ROWS ? (int)(T - b - i0) : ROWS;
                     for (int64_t d0 = 0; d0 < D; d0 += LANES) {
-                        vf16 acc[ROWS] = {0};
+                        vf acc[ROWS] = {0};
                         for (int64_t j = 0; j < T; j++) {
-                            const vf16 v = load16(v0 + j * stride + d0);
+                            const vf v = load_vf(v0 + j * stride + d0);
                             for (int r = 0; r < ROWS; r++) acc[r] += pt[j * LANES + i0 + r] * v;
                         }
                         for (int r = 0; r < live; r++)
-                            store16(out + (first + b + i0 + r) * H + h * D + d0, acc[r] * inv_sum[i0 + r]);
+                            store_vf(out + (first + b + i0 + r) * H + h * D + d0, acc[r] * inv_sum[i0 + r]);
                     }
                 }
             }
         }
     }
+    free(scratch);
+    return 0;
 }

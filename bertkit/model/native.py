@@ -69,10 +69,10 @@ class Kernels:
         lib.bk_quantize_rows.restype = None
         lib.bk_dequantize_rows.argtypes = [_P, _N, _N, _P, _P, _P, _P, _P, _P, ctypes.c_int, _P]
         lib.bk_dequantize_rows.restype = None
-        lib.bk_attention_scratch.argtypes = [_N, _N]
-        lib.bk_attention_scratch.restype = _N
-        lib.bk_attention.argtypes = [_P, _N, _P, _N, _N, ctypes.c_float, _P, _P]
-        lib.bk_attention.restype = None
+        lib.bk_attention.argtypes = [_P, _N, _P, _N, _N, ctypes.c_float, _P]
+        lib.bk_attention.restype = ctypes.c_int
+        lib.bk_attention_lanes.restype = ctypes.c_int
+        self.attention_lanes = int(lib.bk_attention_lanes())  # floats per vector in this build
 
     def quantize_rows(
         self, x: torch.Tensor, inv_smooth: torch.Tensor | None
@@ -116,25 +116,20 @@ class Kernels:
         )
         return out
 
-    def attention(self, qkv: torch.Tensor, starts: torch.Tensor, heads: int, max_len: int) -> torch.Tensor:
+    def attention(self, qkv: torch.Tensor, starts: torch.Tensor, heads: int) -> torch.Tensor:
         """Packed fused projection [N, 3H] (query | key | value, heads of H / heads columns each, a
         multiple of 16) -> the heads' context merged [N, H]; sequence s is rows starts[s]..starts[s+1]
-        (int64), max_len the longest."""
+        (int64, [S + 1])."""
         N, H = qkv.shape[0], qkv.shape[1] // 3
         head_size = H // heads
         out = torch.empty(N, H)
-        scratch = torch.empty(self.lib.bk_attention_scratch(max_len, head_size))
         scale = 1.0 / math.sqrt(head_size)
-        self.lib.bk_attention(
-            qkv.data_ptr(),
-            starts.numel() - 1,
-            starts.data_ptr(),
-            heads,
-            head_size,
-            scale,
-            out.data_ptr(),
-            scratch.data_ptr(),
+        starts = starts.to(torch.int64).contiguous()
+        failed = self.lib.bk_attention(
+            qkv.data_ptr(), starts.numel() - 1, starts.data_ptr(), heads, head_size, scale, out.data_ptr()
         )
+        if failed:
+            raise MemoryError("the C attention could not allocate its scratch (a row block per sequence)")
         return out
 
 

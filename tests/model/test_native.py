@@ -6,15 +6,18 @@ in charge (with one log line) where no compiler works."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
+import platform
 import shutil
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from bertkit.hardware import cpu_flags
 from bertkit.model import BertConfig, BertModel, fast_paths, native
 from bertkit.model import bert as bert_module
 from bertkit.model.quantize import Int8Linear
@@ -189,17 +192,35 @@ def test_attention_equals_pytorch_per_sequence(kernels, lengths, heads, head_siz
     g = torch.Generator().manual_seed(sum(lengths) + heads)
     qkv = torch.randn(sum(lengths), 3 * heads * head_size, generator=g) * 2.5
     starts = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()])
-    got = kernels.attention(qkv, starts, heads, max(lengths))
+    got = kernels.attention(qkv, starts, heads)
     expected = _sdpa_per_sequence(qkv, lengths, heads)
     assert got.shape == expected.shape
     # float32 rounding of a weighted mean of values of magnitude ~2.5: 1e-5 absolute
     assert (got.double() - expected).abs().max() <= 1e-5 * max(1.0, expected.abs().max().item())
 
 
+@pytest.mark.parametrize("avx2", [True, False], ids=["8 lanes (AVX2)", "4 lanes (the fallback build)"])
+def test_attention_in_narrower_builds(kernels, tmp_path, avx2):
+    """The vector width follows the build: an AVX2 machine's library (8 floats) and the fallback
+    build without -march=native (4) give the same attention; only 8 or more is used
+    (c_attention_applies)."""
+    if platform.machine() not in ("x86_64", "AMD64") or (avx2 and "avx2" not in cpu_flags()):
+        pytest.skip("these builds are x86's; the AVX2 one needs an AVX2 CPU to run")
+    (flags, libs), fallback = native.BUILDS
+    flags, libs = ([f for f in flags if f != "-march=native"] + ["-mavx2", "-mfma"], libs) if avx2 else fallback
+    built = native.Kernels(ctypes.CDLL(str(native._built(os.environ.get("CC") or "cc", flags, libs, tmp_path))))
+    assert built.attention_lanes == (8 if avx2 else 4)
+    lengths, heads = [13, 1, 40], 12
+    qkv = torch.randn(sum(lengths), 3 * heads * 32, generator=torch.Generator().manual_seed(3))
+    starts = torch.tensor([0, 13, 14, 54])
+    expected = _sdpa_per_sequence(qkv, lengths, heads)
+    assert (built.attention(qkv, starts, heads).double() - expected).abs().max() <= 1e-5
+
+
 def test_attention_nan_stays_in_its_sequence(kernels):
     qkv = torch.randn(9, 3 * 32)
     qkv[4, 40] = math.nan  # a key of the second sequence (rows 3..8)
-    got = kernels.attention(qkv, torch.tensor([0, 3, 9]), 2, 6)
+    got = kernels.attention(qkv, torch.tensor([0, 3, 9]), 2)
     assert got[3:, :16].isnan().all() and not got[:3].isnan().any()
     torch.testing.assert_close(got[:3], _sdpa_per_sequence(qkv[:3], [3], 2).float(), atol=1e-6, rtol=1e-5)
 
@@ -271,3 +292,20 @@ def test_model_keeps_pytorch_attention_for_heads_of_other_sizes(kernels, monkeyp
     finally:
         torch.set_num_threads(threads)
     assert not calls
+
+
+def test_narrow_builds_leave_attention_to_pytorch(kernels, monkeypatch):
+    """A library of 4-float vectors (measured slower than PyTorch beyond ~32 tokens) is not used."""
+    narrow = native.Kernels(kernels.lib)
+    narrow.attention_lanes = 4
+    monkeypatch.setattr(native, "kernels", lambda: narrow)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode(), fast_paths.fast_inference():
+            x = torch.randn(5, 32)
+            assert not fast_paths.c_attention_applies(x, 16, training=False)
+            narrow.attention_lanes = 8
+            assert fast_paths.c_attention_applies(x, 16, training=False)
+    finally:
+        torch.set_num_threads(threads)
