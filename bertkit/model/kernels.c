@@ -139,7 +139,8 @@ static inline void store_vf(float *p, vf v) { memcpy(p, &v, sizeof v); }
  * qkv [N, 3 * heads * head_size]: the packed rows of the fused projection (query | key | value, each
  * head's head_size columns together, as BertSelfAttention.qkv gives them); sequence s holds rows
  * starts[s] .. starts[s + 1]. out [N, heads * head_size]: the heads merged, packed as the input.
- * head_size: a multiple of 16 (whole vectors for every LANES). Returns 0, or -1 where its scratch could not be allocated.
+ * head_size: a multiple of 16 (whole vectors for every LANES). Returns 0, or -1 where its scratch
+ * (a few rows per head of the longest sequence) could not be allocated.
  * LANES queries at a time sit in the lanes of one vector: their scores against a key are one
  * vector, so the softmax's max, exp and sum run down the keys lane by lane, independent across keys
  * and with no reduction inside a vector; only the queries are transposed, keys and values are read

@@ -7,7 +7,8 @@ In PyTorch that is a dozen passes over the activations, costing as much as the i
 residual add folded into the way back. Same int8 codes as the PyTorch reference, which stays as the
 fallback and the test oracle (tests/model/test_native.py). Attention on short sentences spends more
 time padding, masking and copying than computing; the C attention reads the packed projection and
-writes the packed context, 2-4x faster than PyTorch's path at 6-256 tokens on one thread.
+writes the packed context, several times faster than PyTorch's path on short inputs (bench/attention.py,
+docs/model.md).
 
 How: compiled on first use with the machine's C compiler (`$CC`, else `cc`), for this CPU
 (-march=native), into `bertkit.settings.cache_dir() / "kernels"`, under a name hashing the
@@ -129,7 +130,7 @@ class Kernels:
             qkv.data_ptr(), starts.numel() - 1, starts.data_ptr(), heads, head_size, scale, out.data_ptr()
         )
         if failed:
-            raise MemoryError("the C attention could not allocate its scratch (a row block per sequence)")
+            raise MemoryError(f"the C attention could not allocate its scratch for {N} tokens of {heads} heads")
         return out
 
 
