@@ -1,8 +1,11 @@
 """bertkit/model/quantize.py: the weight bits follow the CPU (8 with VNNI, 7 without, 7 for a portable
-graph), the int8 product is exact integer arithmetic on every CPU, and the layers kept out of int8
-run in bfloat16 only where the CPU multiplies it natively."""
+graph), the int8 product is exact integer arithmetic on every CPU, a layer over the error gate tries
+other smoothing strengths before leaving int8, and the layers kept out of int8 run in bfloat16 only
+where the CPU multiplies it natively."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -72,17 +75,58 @@ def test_too_sensitive_layers_leave_int8(monkeypatch):
     model = torch.nn.Sequential(torch.nn.Linear(24, 24), torch.nn.Linear(24, 24))
     batches = [{"input": torch.randn(8, 24)}]
 
-    class Wrapped(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = model
-
-        def forward(self, input):
-            return self.net(input)
-
-    wrapped = quantize.quantize_int8(Wrapped(), calibration=batches, max_error=0.0)  # every layer too far
+    wrapped = quantize.quantize_int8(_Wrapped(model), calibration=batches, max_error=0.0)  # every layer too far
     assert float_layers(wrapped) == ["net.0", "net.1"]
     assert not any(isinstance(m, Int8Linear) for m in wrapped.modules())
+
+
+class _Wrapped(torch.nn.Module):
+    """A model taking `input=`, as calibration batches are dicts of model arguments."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, input):
+        return self.net(input)
+
+
+def test_a_layer_over_the_gate_tries_other_smoothing_strengths():
+    """A Linear whose int8 error at the default alpha is over max_error gets the grid's best alpha
+    when that one is under it, and stays float when no alpha is; with 7-bit weights it is not tried."""
+    torch.manual_seed(4)
+    x = torch.randn(64, 48) * torch.logspace(-1, 1.5, 48)  # input channels of very different ranges
+    x[:, 5] *= 30  # an outlier channel, as BERT's
+    batches = [{"input": x}]
+    linear = torch.nn.Linear(48, 16)
+    ranges = x.abs().amax(0)
+
+    def errors(qmax: int) -> dict[float, float]:
+        with torch.inference_mode():
+            ref = linear(x)
+            return {
+                a: quantize.worst_error(
+                    Int8Linear(linear, quantize.smoothing(ranges, linear.weight, a), qmax=qmax)(x), ref
+                )
+                for a in quantize.ALPHA_GRID
+            }
+
+    def quantized(max_error: float, qmax: int) -> torch.nn.Module:
+        model = _Wrapped(copy.deepcopy(linear))
+        return quantize.quantize_int8(model, calibration=batches, max_error=max_error, weight_qmax=qmax)
+
+    for qmax in (127, PORTABLE_QMAX):
+        found = errors(qmax)
+        best = min(found, key=lambda a: found[a])
+        assert found[best] < found[quantize.DEFAULT_ALPHA]  # the data makes the default not the best
+        gate = (found[best] + found[quantize.DEFAULT_ALPHA]) / 2
+        if qmax == PORTABLE_QMAX:
+            assert float_layers(quantized(gate, qmax)) == ["net"]  # 7-bit weights: no other strength tried
+            continue
+        kept = quantized(gate, qmax).net
+        assert isinstance(kept, Int8Linear)
+        torch.testing.assert_close(kept.inv_smooth, 1.0 / quantize.smoothing(ranges, linear.weight, best))
+        assert float_layers(quantized(found[best] / 2, qmax)) == ["net"]
 
 
 @pytest.mark.parametrize("per_token", [True, False])
