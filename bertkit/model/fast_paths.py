@@ -286,10 +286,14 @@ _FAST_INFERENCE: ContextVar[object | None] = ContextVar("bertkit_fast_inference"
 
 
 @contextlib.contextmanager
-def fast_inference() -> Iterator[None]:
+def fast_inference(scope: object | None = None) -> Iterator[None]:
     """Inside (bertkit's batching loop, per thread), CPU inference projections may run on oneDNN;
-    outside, a forward sums in nn.Linear's order, bit for bit what transformers computes."""
-    token = _FAST_INFERENCE.set(object())
+    outside, a forward sums in nn.Linear's order, bit for bit what transformers computes.
+
+    Weights are checked for changes once per scope. A caller whose weights cannot change between
+    its calls (a server's frozen model) passes the same `scope` object to every one of them, from
+    any thread, so the check runs once instead of once per forward."""
+    token = _FAST_INFERENCE.set(object() if scope is None else scope)
     try:
         yield
     finally:

@@ -69,6 +69,9 @@ class EmbedRunner:
         self.settings = settings
         self._embed = embed
         self._runner: torch.nn.Module | None = None  # the prepared (dtype-converted) model, made at warm-up
+        # the served model never changes once prepared: one fast_inference scope for the server's
+        # life checks its weights once, not at every forward of every thread
+        self._scope = object()
         if settings.backend == "torch":
             model, self.tokenizer, _ = load_folder(settings.model, "BertModel")
             self.device = resolve_device(settings.device)
@@ -107,7 +110,7 @@ class EmbedRunner:
         token_types = pad(types, 0).to(self.device) if any(any(t) for t in types) else None
         # fast_inference: the CPU fast paths bertkit.embed's batching loop takes (oneDNN projections,
         # int8's fused C passes, the C attention on one thread)
-        with torch.inference_mode(), fast_inference():
+        with torch.inference_mode(), fast_inference(self._scope):
             hidden = model(input_ids, mask, token_types, skip_padding=True).last_hidden_state  # [B, T, H]
             return pool(hidden, mask, self.settings.pooling).cpu()  # [B, H] float32
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 import torch
@@ -201,6 +202,19 @@ def test_a_weight_is_checked_once_per_inference_scope(monkeypatch):
     with torch.inference_mode(), fast_paths.fast_inference():
         fast_paths.packed(linears[0])
     assert len(checks) == len(linears) + 1
+    # a scope object given again (a server's frozen model), from two threads: still one check
+    frozen, before = object(), len(checks)
+
+    def use() -> None:
+        with torch.inference_mode(), fast_paths.fast_inference(frozen):
+            fast_paths.packed(linears[0])
+
+    use()
+    worker = threading.Thread(target=use)
+    worker.start()
+    worker.join()
+    use()
+    assert len(checks) == before + 1
 
 
 AVX2_RUN = textwrap.dedent(
