@@ -17,15 +17,15 @@ import base64
 import contextlib
 import hmac
 import time
-from collections.abc import AsyncIterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
-import torch
-import torch.nn.functional as F
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
 
 from bertkit import __version__
 from bertkit.log import get_logger
@@ -124,11 +124,15 @@ class Service:
         except Exception as err:  # the forward of this request's batch raised
             raise Refused(500, f"the model failed on this batch ({_summary(err)})", "backend") from None
 
-    async def vectors(self, texts: list[str], truncate: bool, normalize: bool) -> tuple[torch.Tensor, int]:
+    async def vectors(self, texts: list[str], truncate: bool, normalize: bool) -> tuple[np.ndarray, int]:
+        """([N, H] float32 vectors, tokens read); numpy, not torch: a request's few rows cost
+        microseconds there and tens of them in torch's dispatch, on the event loop's thread."""
         lengths = await self.lengths(texts, truncate)
         rows = await self.run(texts, lengths)
-        vectors = torch.stack(rows)
-        return (F.normalize(vectors, dim=-1) if normalize else vectors), sum(lengths)
+        vectors = np.stack([row.numpy() for row in rows])
+        if normalize:  # as F.normalize: v / max(|v|, 1e-12)
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+        return vectors, sum(lengths)
 
     def info(self) -> dict[str, Any]:
         s = self.settings
@@ -178,24 +182,36 @@ def create_app(settings: ServeSettings, runner: Any) -> FastAPI:
     )
     app.state.service = service
     _add_errors(app)
-    _add_routes(app, service)
-    app.add_middleware(Gate, settings=settings, service=service)
+    posts = _add_routes(app, service)
+    app.add_middleware(Gate, settings=settings, service=service, posts=posts)
     return app
+
+
+def refused(err: Refused) -> Response:
+    return _error(err.status, err.message, err.error_type, err.headers)
+
+
+def invalid(errors: Sequence[Any]) -> Response:
+    return _error(422, _one_line(errors), "validation")
+
+
+def unexpected(path: str, err: Exception) -> Response:
+    logger.warning(f"{path}: {_summary(err)}")
+    return _error(500, f"internal error ({_summary(err)})", "backend")
 
 
 def _add_errors(app: FastAPI) -> None:
     @app.exception_handler(Refused)
-    async def refused(request: Request, err: Refused) -> Response:
-        return _error(err.status, err.message, err.error_type, err.headers)
+    async def on_refused(request: Request, err: Refused) -> Response:
+        return refused(err)
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, err: Exception) -> Response:
-        logger.warning(f"{request.url.path}: {_summary(err)}")
-        return _error(500, f"internal error ({_summary(err)})", "backend")
+    async def on_unexpected(request: Request, err: Exception) -> Response:
+        return unexpected(request.url.path, err)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, err: RequestValidationError) -> Response:
-        return _error(422, _one_line(err.errors()), "validation")
+    async def on_invalid(request: Request, err: RequestValidationError) -> Response:
+        return invalid(err.errors())
 
 
 def _one_line(errors: Sequence[Any]) -> str:
@@ -205,17 +221,28 @@ def _one_line(errors: Sequence[Any]) -> str:
     first = errors[0]
     if first.get("type") == "json_invalid":
         return f"the body is not valid JSON ({first.get('ctx', {}).get('error', first.get('msg'))})"
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    loc = _where(first)
     if not loc:
         return "the body must be a JSON object (Content-Type: application/json)"
     field = loc[0]
     # a union (text or list of texts) reports once per allowed type: join them
-    wanted = dict.fromkeys(e.get("msg", "") for e in errors if [str(p) for p in e.get("loc", ())][1:2] == [field])
+    wanted = dict.fromkeys(e.get("msg", "") for e in errors if _where(e)[:1] == [field])
     return f"{field}: {' or '.join(w for w in wanted if w)}"
 
 
-def _add_routes(app: FastAPI, service: Service) -> None:
+def _where(error: Any) -> list[str]:
+    """An error's place in the body (FastAPI's errors start with "body", pydantic's own do not)."""
+    return [str(p) for p in error.get("loc", ()) if p != "body"]
+
+
+# a POST route's path -> (its body's model, its endpoint): what Gate calls directly
+Posts = dict[str, tuple[type[BaseModel], Callable[[Any], Awaitable[Response]]]]
+
+
+def _add_routes(app: FastAPI, service: Service) -> Posts:
+    """Declare the routes; return the POST ones for Gate to call directly (see Gate)."""
     settings, runner = service.settings, service.runner
+    posts: Posts = {}
 
     @app.get("/health", summary="200 while the forward threads run")
     async def health() -> Response:
@@ -236,18 +263,21 @@ def _add_routes(app: FastAPI, service: Service) -> None:
         @app.post("/embed", summary="sentence vectors (text-embeddings-inference's shape)")
         async def embed(body: EmbedRequest) -> Response:
             vectors, _ = await service.vectors(texts_of(body.inputs, settings), body.truncate, body.normalize)
-            return json_response(vectors.numpy())
+            return json_response(vectors)
 
         @app.post("/v1/embeddings", summary="sentence vectors, unit length (OpenAI's shape)")
         async def openai_embeddings(body: OpenAIEmbeddingRequest) -> Response:
             vectors, tokens = await service.vectors(texts_of(body.input, settings), False, True)
             if body.encoding_format == "base64":
-                rows: list[Any] = [base64.b64encode(v.numpy().astype("<f4").tobytes()).decode() for v in vectors]
+                rows: list[Any] = [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in vectors]
             else:
-                rows = list(vectors.numpy())
+                rows = list(vectors)
             data = [{"object": "embedding", "embedding": row, "index": i} for i, row in enumerate(rows)]
             usage = {"prompt_tokens": tokens, "total_tokens": tokens}
             return json_response({"object": "list", "data": data, "model": settings.model, "usage": usage})
+
+        posts["/embed"] = (EmbedRequest, embed)
+        posts["/v1/embeddings"] = (OpenAIEmbeddingRequest, openai_embeddings)
 
     @app.post("/predict", summary=f"{settings.task}: the pipeline's output for one input or a list")
     async def predict(body: PredictRequest) -> Response:
@@ -258,6 +288,9 @@ def _add_routes(app: FastAPI, service: Service) -> None:
         key = (("top_k", body.top_k),) if body.top_k is not None else ()
         outputs = [_plain(x) for x in await service.run(inputs, lengths, key)]
         return json_response(outputs[0] if single else outputs)
+
+    posts["/predict"] = (PredictRequest, predict)
+    return posts
 
 
 def _plain(x: Any) -> Any:
@@ -272,12 +305,20 @@ def _plain(x: Any) -> Any:
 
 
 class Gate:
-    """ASGI middleware before every route: API key, payload limit, in-flight count and metrics."""
+    """ASGI middleware before every route: API key, payload limit, in-flight count and metrics.
 
-    def __init__(self, app: Any, settings: ServeSettings, service: Service) -> None:
+    Having read a POST body whole (to count its bytes), the gate also answers the POST routes
+    itself: it validates the body with the route's pydantic model straight from the JSON bytes and
+    awaits the route's endpoint, the same function FastAPI declared (so the OpenAPI docs stay).
+    FastAPI's way to the same call (a Request object, JSON decoding, dependency solving, its
+    exception middleware) took more of the event loop's time than the endpoint's own work, and the
+    event loop shares the cores with the forward threads (docs/serving.md)."""
+
+    def __init__(self, app: Any, settings: ServeSettings, service: Service, posts: Posts) -> None:
         self.app = app
         self.settings = settings
         self.service = service
+        self.posts = posts
         self.key = settings.api_key.encode() if settings.api_key else None
         self.routes = {"/embed", "/v1/embeddings", "/predict", "/health", "/info", "/metrics"}
 
@@ -295,9 +336,11 @@ class Gate:
 
         self.service.in_flight += 1
         try:
-            refusal, receive = await self._admit(scope, receive)
+            refusal, receive, body = await self._admit(scope, receive)
             if refusal is not None:
                 await refusal(scope, receive, send_and_see)
+            elif body is not None and scope["path"] in self.posts:
+                await (await self._post(scope, body))(scope, receive, send_and_see)
             else:
                 await self.app(scope, receive, send_and_see)
         finally:
@@ -305,31 +348,46 @@ class Gate:
             route = scope["path"] if scope["path"] in self.routes else "other"
             self.service.metrics.request(route, status["code"], time.monotonic() - start)
 
-    async def _admit(self, scope: dict, receive: Any) -> tuple[Response | None, Any]:
-        """(a refusal or None, the receive channel the app reads the body from)."""
+    async def _admit(self, scope: dict, receive: Any) -> tuple[Response | None, Any, bytes | None]:
+        """(a refusal or None, the receive channel the app reads the body from, a POST's whole body)."""
         headers = dict(scope.get("headers") or [])
         if self.key is not None and scope["path"] not in PUBLIC_PATHS:
             given = headers.get(b"authorization", b"")
             token = given[7:] if given[:7].lower() == b"bearer " else b""
             if not hmac.compare_digest(token, self.key):  # constant time: the key is not guessed byte by byte
                 what = "wrong API key" if token else 'missing API key: send "Authorization: Bearer KEY"'
-                return _error(401, what, "unauthorized", {"WWW-Authenticate": "Bearer"}), receive
+                return _error(401, what, "unauthorized", {"WWW-Authenticate": "Bearer"}), receive, None
         if scope["method"] != "POST":
-            return None, receive
+            return None, receive, None
         limit = self.settings.payload_limit
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return self._too_large(int(declared)), receive
+            return self._too_large(int(declared)), receive, None
         body, more = bytearray(), True
         while more:  # read the whole body here, counting: a chunked body has no Content-Length to trust
             message = await receive()
             if message["type"] == "http.disconnect":
-                return None, _replay(b"", receive)
+                return None, _replay(b"", receive), None
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > limit:
-                return self._too_large(len(body), at_least=True), receive
-        return None, _replay(bytes(body), receive)
+                return self._too_large(len(body), at_least=True), receive, None
+        return None, _replay(bytes(body), receive), bytes(body)
+
+    async def _post(self, scope: dict, body: bytes) -> Response:
+        """A POST route's answer: its endpoint awaited with the body validated here, errors as the
+        app's exception handlers answer them."""
+        model, endpoint = self.posts[scope["path"]]
+        try:
+            if not _json_content(scope):
+                raise Refused(422, "the body must be a JSON object (Content-Type: application/json)")
+            return await endpoint(model.model_validate_json(body))
+        except ValidationError as err:
+            return invalid(err.errors())
+        except Refused as err:
+            return refused(err)
+        except Exception as err:
+            return unexpected(scope["path"], err)
 
     def _too_large(self, size: int, at_least: bool = False) -> Response:
         more = "more than " if at_least else ""
@@ -338,6 +396,15 @@ class Gate:
             f"the body has {more}{size} bytes; at most {self.settings.payload_limit} (--payload-limit)",
             "validation",
         )
+
+
+def _json_content(scope: dict) -> bool:
+    """Whether the request says its body is JSON, or says nothing (as FastAPI reads a body)."""
+    for name, value in scope.get("headers") or ():
+        if name == b"content-type":
+            kind = value.split(b";")[0].strip().lower()
+            return kind == b"application/json" or (kind.startswith(b"application/") and kind.endswith(b"+json"))
+    return True
 
 
 def _replay(body: bytes, receive: Any) -> Any:

@@ -58,7 +58,7 @@ def test_an_input_over_the_token_limit_is_413_unless_truncate(scripted, client_f
     [
         (b'{"inputs": "unterminated', "not valid JSON"),
         (b"[1, 2]", "must be a JSON object"),
-        (b'{"inputs": 3}', "inputs: .*string.* or .*list"),
+        (b'{"inputs": 3}', "inputs: .*string.* or .*array"),  # JSON's word for a list
         (b'{"inputs": ["a", 3]}', "inputs: .*string"),
         (b'{"inputs": "a", "normalize": "yes"}', "normalize: .*bool"),
         (b'{"inputs": "a", "prompt_name": "query"}', "prompt_name: Extra inputs are not permitted"),
@@ -72,6 +72,28 @@ def test_malformed_json_and_wrong_types_are_422(scripted, client_for, body, expe
     client = client_for(scripted)
     message = _error(client.post("/embed", content=body, headers={"content-type": "application/json"}), 422)
     assert re.search(expected, message), message
+
+
+def test_post_bodies_are_read_as_fastapi_reads_them(scripted, client_for):
+    """The gate answers the POST routes itself (bertkit.serve.app.Gate): the same statuses as the
+    routes FastAPI declares, for any declared content type, and an unexpected error is one 500."""
+    client = client_for(scripted)
+    body = b'{"inputs": "a b", "normalize": false}'
+    for headers in ({}, {"content-type": "application/json; charset=utf-8"}, {"content-type": "application/x+json"}):
+        assert client.post("/embed", content=body, headers=headers).json() == [[3.0, 1.0, 0.0, 0.0]]
+    plain = client.post("/embed", content=body, headers={"content-type": "text/plain"})
+    assert "must be a JSON object" in _error(plain, 422)
+    assert client.get("/embed").status_code == 405  # other methods still go through FastAPI's routing
+
+    def broken(inputs):
+        raise RuntimeError("measure broke\non two lines")
+
+    scripted.measure = broken
+    assert _error(client.post("/embed", json={"inputs": "a"}), 500, "backend") == (
+        "internal error (RuntimeError: measure broke)"
+    )
+    del scripted.measure
+    assert client.post("/embed", json={"inputs": "a"}).status_code == 200
 
 
 def test_a_full_queue_is_429_with_retry_after(scripted, client_for, wait_until):
