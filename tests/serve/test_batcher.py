@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -93,6 +94,37 @@ def test_items_with_other_options_wait_for_a_batch_of_their_own():
         b.stop()
     assert outs == [["out:a"], ["out:b"], ["out:c"]]
     assert [(values, key) for values, key in batches[1:]] == [(["a", "c"], ()), (["b"], (("top_k", 3),))]
+
+
+def test_a_waiting_thread_stops_waiting_once_nothing_more_arrives():
+    # linger allows 3 s while the other thread's forward runs; nothing arrives after "a", so the
+    # free thread runs it within ARRIVAL_GAP instead of waiting out the linger
+    held = threading.Event()
+    answered_at: list[float] = []
+
+    def run(values, key):
+        if values == ["hold"]:
+            held.wait(10)
+        return list(values)
+
+    b = _batcher(run, workers=2, linger=3.0)
+
+    async def go():
+        hold = asyncio.create_task(b.submit(["hold"], [1]))
+        await asyncio.sleep(0.05)
+        start = time.monotonic()
+        assert await b.submit(["a"], [1]) == ["a"]
+        answered_at.append(time.monotonic() - start)
+        held.set()
+        return await hold
+
+    b.start()
+    try:
+        asyncio.run(go())
+    finally:
+        held.set()
+        b.stop()
+    assert answered_at[0] < 1.0, f"waited {answered_at[0]:.2f} s for inputs that were not coming"
 
 
 def test_a_full_queue_refuses_the_whole_request():
@@ -200,7 +232,8 @@ def test_a_wrong_number_of_rows_is_a_failure_not_a_silent_misalignment():
         b.stop()
 
 
-def test_a_free_thread_waits_for_a_fuller_batch_only_while_another_forward_runs():
+def test_a_free_thread_waits_for_a_fuller_batch_only_while_another_forward_runs(monkeypatch):
+    monkeypatch.setattr("bertkit.serve.batcher.ARRIVAL_GAP", 1.0)  # arrivals 50 ms apart still count as a stream
     batches: list = []
     gate = threading.Event()
 
@@ -231,8 +264,6 @@ def test_a_free_thread_waits_for_a_fuller_batch_only_while_another_forward_runs(
 
 
 def test_a_lone_request_never_waits():
-    import time
-
     b = _batcher(lambda values, key: list(values), linger=5.0, workers=2)
 
     async def go():
