@@ -36,7 +36,7 @@ logger = get_logger(__name__)
 
 # While lingering, a thread stops waiting once this long passes with nothing new arriving: more
 # is then not on its way (one-sentence clients waiting on the running forward), and waiting the
-# whole linger left the thread idle for it. At 32 such clients on 2 cores: 1.65-1.68 cores busy
+# whole linger left the thread idle for it. At 32 such clients on 2 cores: 1.64-1.68 cores busy
 # with the plain linger, 1.75-1.79 with this (docs/serving.md).
 ARRIVAL_GAP = 0.001
 
