@@ -15,8 +15,9 @@ Rows: sentences/s, p50/p95/p99 latency, errors (non-200 answers), lost (no answe
 errors, timeouts) and mismatched, at 1, 8, 32 and 128 clients; then the naive server (one forward
 per request, one at a time, same model) at the same levels; then an overload run (--max-queue 64,
 256 clients) where every request must be answered 200 or 429. The reference rate is in-process
-`bertkit.embed` at batch 32 on the same sentences, timed in the same run. Ratios are the figures;
-clients and servers share this machine's cores, as they would on one host.
+`bertkit.embed` at batch 32 on the same sentences, timed before and after bertkit serve's levels
+in the same run (their mean). Ratios are the figures; clients and servers share this machine's
+cores, as they would on one host.
 """
 
 from __future__ import annotations
@@ -215,10 +216,15 @@ def main() -> None:
     print(f"load average at the start (other work on this machine): {os.getloadavg()[0]:.1f}")
     sentences = load_sentences(args.sentences)
     bertkit.embed(sentences[:64], model=model)  # load and warm up before timing
-    start = time.perf_counter()
-    reference = bertkit.embed(sentences, model=model, batch_size=32, normalize=True)
-    in_process = len(sentences) / (time.perf_counter() - start)
-    print(f"in-process bertkit.embed, batch 32: {in_process:.1f} sentences/s over {len(sentences)} sentences")
+
+    def timed_in_process() -> tuple[torch.Tensor, float]:
+        start = time.perf_counter()
+        vectors = bertkit.embed(sentences, model=model, batch_size=32, normalize=True)
+        rate = len(sentences) / (time.perf_counter() - start)
+        print(f"in-process bertkit.embed, batch 32: {rate:.1f} sentences/s over {len(sentences)} sentences")
+        return vectors, rate
+
+    reference, before = timed_in_process()
     levels = [int(c) for c in args.clients.split(",")]
     rows: dict[str, list[dict]] = {"bertkit": [], "naive": [], "overload": []}
 
@@ -226,6 +232,9 @@ def main() -> None:
         for clients in levels:
             rows["bertkit"].append(level(url, sentences, reference, clients, args, args.max_seconds))
             show("bertkit", rows["bertkit"][-1])
+    # timed again after the levels: this machine's speed drifts within minutes, so the ratios use
+    # the mean of the rates around them
+    in_process = (before + timed_in_process()[1]) / 2
     if not args.skip_naive:
         with server(naive_server(model, args.threads), "naive server") as url:
             for clients in levels:
@@ -243,6 +252,7 @@ def main() -> None:
                 f"{'every request 200 or 429' if only and not row['lost'] else 'FAILED'}"
             )
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"in-process reference: {in_process:.1f} sentences/s, the mean of the runs before and after the levels")
     summarize(rows, in_process)
     if args.json:
         Path(args.json).write_text(json.dumps({"in_process": in_process, **rows}, indent=2))
