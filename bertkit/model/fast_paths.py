@@ -26,6 +26,7 @@ tests/model/test_dropout.py, tests/model/test_fast_paths.py); docs/model.md has 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import weakref
@@ -179,14 +180,17 @@ class Packing:
     index: torch.Tensor  # [N] flat positions of the real tokens in B*T, ascending
     batch: int
     length: int
-    starts: torch.Tensor  # [B + 1] int64: sequence b is packed rows starts[b] .. starts[b + 1]
 
     @classmethod
     def of(cls, attention_mask: torch.Tensor) -> Packing:
-        batch, length = attention_mask.shape
-        counts = attention_mask.bool().sum(1).cumsum(0)
-        starts = torch.cat([counts.new_zeros(1), counts])
-        return cls(attention_mask.flatten().nonzero().squeeze(1), batch, length, starts)
+        return cls(attention_mask.flatten().nonzero().squeeze(1), *attention_mask.shape)
+
+    @functools.cached_property
+    def starts(self) -> torch.Tensor:
+        """[B + 1] int64: sequence b is packed rows starts[b] .. starts[b + 1] (the real tokens
+        before position b*T); computed only where read (the C attention), not at every training step."""
+        bounds = torch.arange(self.batch + 1, device=self.index.device) * self.length
+        return torch.searchsorted(self.index, bounds)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, F] -> [N, F]
         return x.reshape(self.batch * self.length, x.shape[-1]).index_select(0, self.index)
