@@ -372,7 +372,8 @@ class Gate:
             more = message.get("more_body", False)
             if len(body) > limit:
                 return self._too_large(len(body), at_least=True), receive, None
-        return None, _replay(bytes(body), receive), bytes(body)
+        whole = bytes(body)
+        return None, _replay(whole, receive), whole
 
     async def _post(self, scope: dict, body: bytes) -> Response:
         """A POST route's answer: its endpoint awaited with the body validated here, errors as the
