@@ -114,9 +114,10 @@ def run_naive_server(model: str) -> None:
         return Response(json.dumps([vector]), media_type="application/json")
 
     sock = bind("127.0.0.1", 0)
-    print(f"naive server on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
-    with graceful_signals():
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    with graceful_signals(server):
+        print(f"naive server on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+        server.run(sockets=[sock])
 
 
 # ---------------------------------------------------------------------------------------- clients

@@ -13,6 +13,7 @@ import ipaddress
 import signal
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from bertkit.errors import BertkitError
 from bertkit.log import get_logger
@@ -53,10 +54,19 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 @contextlib.contextmanager
-def graceful_signals() -> Iterator[None]:
-    """While serving, SIGTERM and SIGINT end in a normal exit once uvicorn has drained."""
+def graceful_signals(server: Any) -> Iterator[None]:
+    """While serving, SIGTERM and SIGINT end in a normal exit once uvicorn has drained.
+
+    Entered before the URL is announced: a signal that arrives before uvicorn's own handlers are
+    in place (a client may send it as soon as it reads the URL) tells the uvicorn `server` to exit
+    once started, instead of being lost; the handlers restored after uvicorn re-raises its signal
+    are these, so the process ends normally."""
+
+    def stop(*_: Any) -> None:
+        server.should_exit = True
+
     caught = (signal.SIGTERM, signal.SIGINT)
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in caught}
+    previous = {sig: signal.signal(sig, stop) for sig in caught}
     try:
         yield
     finally:
@@ -90,10 +100,11 @@ def serve(settings: ServeSettings, on_listening: Callable[[str], None] | None = 
         )
         host, port = sock.getsockname()[:2]
         url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-        if on_listening is not None:
-            on_listening(url)
-        with graceful_signals():
-            uvicorn.Server(config).run(sockets=[sock])
+        server = uvicorn.Server(config)
+        with graceful_signals(server):
+            if on_listening is not None:
+                on_listening(url)
+            server.run(sockets=[sock])
     finally:
         sock.close()
     logger.info("stopped: every request in flight was answered")

@@ -92,6 +92,20 @@ def test_sigterm_stops_accepting_finishes_in_flight_requests_and_exits_0(tiny_di
     assert status == 0, proc.stderr.read() if proc.stderr else ""
 
 
+def test_sigterm_as_soon_as_the_url_is_printed_still_exits_0(tiny_dir):
+    """A client may stop the server the moment it reads the URL, before uvicorn has put its own
+    signal handlers in place: the signal must still stop it (it once was swallowed: a hang)."""
+    for _ in range(3):
+        proc, _url = _start(tiny_dir)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 def test_a_taken_port_is_one_line_and_exit_2(tiny_dir):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
