@@ -203,6 +203,10 @@ def main() -> None:
     p.add_argument("--json", default=None, help="also write every row to this JSON file")
     p.add_argument("--run-naive-server", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    try:
+        import aiohttp  # noqa: F401  (the load-test clients)
+    except ImportError:
+        raise SystemExit("bench/serve.py needs aiohttp: .venv/bin/pip install -e '.[bench]'") from None
     model = args.model or default_model()
     if args.threads:
         torch.set_num_threads(args.threads)
