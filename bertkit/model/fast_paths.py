@@ -1,7 +1,7 @@
 """CPU speed machinery beside the architecture: each piece computes what model/bert.py describes, faster.
 
-- `dropout_mask` / `Dropout`: inverted dropout from 16-bit slices of int64 draws, cheaper on CPU
-  than torch's per-element bernoulli (training only).
+- `dropout_mask` / `Dropout`: inverted dropout from 16-bit slices of a hash of (seed, position),
+  in C where it is built (native.py), cheaper on CPU than torch's per-element bernoulli (training only).
 - `Embedding`: nn.Embedding whose CPU training gradient is written into a buffer kept between
   steps: a fresh dense [vocab, H] gradient each step costs a page fault per 4 KiB on CPU.
 - `Packing`: the real tokens of a padded batch as [N, H] rows, so the position-wise layers skip
@@ -29,6 +29,7 @@ import contextlib
 import functools
 import math
 import os
+import sys
 import weakref
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -61,18 +62,48 @@ def unpadded(attention_mask: torch.Tensor) -> bool:
 def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     """Inverted-dropout multiplier shaped like `like`: 0 with probability p, else 1/(1-p).
 
-    Why not torch's own dropout: on CPU its bernoulli_ draws one random double per element. Here
-    every element gets 16 bits of one int64 draw (4 elements per draw), compared against a
-    threshold: p is realised in steps of 1/65,536 (0.1 -> 0.100006), from torch's seeded
-    generator, so runs stay reproducible and resumable.
+    Why not torch's own dropout: on CPU its bernoulli_ draws one random double per element, in
+    one thread. Here every element gets 16 bits of a 64-bit hash of (seed, position) (4 elements
+    per hash), compared against a threshold: p is realised in steps of 1/65,536 (0.1 -> 0.100006).
+    The seed is one draw of torch's generator, so runs stay reproducible and resumable; the C
+    kernel (native.py) and `hashed_bits` give the same mask, written in like's dtype at once.
     """
-    n = like.numel()
-    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=like.device)
-    bits = words.view(torch.int16)[:n].view(like.shape)  # uniform over [-32768, 32767]
-    keep = bits >= -32768 + round(p * 65536)
-    # written in like's dtype at once (a float32 mask cast to bfloat16 is a second pass; same values)
-    scale = torch.tensor(1.0 / (1.0 - p), dtype=like.dtype, device=like.device)
-    return torch.where(keep, scale, scale.new_zeros(()))
+    seed = int(torch.randint(-(2**63), 2**63 - 1, (1,)).item())  # torch's default (CPU) generator
+    threshold = -32768 + round(p * 65536)  # keep: signed 16 bits >= threshold
+    scale = 1.0 / (1.0 - p)
+    found = native.kernels() if like.device.type == "cpu" and like.dtype in _MASK_DTYPES else None
+    if found is not None:
+        return found.dropout_mask(torch.empty(like.shape, dtype=like.dtype), seed, threshold, scale)
+    keep = hashed_bits(seed, like.numel(), like.device).view(like.shape) >= threshold
+    kept = torch.tensor(scale, dtype=like.dtype, device=like.device)
+    return torch.where(keep, kept, kept.new_zeros(()))
+
+
+_MASK_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+_GOLDEN_GAMMA = 0x9E3779B97F4A7C15  # splitmix64's counter step
+_MIX = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)  # its output multipliers
+
+
+def _int64(u: int) -> int:
+    """A 64-bit pattern as the signed int64 torch keeps it."""
+    u &= 2**64 - 1
+    return u - 2**64 if u >= 2**63 else u
+
+
+def _shift_right(z: torch.Tensor, s: int) -> torch.Tensor:
+    """Logical (unsigned) right shift of int64 bit patterns."""
+    return (z >> s) & ((1 << (64 - s)) - 1)
+
+
+def hashed_bits(seed: int, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """[n] int16: element i is 16-bit slice i % 4 of splitmix64(seed + (i // 4 + 1) * gamma), the
+    bits kernels.c's bk_dropout_mask* compare (its plain reference, and the path without C)."""
+    z = torch.arange(1, (n + 3) // 4 + 1, dtype=torch.int64, device=device) * _int64(_GOLDEN_GAMMA) + _int64(seed)
+    for shift, multiplier in zip((30, 27), _MIX):  # int64 products wrap modulo 2^64, as C's uint64 do
+        z = (z ^ _shift_right(z, shift)) * _int64(multiplier)
+    z = z ^ _shift_right(z, 31)
+    slices = z.view(torch.int16).view(-1, 4)  # in memory order: on little-endian, slice j is bits 16j .. 16j + 15
+    return (slices if sys.byteorder == "little" else slices.flip(1)).reshape(-1)[:n]
 
 
 def use_own_dropout(x: torch.Tensor, p: float, training: bool) -> bool:

@@ -208,3 +208,44 @@ int bk_attention(const float *restrict qkv, int64_t n_seqs, const int64_t *restr
     free(scratch);
     return 0;
 }
+
+/* ------------------------------------------------------------------------------ dropout masks
+ * Inverted-dropout multipliers for training (fast_paths.dropout_mask): element i is kept, with the
+ * value `keep`, where its 16-bit slice of hash(block i / 4) read as a signed int16 is >= threshold,
+ * else 0. hash(b) is splitmix64's output for counter b + 1 from `seed` (one draw of torch's
+ * generator per mask), so the bits depend on the seed and the position only: any thread order, any
+ * vector width and the PyTorch reference (fast_paths._hashed_bits) give the same mask. Written in
+ * the activation's dtype at once: 16-bit patterns (bfloat16, float16) or float32. Why C: torch's
+ * CPU generator draws in one thread, ~7 ns per int64, and the compare and select after it are two
+ * more passes; here it is one pass that vectorises. */
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+#define GOLDEN_GAMMA 0x9E3779B97F4A7C15ULL
+
+void bk_dropout_mask16(uint16_t *restrict out, int64_t n, uint64_t seed, int32_t threshold, uint16_t keep) {
+    const int64_t blocks = n / 4;
+#pragma omp simd
+    for (int64_t b = 0; b < blocks; b++) {
+        const uint64_t h = mix64(seed + (uint64_t)(b + 1) * GOLDEN_GAMMA);
+        for (int j = 0; j < 4; j++) out[4 * b + j] = (int16_t)(uint16_t)(h >> (16 * j)) >= threshold ? keep : 0;
+    }
+    const uint64_t h = mix64(seed + (uint64_t)(blocks + 1) * GOLDEN_GAMMA);
+    for (int64_t i = 4 * blocks; i < n; i++)
+        out[i] = (int16_t)(uint16_t)(h >> (16 * (i - 4 * blocks))) >= threshold ? keep : 0;
+}
+
+void bk_dropout_mask32(float *restrict out, int64_t n, uint64_t seed, int32_t threshold, float keep) {
+    const int64_t blocks = n / 4;
+#pragma omp simd
+    for (int64_t b = 0; b < blocks; b++) {
+        const uint64_t h = mix64(seed + (uint64_t)(b + 1) * GOLDEN_GAMMA);
+        for (int j = 0; j < 4; j++) out[4 * b + j] = (int16_t)(uint16_t)(h >> (16 * j)) >= threshold ? keep : 0.0f;
+    }
+    const uint64_t h = mix64(seed + (uint64_t)(blocks + 1) * GOLDEN_GAMMA);
+    for (int64_t i = 4 * blocks; i < n; i++)
+        out[i] = (int16_t)(uint16_t)(h >> (16 * (i - 4 * blocks))) >= threshold ? keep : 0.0f;
+}

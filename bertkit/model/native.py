@@ -50,7 +50,7 @@ BUILDS = (
     (["-O3", "-fopenmp-simd", "-DBK_SCALAR_MATH"], ["-lm"]),
 )
 # what a machine without the kernels does instead (log lines)
-FALLBACK = "int8 projections and CPU attention run in PyTorch"
+FALLBACK = "int8 projections, CPU attention and dropout masks run in PyTorch"
 # the activations the way back can apply (model/config.ACTIVATIONS kinds) -> the C code's number
 ACTIVATIONS = {None: 0, "gelu": 1, "gelu_tanh": 2, "relu": 3}
 
@@ -73,6 +73,10 @@ class Kernels:
         lib.bk_attention.argtypes = [_P, _N, _P, _N, _N, ctypes.c_float, _P]
         lib.bk_attention.restype = ctypes.c_int
         lib.bk_attention_lanes.restype = ctypes.c_int
+        lib.bk_dropout_mask16.argtypes = [_P, _N, ctypes.c_uint64, ctypes.c_int32, ctypes.c_uint16]
+        lib.bk_dropout_mask16.restype = None
+        lib.bk_dropout_mask32.argtypes = [_P, _N, ctypes.c_uint64, ctypes.c_int32, ctypes.c_float]
+        lib.bk_dropout_mask32.restype = None
         self.attention_lanes = int(lib.bk_attention_lanes())  # floats per vector in this build
 
     def quantize_rows(
@@ -131,6 +135,18 @@ class Kernels:
         )
         if failed:
             raise MemoryError(f"the C attention could not allocate its scratch for {N} tokens of {heads} heads")
+        return out
+
+    def dropout_mask(self, out: torch.Tensor, seed: int, threshold: int, keep: float) -> torch.Tensor:
+        """Fills `out` (contiguous float32, bfloat16 or float16) with the inverted-dropout multipliers
+        of `seed` (kernels.c, bk_dropout_mask*): `keep` where an element's hashed signed 16 bits are
+        >= threshold, else 0; returns it."""
+        n, seed = out.numel(), seed & (2**64 - 1)
+        if out.dtype == torch.float32:
+            self.lib.bk_dropout_mask32(out.data_ptr(), n, seed, threshold, keep)
+        else:  # the 16-bit pattern of `keep` in out's dtype
+            bits = int(torch.tensor(keep, dtype=out.dtype).view(torch.int16).item()) & 0xFFFF
+            self.lib.bk_dropout_mask16(out.data_ptr(), n, seed, threshold, bits)
         return out
 
 

@@ -1,16 +1,65 @@
-"""bertkit's CPU dropout: the rate, the scaling, reproducibility, and that the training paths it
-opens (fused dropout + residual, masked attention in one matmul) compute the same network."""
+"""bertkit's CPU dropout: the rate, the scaling, reproducibility, the C masks equal to their
+PyTorch reference bit for bit, and that the training paths it opens (fused dropout + residual,
+masked attention in one matmul) compute the same network."""
+
+import os
+import shutil
 
 import pytest
 import torch
 
 import bertkit.model.fast_paths as fast_paths
-from bertkit.model import BertConfig, BertForTokenClassification, BertModel
-from bertkit.model.fast_paths import Dropout, dropout_mask
+from bertkit.model import BertConfig, BertForTokenClassification, BertModel, native
+from bertkit.model.fast_paths import Dropout, dropout_mask, hashed_bits
+
+HAS_CC = shutil.which(os.environ.get("CC") or "cc") is not None  # the compiler native.load looks for
+
+
+@pytest.fixture(params=["C", "PyTorch"])
+def mask_path(request, monkeypatch):
+    """Each mask test on both paths: the C kernels (where a compiler built them) and PyTorch's."""
+    if request.param == "C" and native.kernels() is None:
+        assert not HAS_CC, "a C compiler is on this machine, yet the C kernels did not build (see the log)"
+        pytest.skip("no C compiler here: the masks come from the PyTorch path")
+    if request.param == "PyTorch":
+        monkeypatch.setattr(native, "kernels", lambda: None)
+    return request.param
+
+
+def _splitmix64(seed: int, counter: int) -> int:
+    """splitmix64's output for `counter`, in Python's unbounded ints: the reference of the reference."""
+    z = (seed + counter * 0x9E3779B97F4A7C15) % 2**64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+    return z ^ (z >> 31)
+
+
+def test_hashed_bits_are_splitmix64_sliced():
+    for seed in (0, 12345, -(2**63), 2**63 - 1, -7):
+        bits = hashed_bits(seed, 10).tolist()
+        for i, got in enumerate(bits):
+            piece = (_splitmix64(seed, i // 4 + 1) >> (16 * (i % 4))) & 0xFFFF
+            assert got == piece - 65536 * (piece >= 32768), (seed, i)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_c_and_pytorch_masks_are_the_same_bits(dtype, monkeypatch):
+    if native.kernels() is None:
+        assert not HAS_CC, "a C compiler is on this machine, yet the C kernels did not build (see the log)"
+        pytest.skip("no C compiler here: only the PyTorch path exists")
+    for shape in [(1,), (3,), (4,), (7, 5), (2, 12, 33, 33)]:  # whole and partial hashes
+        torch.manual_seed(11)
+        c = dropout_mask(torch.empty(shape, dtype=dtype), 0.1)
+        with monkeypatch.context() as m:
+            m.setattr(native, "kernels", lambda: None)
+            torch.manual_seed(11)
+            plain = dropout_mask(torch.empty(shape, dtype=dtype), 0.1)
+        assert c.dtype == dtype and c.shape == shape
+        assert torch.equal(c, plain), shape
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.03])
-def test_mask_drops_p_and_scales_the_rest(p):
+def test_mask_drops_p_and_scales_the_rest(p, mask_path):
     torch.manual_seed(0)
     m = dropout_mask(torch.empty(1000, 1000), p)
     dropped = (m == 0).float().mean().item()
@@ -20,14 +69,16 @@ def test_mask_drops_p_and_scales_the_rest(p):
     assert abs(m.mean().item() - 1.0) < 0.005  # inverted dropout keeps the expectation
 
 
-def test_mask_is_seeded_shaped_and_typed():
+def test_mask_is_seeded_shaped_and_typed(mask_path):
     torch.manual_seed(3)
     a = dropout_mask(torch.empty(5, 7, 3), 0.1)
     torch.manual_seed(3)
     b = dropout_mask(torch.empty(5, 7, 3), 0.1)
     assert a.shape == (5, 7, 3) and torch.equal(a, b)
     assert dropout_mask(torch.empty(4, 4, dtype=torch.bfloat16), 0.1).dtype == torch.bfloat16
-    # the elements are independent: neighbours within one int64 draw are not correlated
+    torch.manual_seed(4)
+    assert not torch.equal(a, dropout_mask(torch.empty(5, 7, 3), 0.1))  # another seed, another mask
+    # the elements are independent: neighbours within one 64-bit hash are not correlated
     m = (dropout_mask(torch.empty(400_000), 0.5) == 0).float().view(-1, 4)
     both = (m[:, 0] * m[:, 1]).mean().item()
     assert abs(both - 0.25) < 0.01
