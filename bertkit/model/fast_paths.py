@@ -227,7 +227,9 @@ class Packing:
         return x.reshape(self.batch * self.length, x.shape[-1]).index_select(0, self.index)
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:  # [N, F] -> [B, T, F], zeros at the padding
-        full = x.new_zeros(self.batch * self.length, x.shape[-1]).index_copy(0, self.index, x)
+        # in place into fresh zeros: out-of-place index_copy would copy the zeros once more, and
+        # index_add_ runs on both threads where index_copy_ runs on one (docs/finetuning.md)
+        full = x.new_zeros(self.batch * self.length, x.shape[-1]).index_add_(0, self.index, x)
         return full.view(self.batch, self.length, x.shape[-1])
 
 

@@ -1,9 +1,9 @@
-/* bertkit's C kernels, for CPU inference: the elementwise halves of the int8 projection
+/* bertkit's C kernels. For CPU inference: the elementwise halves of the int8 projection
  * (bertkit/model/quantize.py, Int8Linear), each one pass over a row that stays in L1, instead of
  * PyTorch's seven passes over the whole activation before the int8 matmul and five after it; and
  * self-attention over packed sequences (bertkit/model/fast_paths.py, c_attention), which reads the
  * fused query/key/value projection as it is and writes the merged heads, so the padding, the mask
- * and the four layout copies around PyTorch's attention are never made.
+ * and the four layout copies around PyTorch's attention are never made. For training: dropout masks.
  *
  * Compiled on first use by bertkit/model/native.py with the machine's C compiler and loaded through
  * ctypes (no Python headers, no torch headers); the PyTorch code each replaces is the reference it
@@ -214,10 +214,10 @@ int bk_attention(const float *restrict qkv, int64_t n_seqs, const int64_t *restr
  * value `keep`, where its 16-bit slice of hash(block i / 4) read as a signed int16 is >= threshold,
  * else 0. hash(b) is splitmix64's output for counter b + 1 from `seed` (one draw of torch's
  * generator per mask), so the bits depend on the seed and the position only: any thread order, any
- * vector width and the PyTorch reference (fast_paths._hashed_bits) give the same mask. Written in
+ * vector width and the PyTorch reference (fast_paths.hashed_bits) give the same mask. Written in
  * the activation's dtype at once: 16-bit patterns (bfloat16, float16) or float32. Why C: torch's
- * CPU generator draws in one thread, ~7 ns per int64, and the compare and select after it are two
- * more passes; here it is one pass that vectorises. */
+ * CPU generator (mt19937) draws in one thread, one number after the other, and the compare and
+ * select after it are two more passes; here it is one pass that vectorises (docs/finetuning.md). */
 static inline uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;

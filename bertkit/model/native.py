@@ -1,5 +1,6 @@
-"""bertkit's one piece of C (`kernels.c`), for CPU inference: the passes around the int8 matmul of
-`Int8Linear` (model/quantize.py), and self-attention over packed sequences (fast_paths.c_attention).
+"""bertkit's one piece of C (`kernels.c`): for CPU inference, the passes around the int8 matmul of
+`Int8Linear` (model/quantize.py) and self-attention over packed sequences (fast_paths.c_attention);
+for training, the dropout masks (fast_paths.dropout_mask).
 
 Why: Int8Linear maps each token onto its own 8-bit grid before `torch._int_mm` and back after it.
 In PyTorch that is a dozen passes over the activations, costing as much as the int8 matmul itself
@@ -8,7 +9,8 @@ residual add folded into the way back. Same int8 codes as the PyTorch reference,
 fallback and the test oracle (tests/model/test_native.py). Attention on short sentences spends more
 time padding, masking and copying than computing; the C attention reads the packed projection and
 writes the packed context, several times faster than PyTorch's path on short inputs (bench/attention.py,
-docs/model.md).
+docs/model.md). A dropout mask is one vectorised pass over a hash of (seed, position) instead of
+torch's one-thread generator and two more passes; fast_paths.hashed_bits is its reference.
 
 How: compiled on first use with the machine's C compiler (`$CC`, else `cc`), for this CPU
 (-march=native), into `bertkit.settings.cache_dir() / "kernels"`, under a name hashing the

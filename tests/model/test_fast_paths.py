@@ -1,6 +1,7 @@
 """The oneDNN projections of CPU inference (bertkit/model/fast_paths.py): on where the CPU runs
 PyTorch at its AVX-512 level, the same network as plain nn.Linear on every CPU (an AVX2-only run
-is checked in a subprocess with PyTorch and oneDNN held to AVX2), and never on in training."""
+is checked in a subprocess with PyTorch and oneDNN held to AVX2), and never on in training. And
+Packing's pack / pad, with their gradients, equal to the plain index operations."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 import bertkit.model.fast_paths as fast_paths
 from bertkit import BertConfig, BertModel
 from bertkit.hardware import cpu_flags, cpu_has_native
+from bertkit.model.fast_paths import Packing
 
 TINY = dict(
     vocab_size=60,
@@ -242,3 +244,25 @@ def test_an_avx2_only_cpu_keeps_plain_linear_and_the_kernels_agree_there():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     done = subprocess.run([sys.executable, "-c", AVX2_RUN], env=env, cwd=root, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------- packing
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_pack_and_pad_equal_the_plain_index_ops_and_their_gradients(dtype):
+    """Packing.pad adds the real rows into fresh zeros in place: values and gradients must be those of
+    index_select / zeros + index_copy."""
+    torch.manual_seed(0)
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[1, 4:] = 0
+    mask[2, 1:] = 0
+    packing = Packing.of(mask)
+    index = mask.flatten().nonzero().squeeze(1)
+    padded = torch.randn(3, 7, 5, dtype=dtype, requires_grad=True)
+    got = packing.pad(packing.pack(padded) * 2)
+    plain = torch.zeros(21, 5, dtype=dtype).index_copy(0, index, padded.reshape(21, 5).index_select(0, index) * 2)
+    assert torch.equal(got, plain.view(3, 7, 5))
+    weights = torch.randn(3, 7, 5, dtype=dtype)
+    (grad,) = torch.autograd.grad((got * weights).sum(), padded)
+    assert torch.equal(grad, 2 * weights * mask[..., None].to(dtype))  # padding gets no gradient
+    with torch.no_grad():
+        assert torch.equal(packing.pad(packing.pack(padded) * 2), got)
