@@ -226,26 +226,19 @@ static inline uint64_t mix64(uint64_t z) {
 
 #define GOLDEN_GAMMA 0x9E3779B97F4A7C15ULL
 
-void bk_dropout_mask16(uint16_t *restrict out, int64_t n, uint64_t seed, int32_t threshold, uint16_t keep) {
-    const int64_t blocks = n / 4;
-#pragma omp simd
-    for (int64_t b = 0; b < blocks; b++) {
-        const uint64_t h = mix64(seed + (uint64_t)(b + 1) * GOLDEN_GAMMA);
-        for (int j = 0; j < 4; j++) out[4 * b + j] = (int16_t)(uint16_t)(h >> (16 * j)) >= threshold ? keep : 0;
+/* One definition for both element types: T the mask's element (16-bit pattern or float). */
+#define DROPOUT_MASK(NAME, T)                                                                             \
+    void NAME(T *restrict out, int64_t n, uint64_t seed, int32_t threshold, T keep) {                    \
+        const int64_t blocks = n / 4;                                                                     \
+        _Pragma("omp simd") for (int64_t b = 0; b < blocks; b++) {                                        \
+            const uint64_t h = mix64(seed + (uint64_t)(b + 1) * GOLDEN_GAMMA);                            \
+            for (int j = 0; j < 4; j++)                                                                   \
+                out[4 * b + j] = (int16_t)(uint16_t)(h >> (16 * j)) >= threshold ? keep : (T)0;           \
+        }                                                                                                 \
+        const uint64_t h = mix64(seed + (uint64_t)(blocks + 1) * GOLDEN_GAMMA);                           \
+        for (int64_t i = 4 * blocks; i < n; i++)                                                          \
+            out[i] = (int16_t)(uint16_t)(h >> (16 * (i - 4 * blocks))) >= threshold ? keep : (T)0;       \
     }
-    const uint64_t h = mix64(seed + (uint64_t)(blocks + 1) * GOLDEN_GAMMA);
-    for (int64_t i = 4 * blocks; i < n; i++)
-        out[i] = (int16_t)(uint16_t)(h >> (16 * (i - 4 * blocks))) >= threshold ? keep : 0;
-}
 
-void bk_dropout_mask32(float *restrict out, int64_t n, uint64_t seed, int32_t threshold, float keep) {
-    const int64_t blocks = n / 4;
-#pragma omp simd
-    for (int64_t b = 0; b < blocks; b++) {
-        const uint64_t h = mix64(seed + (uint64_t)(b + 1) * GOLDEN_GAMMA);
-        for (int j = 0; j < 4; j++) out[4 * b + j] = (int16_t)(uint16_t)(h >> (16 * j)) >= threshold ? keep : 0.0f;
-    }
-    const uint64_t h = mix64(seed + (uint64_t)(blocks + 1) * GOLDEN_GAMMA);
-    for (int64_t i = 4 * blocks; i < n; i++)
-        out[i] = (int16_t)(uint16_t)(h >> (16 * (i - 4 * blocks))) >= threshold ? keep : 0.0f;
-}
+DROPOUT_MASK(bk_dropout_mask16, uint16_t)
+DROPOUT_MASK(bk_dropout_mask32, float)
