@@ -107,8 +107,9 @@ def hashed_bits(seed: int, n: int, device: torch.device | str = "cpu") -> torch.
 
 
 def use_own_dropout(x: torch.Tensor, p: float, training: bool) -> bool:
-    """The bit-mask dropout above on CPU; CUDA's fused dropout kernel is already cheap."""
-    return training and p > 0 and x.device.type == "cpu"
+    """The bit-mask dropout above on CPU; CUDA's fused dropout kernel is already cheap. Not while
+    a graph is recorded: the mask's seed is a Python number there (a trace would keep one mask)."""
+    return training and p > 0 and x.device.type == "cpu" and not tracing()
 
 
 class Dropout(nn.Dropout):

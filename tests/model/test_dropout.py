@@ -201,3 +201,12 @@ def test_token_classifier_skips_padding_only_when_padding_is_unlabelled():
         expected = model(input_ids=ids, attention_mask=mask, labels=labels).loss
     model.train()
     torch.testing.assert_close(model(input_ids=ids, attention_mask=mask, labels=labels).loss, expected)
+
+
+def test_a_recorded_graph_keeps_torch_dropout(monkeypatch):
+    """While tracing, the mask's seed would be frozen into the graph: PyTorch's own dropout runs."""
+    monkeypatch.setattr(fast_paths, "tracing", lambda: True)
+    monkeypatch.setattr(fast_paths, "dropout_mask", lambda like, p: pytest.fail("no bit mask while tracing"))
+    d = Dropout(0.5).train()
+    y = d(torch.ones(1000))
+    assert set(y.unique().tolist()) <= {0.0, 2.0} and 300 < int((y == 0).sum()) < 700
