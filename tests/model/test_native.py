@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import platform
-import shutil
 
 import pytest
 import torch
@@ -21,17 +20,6 @@ from bertkit.hardware import cpu_flags
 from bertkit.model import BertConfig, BertModel, fast_paths, native
 from bertkit.model import bert as bert_module
 from bertkit.model.quantize import Int8Linear
-
-HAS_CC = shutil.which(os.environ.get("CC") or "cc") is not None  # the compiler native.load looks for
-
-
-@pytest.fixture(scope="module")
-def kernels() -> native.Kernels:
-    found = native.kernels()
-    if found is None:
-        assert not HAS_CC, "a C compiler is on this machine, yet the C kernels did not build (see the log)"
-        pytest.skip("no C compiler here: int8 runs its PyTorch reference (tested in test_quantize.py)")
-    return found
 
 
 def _layer(n_in: int, n_out: int, smooth: bool, seed: int) -> Int8Linear:
@@ -49,8 +37,8 @@ def _rows(n: int, width: int, seed: int) -> torch.Tensor:
     return x
 
 
-def test_kernels_build_on_a_machine_with_a_compiler():
-    assert (native.kernels() is not None) == HAS_CC
+def test_kernels_build_on_a_machine_with_a_compiler(has_cc):
+    assert (native.kernels() is not None) == has_cc
 
 
 @pytest.mark.parametrize("smooth", [False, True])
@@ -131,8 +119,8 @@ def test_model_fuses_gelu_and_add_only_in_the_inference_loop(kernels):
             torch.testing.assert_close(fast_paths.linear_add(layer, x, x[:, :16]), layer.reference(x) + x[:, :16])
 
 
-def test_builds_once_into_the_cache(tmp_path, monkeypatch):
-    if not HAS_CC:
+def test_builds_once_into_the_cache(tmp_path, monkeypatch, has_cc):
+    if not has_cc:
         pytest.skip("no C compiler here")
     calls = []
     real_run = native.subprocess.run
